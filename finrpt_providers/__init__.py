@@ -1,0 +1,59 @@
+"""US stock prices from several sources behind one interface, with a fallback chain.
+
+    >>> import finrpt_providers as fp
+    >>> df = fp.get_prices("AAPL", "2024-01-02", "2024-01-31")   # both ends inclusive
+    >>> df.attrs["provider"], df.attrs["attempts"]
+"""
+
+from __future__ import annotations
+
+from .chain import get_prices
+from .config import Config
+from .errors import (
+    AllProvidersFailed,
+    AuthenticationFailed,
+    DataIntegrityError,
+    InvalidQuery,
+    MissingCredentials,
+    NoData,
+    NotEntitled,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnsupportedQuery,
+)
+from .hookspecs import hookimpl
+from .provider import BAR_COLUMNS, PriceProvider, PriceQuery, empty_bars, validate_bars
+
+__version__ = "0.1.0"
+
+
+def list_providers(config: Config | dict | None = None) -> list[dict]:
+    """Every registered provider: name, plugin, what it serves, and ready or why not."""
+    from .chain import resolve_config
+    from .plugins import registry
+
+    cfg = resolve_config(config)
+    out = []
+    for name, entry in registry().items():
+        p = entry.provider.configured(cfg)
+        reason = p.not_ready_reason()
+        out.append({
+            "name": name,
+            "plugin": entry.plugin,
+            "intervals": sorted(p.intervals, key=lambda i: ("1m", "5m", "15m", "30m", "1h", "1d").index(i)
+                                if i in ("1m", "5m", "15m", "30m", "1h", "1d") else 99),
+            "adjustments": sorted(p.adjustments),
+            "ready": reason is None,
+            "reason": reason or "",
+            "description": p.description,
+        })
+    return out
+
+
+__all__ = [
+    "get_prices", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
+    "BAR_COLUMNS", "empty_bars", "validate_bars",
+    "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
+    "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "AllProvidersFailed",
+]

@@ -1,0 +1,47 @@
+"""NYSE sessions (holidays, half days) from exchange_calendars, imported lazily."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import pandas as pd
+
+ET = "America/New_York"
+
+
+@lru_cache(maxsize=4)
+def _calendar(first_year: int):
+    import exchange_calendars as xcals  # heavy: ~0.5 s, so only when needed
+
+    return xcals.get_calendar("XNYS", start=f"{first_year}-01-01")
+
+
+def _cal_for(start: dt.date):
+    # exchange_calendars builds its tables from `start`; most queries are recent,
+    # so the common calendar starts in 1990 and older questions get their own.
+    return _calendar(min(1990, start.year))
+
+
+def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
+    """NYSE session dates in [start, end], both inclusive."""
+    if end < start:
+        return []
+    cal = _cal_for(start)
+    last = cal.last_session.date()
+    if start > last:
+        return []
+    idx = cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(min(end, last)))
+    return [ts.date() for ts in idx]
+
+
+@lru_cache(maxsize=8192)
+def session_hours(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Regular open and close of a session, in ET (close is 13:00 on half days)."""
+    cal = _cal_for(day)
+    ts = pd.Timestamp(day)
+    return cal.session_open(ts).tz_convert(ET), cal.session_close(ts).tz_convert(ET)
+
+
+def today_et() -> dt.date:
+    return pd.Timestamp.now(tz=ET).date()

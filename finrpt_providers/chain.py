@@ -1,0 +1,164 @@
+"""The fallback chain: the first provider that can answer, in the configured order.
+
+Plain Python over the configured order (pluggy's ``firstresult`` cannot say who
+answered, nor move on after an error). For each provider, in order:
+
+* skip it before calling when it is not installed, lacks credentials, or declares
+  that it cannot serve the interval, adjustment or range;
+* call it; after any :class:`ProviderError` but :class:`InvalidQuery` move on
+  (an invalid question stops the chain: no provider could answer it);
+* when its answer leaves whole NYSE sessions uncovered at either end of the range
+  (flat files lag a day, a plan's history is limited), ask the providers after it
+  for just that span and stitch the answers.
+
+Every provider considered lands in ``attrs["attempts"]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from . import calendar
+from .config import Config
+from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, ProviderError
+from .plugins import registry
+from .provider import ET, PriceQuery, empty_bars, validate_bars
+
+log = logging.getLogger(__name__)
+
+
+def expected_sessions(query: PriceQuery, today: dt.date) -> list[dt.date]:
+    """Sessions in the query's range that should have bars by ``today``."""
+    return calendar.sessions(query.start, min(query.end, today))
+
+
+def _clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
+    """Drop bars outside the asked sessions (providers may return whole pages)."""
+    if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None or df.empty:
+        return df
+    days = df.index.tz_convert(ET).normalize()
+    keep = (days >= pd.Timestamp(query.start, tz=ET)) & (days <= pd.Timestamp(query.end, tz=ET))
+    return df if keep.all() else df[keep]
+
+
+class Chain:
+    def __init__(self, names: Sequence[str], config: Config):
+        seen: dict[str, None] = {}
+        for n in names:
+            if not isinstance(n, str) or not n.strip():
+                raise InvalidQuery(f"provider names must be non-empty strings, got {n!r}")
+            seen.setdefault(n.strip(), None)
+        self.names = list(seen)
+        self.config = config
+
+    def fetch(self, query: PriceQuery) -> pd.DataFrame:
+        today = self.config.today()
+        attempts: list[dict[str, Any]] = []
+        if not expected_sessions(query, today):
+            # Holidays/weekends only (or entirely after today): nothing to ask anyone.
+            df = empty_bars()
+            sources: list[dict[str, Any]] = []
+        else:
+            found = self._resolve(query, self.names, attempts, today, note="")
+            if found is None:
+                raise AllProvidersFailed.from_attempts(query.describe(), attempts)
+            df, sources = found
+        df.attrs.clear()
+        df.attrs.update(
+            ticker=query.ticker,
+            interval=query.interval,
+            adjustment=query.adjustment,
+            provider="+".join(dict.fromkeys(s["provider"] for s in sources)),
+            sources=sources,
+            attempts=attempts,
+        )
+        return df
+
+    def _resolve(self, query: PriceQuery, names: list[str], attempts: list[dict[str, Any]],
+                 today: dt.date, note: str) -> tuple[pd.DataFrame, list[dict[str, Any]]] | None:
+        reg = registry()
+
+        def record(name: str, outcome: str, detail: str) -> None:
+            attempts.append({"provider": name, "outcome": outcome, "detail": note + detail})
+            log.info("%s %s: %s%s", name, outcome, note, detail)
+
+        for i, name in enumerate(names):
+            entry = reg.get(name)
+            if entry is None:
+                record(name, "skipped", f"no provider named {name!r} is installed "
+                       f"(installed: {', '.join(sorted(reg)) or 'none'})")
+                continue
+            provider = entry.provider.configured(self.config)
+            reason = provider.cannot_serve(query, today)
+            if reason:
+                record(name, "skipped", reason)
+                continue
+            try:
+                df = validate_bars(_clip(provider.fetch(query), query), query, provider=name)
+            except InvalidQuery:
+                raise
+            except ProviderError as e:
+                record(name, "failed", f"{type(e).__name__}: {e}")
+                continue
+            except Exception as e:  # a provider bug must not take the chain down
+                log.debug("provider %s raised", name, exc_info=True)
+                record(name, "failed", f"unexpected {type(e).__name__}: {e}")
+                continue
+            if df.empty:
+                record(name, "empty", f"no bars for {query.describe()}")
+                continue
+            record(name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}")
+            parts = [df]
+            sources = [{"provider": name, "first": df.index[0], "last": df.index[-1]}]
+            for gap in self._gaps(query, df, today):
+                sub = self._resolve(gap, names[i + 1:], attempts, today,
+                                    note=f"gap {gap.start}..{gap.end} left by {name}: ")
+                if sub is not None:
+                    parts.append(sub[0])
+                    sources.extend(sub[1])
+            if len(parts) > 1:
+                df = pd.concat(parts).sort_index()
+                if df.index.has_duplicates:  # gap spans are disjoint; this would be our bug
+                    raise DataIntegrityError(f"stitching produced duplicate bars for {query.describe()}")
+                sources.sort(key=lambda s: s["first"])
+            return df, sources
+        return None
+
+    @staticmethod
+    def _gaps(query: PriceQuery, df: pd.DataFrame, today: dt.date) -> list[PriceQuery]:
+        expected = expected_sessions(query, today)
+        days = df.index.normalize()
+        first, last = days[0].date(), days[-1].date()
+        lead = [s for s in expected if s < first]
+        trail = [s for s in expected if s > last]
+        return [query.replace(start=span[0], end=span[-1]) for span in (lead, trail) if span]
+
+
+def resolve_config(config: Config | dict | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    if config is None or isinstance(config, dict):
+        return Config.load(config)
+    raise InvalidQuery(f"config must be a finrpt_providers.Config or a dict of settings, not {type(config).__name__}")
+
+
+def get_prices(ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = "splits",
+               providers: Sequence[str] | str | None = None, config: Config | dict | None = None) -> pd.DataFrame:
+    """Bars for ``ticker`` from ``start`` to ``end`` (both inclusive, session dates in ET).
+
+    Returns the bar frame (see :mod:`finrpt_providers.provider`); ``attrs`` say which
+    provider answered (``provider``, ``sources``) and what was tried (``attempts``).
+    Raises :class:`InvalidQuery` before any I/O for a bad question and
+    :class:`AllProvidersFailed` when nobody could answer.
+    """
+    query = PriceQuery(ticker, start, end, interval, adjustment)
+    cfg = resolve_config(config)
+    if isinstance(providers, str):
+        providers = [p for p in providers.split(",") if p.strip()]
+    names = list(providers) if providers is not None else cfg.providers
+    return Chain(names, cfg).fetch(query)

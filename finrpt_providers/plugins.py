@@ -1,0 +1,117 @@
+"""Plugin manager: the built-in providers are ordinary plugins; others come from the
+entry-point group ``finrpt_providers``. ``FINRPT_PROVIDERS_LOAD_PLUGINS`` (comma list of
+entry-point or distribution names; empty = none) limits which entry points load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+
+import pluggy
+
+from . import hookspecs
+from .errors import ProviderError
+from .provider import PriceProvider
+
+ENTRY_POINT_GROUP = "finrpt_providers"
+DEFAULT_PLUGINS = ("finrpt_providers.providers.yfinance",)
+
+pm = pluggy.PluginManager("finrpt_providers")
+pm.add_hookspecs(hookspecs)
+
+_lock = threading.RLock()
+_loaded = False
+_registry: dict[str, "Registered"] | None = None
+
+
+class PluginWarning(UserWarning):
+    """A plugin was skipped because it failed to import or register."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    provider: PriceProvider
+    plugin: str
+
+
+def _load_entry_points() -> None:
+    allowed = os.environ.get("FINRPT_PROVIDERS_LOAD_PLUGINS")
+    allow = None if allowed is None else {p.strip() for p in allowed.split(",") if p.strip()}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if allow is not None and ep.name not in allow and dist_name not in allow:
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        label = f"entry point {ep.name!r} ({ep.value}" + (f", from {dist_name})" if dist_name else ")")
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as e:  # a broken plugin must never break the others
+            warnings.warn(f"skipped plugin {label}: {type(e).__name__}: {e}", PluginWarning, stacklevel=2)
+
+
+def load_plugins() -> None:
+    """Register the built-ins and the installed entry points (once per process)."""
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+        for name in DEFAULT_PLUGINS:
+            if pm.get_plugin(name) is None:
+                pm.register(importlib.import_module(name), name=name)
+        _load_entry_points()
+
+
+def registry() -> dict[str, Registered]:
+    """Provider name -> (provider, plugin that registered it), built once."""
+    global _registry
+    with _lock:
+        if _registry is not None:
+            return _registry
+        load_plugins()
+        found: dict[str, Registered] = {}
+        hook = pm.hook.register_price_providers
+        # get_hookimpls() is in registration order: built-ins first, then entry points.
+        for impl in hook.get_hookimpls():
+            plugin = impl.plugin_name
+            batch: list[PriceProvider] = []
+
+            def register(provider: object, _batch=batch, _plugin=plugin) -> None:
+                if not isinstance(provider, PriceProvider):
+                    raise TypeError(f"register() wants a PriceProvider instance, got {provider!r}")
+                if not provider.name or not provider.name.replace("_", "").isalnum():
+                    raise TypeError(f"{type(provider).__name__} needs a name of letters, digits and '_'")
+                _batch.append(provider)
+
+            try:
+                impl.function(register=register)
+            except Exception as e:
+                warnings.warn(f"skipped plugin {plugin!r}: register_price_providers failed: "
+                              f"{type(e).__name__}: {e}", PluginWarning, stacklevel=2)
+                continue
+            for provider in batch:
+                if provider.name in found:
+                    other = found[provider.name].plugin
+                    raise ProviderError(
+                        f"two providers are named {provider.name!r}: one from plugin {other!r}, one from "
+                        f"plugin {plugin!r}; uninstall one, or limit what loads with "
+                        "FINRPT_PROVIDERS_LOAD_PLUGINS"
+                    )
+                found[provider.name] = Registered(provider, plugin)
+        _registry = found
+        return found
+
+
+def reset() -> None:
+    """Forget the built registry (after registering or unregistering a plugin, e.g. in tests)."""
+    global _registry
+    with _lock:
+        _registry = None

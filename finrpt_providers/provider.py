@@ -1,0 +1,294 @@
+"""The provider base class, the validated query, and the bar frame with its check.
+
+The bar frame (what every provider, the chain and the CLI return):
+
+* index: ``DatetimeIndex`` named ``timestamp``, ``datetime64[ns, America/New_York]``,
+  the START of each bar; daily bars sit at 00:00 of the session date; sorted, unique;
+* columns ``open high low close volume vwap`` as float64 and ``transactions`` as
+  nullable ``Int64``; ``vwap``/``transactions`` are missing where a source lacks them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataIntegrityError, InvalidQuery
+
+if TYPE_CHECKING:
+    from .config import Config
+
+ET = "America/New_York"
+BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "transactions")
+FLOAT_COLUMNS = BAR_COLUMNS[:6]
+INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
+INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": 1440}
+ADJUSTMENTS = ("raw", "splits", "total")
+EARLIEST_DATE = dt.date(1900, 1, 1)
+
+# US tickers as the SIP feeds and Massive write them: a root of letters/digits and an
+# optional share class after a dot (BRK.B); Massive also uses lower-case letters
+# inside some symbols (preferreds such as "JPMpC"), so case is kept when mixed.
+_TICKER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}(\.[A-Za-z0-9]{1,5})?$")
+_INTERVAL_ALIASES = {"1min": "1m", "60m": "1h", "1hr": "1h", "1day": "1d", "d": "1d", "day": "1d",
+                     "1d": "1d", "5min": "5m", "15min": "15m", "30min": "30m"}
+
+
+def normalize_ticker(ticker: Any) -> str:
+    """Check a US ticker and return it in SIP spelling (``brk-b`` -> ``BRK.B``)."""
+    if not isinstance(ticker, str):
+        raise InvalidQuery(f"ticker must be a string such as 'AAPL', not {type(ticker).__name__}")
+    if ticker == "":
+        raise InvalidQuery("ticker is empty: pass a symbol such as 'AAPL' or 'BRK.B'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in ticker):
+        raise InvalidQuery(f"ticker {ticker!r} contains control characters: pass a plain symbol such as 'AAPL'")
+    if any(c.isspace() for c in ticker):
+        raise InvalidQuery(f"ticker {ticker!r} contains whitespace: remove it (e.g. 'AAPL', not ' AAPL')")
+    if "/" in ticker or "\\" in ticker or ".." in ticker:
+        raise InvalidQuery(f"ticker {ticker!r} contains a path separator: pass a plain symbol such as 'BRK.B'")
+    # Yahoo writes share classes with a dash; accept it and use the SIP dot.
+    candidate = ticker.replace("-", ".") if ticker.count("-") == 1 else ticker
+    if not _TICKER_RE.match(candidate):
+        hint = ""
+        if re.match(r"^\d{6}(\.(SS|SZ))?$", ticker, re.IGNORECASE):
+            hint = " (it looks like an A-share code; this package serves US equities only)"
+        raise InvalidQuery(
+            f"ticker {ticker!r} is not a US ticker{hint}: use letters and digits, with an optional "
+            "share class after one dot, e.g. 'AAPL' or 'BRK.B'"
+        )
+    return candidate.upper() if candidate == candidate.lower() else candidate
+
+
+def to_date(value: Any, what: str) -> dt.date:
+    """A 'YYYY-MM-DD' string, date, datetime or pandas Timestamp as a session date (ET)."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidQuery(f"{what} {value!r} is not a date: write it as 'YYYY-MM-DD'") from None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = pd.Timestamp(value).tz_convert(ET).to_pydatetime().replace(tzinfo=None)
+        if value.time() != dt.time(0):
+            raise InvalidQuery(
+                f"{what} {value.isoformat()} has a time of day: ranges are whole sessions, so pass a "
+                "date and slice the returned frame by time (df.loc['2024-01-02 09:30':])"
+            )
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    raise InvalidQuery(f"{what} must be 'YYYY-MM-DD', a date or a datetime, not {type(value).__name__}")
+
+
+def normalize_interval(interval: Any) -> str:
+    key = str(interval).strip().lower() if isinstance(interval, str) else None
+    if key in INTERVALS:
+        return key
+    if key in _INTERVAL_ALIASES:
+        return _INTERVAL_ALIASES[key]
+    raise InvalidQuery(f"interval {interval!r} is not supported: use one of {', '.join(INTERVALS)}")
+
+
+def normalize_adjustment(adjustment: Any) -> str:
+    if isinstance(adjustment, str) and adjustment.strip().lower() in ADJUSTMENTS:
+        return adjustment.strip().lower()
+    raise InvalidQuery(
+        f"adjustment {adjustment!r} is not supported: use 'raw' (as traded), 'splits' "
+        "(split-adjusted) or 'total' (splits and dividends)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceQuery:
+    """A validated question: one ticker, an inclusive range of session dates (ET).
+
+    Construct it with any accepted spelling; the fields hold the normalised values.
+    Everything is checked here, so a bad question fails before any I/O.
+    """
+
+    ticker: str
+    start: dt.date
+    end: dt.date
+    interval: str = "1d"
+    adjustment: str = "splits"
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("ticker", normalize_ticker(self.ticker))
+        set_("start", to_date(self.start, "start"))
+        set_("end", to_date(self.end, "end"))
+        set_("interval", normalize_interval(self.interval))
+        set_("adjustment", normalize_adjustment(self.adjustment))
+        if self.start > self.end:
+            raise InvalidQuery(f"start {self.start} is after end {self.end}: swap them (both are inclusive)")
+        if self.start < EARLIEST_DATE:
+            raise InvalidQuery(f"start {self.start} is before {EARLIEST_DATE}: no US price data exists that far back")
+        latest = dt.date.today() + dt.timedelta(days=1)
+        if self.start > latest:
+            raise InvalidQuery(f"start {self.start} is in the future: no bars exist yet")
+
+    @property
+    def intraday(self) -> bool:
+        return self.interval != "1d"
+
+    def replace(self, **changes: Any) -> "PriceQuery":
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        return f"{self.ticker} {self.interval} {self.adjustment} {self.start}..{self.end}"
+
+
+class PriceProvider:
+    """Base class of every price source. Subclass it and register an instance.
+
+    Declare what you can serve (class attributes) so the chain can skip you before
+    calling; implement :meth:`fetch`. ``self.config`` is the active
+    :class:`~finrpt_providers.config.Config` (set by :meth:`configured`).
+    """
+
+    #: unique name users put in FINRPT_PRICE_PROVIDERS
+    name: ClassVar[str] = ""
+    #: intervals this provider can serve
+    intervals: ClassVar[frozenset[str]] = frozenset({"1d"})
+    #: adjustments this provider can serve
+    adjustments: ClassVar[frozenset[str]] = frozenset(ADJUSTMENTS)
+    #: config names (e.g. "MASSIVE_API_KEY") that must be set for the provider to work
+    credentials: ClassVar[tuple[str, ...]] = ()
+    #: modules that must be importable (optional dependencies)
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: one-line description for `finrpt-providers providers`
+    description: ClassVar[str] = ""
+
+    config: "Config | None" = None
+
+    def configured(self, config: "Config") -> "PriceProvider":
+        """A shallow copy bound to ``config`` (the registered instance stays untouched)."""
+        clone = copy.copy(self)
+        clone.config = config
+        return clone
+
+    def earliest(self, query: PriceQuery, today: dt.date) -> dt.date | None:
+        """Earliest date this provider can serve for the query's interval (None: no limit)."""
+        return None
+
+    def missing_credentials(self) -> list[str]:
+        cfg = self.config
+        return [name for name in self.credentials if not (cfg and cfg.get(name))]
+
+    def missing_modules(self) -> list[str]:
+        import importlib.util
+
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def not_ready_reason(self) -> str | None:
+        """Why this provider cannot answer anything now (None when it is ready)."""
+        mods = self.missing_modules()
+        if mods:
+            return f"not installed: missing module(s) {', '.join(mods)} (pip install {' '.join(mods)})"
+        creds = self.missing_credentials()
+        if creds:
+            return f"missing credentials: set {', '.join(creds)}"
+        return None
+
+    def cannot_serve(self, query: PriceQuery, today: dt.date) -> str | None:
+        """Why this provider cannot answer ``query`` (None when it can). No I/O."""
+        reason = self.not_ready_reason()
+        if reason:
+            return reason
+        if query.interval not in self.intervals:
+            return f"interval {query.interval} not served (serves {', '.join(sorted(self.intervals, key=INTERVALS.index))})"
+        if query.adjustment not in self.adjustments:
+            return f"adjustment {query.adjustment} not served (serves {', '.join(sorted(self.adjustments))})"
+        earliest = self.earliest(query, today)
+        if earliest is not None and query.start < earliest:
+            return f"{query.interval} bars only from {earliest} (asked from {query.start})"
+        return None
+
+    def fetch(self, query: PriceQuery) -> pd.DataFrame:
+        """Return the bar frame for ``query`` or raise a ProviderError subclass."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def empty_bars() -> pd.DataFrame:
+    """An empty frame with the exact bar-frame schema."""
+    idx = pd.DatetimeIndex([], dtype=f"datetime64[ns, {ET}]", name="timestamp")
+    df = pd.DataFrame({c: pd.Series(dtype="float64", index=idx) for c in FLOAT_COLUMNS}, index=idx)
+    df["transactions"] = pd.Series(dtype="Int64", index=idx)
+    return df
+
+
+def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: str | None = None) -> pd.DataFrame:
+    """Check ``df`` against the bar-frame contract and return it normalised.
+
+    Lossless fixes are made (column order, int -> float, index unit and tz
+    conversion, sort); anything else raises :class:`DataIntegrityError` naming the
+    problem, so a provider bug never reaches a user as a quietly wrong frame.
+    """
+
+    def bad(msg: str) -> DataIntegrityError:
+        return DataIntegrityError(f"bar frame breaks the contract: {msg}", provider=provider)
+
+    if not isinstance(df, pd.DataFrame):
+        raise bad(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in BAR_COLUMNS if c not in df.columns]
+    if missing:
+        raise bad(f"missing column(s) {', '.join(missing)}")
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise bad(f"index must be a DatetimeIndex, got {type(df.index).__name__}")
+    if df.index.tz is None:
+        raise bad("index is tz-naive: localise it (bars are stamped in America/New_York)")
+    attrs = dict(df.attrs)
+    out = df.loc[:, list(BAR_COLUMNS)].copy()
+    out.index = out.index.tz_convert(ET).as_unit("ns").rename("timestamp")
+    for c in FLOAT_COLUMNS:
+        try:
+            out[c] = out[c].astype("float64")
+        except (TypeError, ValueError) as e:
+            raise bad(f"column {c} is not numeric ({e})") from None
+    tx = out["transactions"]
+    try:
+        if tx.dtype.kind == "f" and not np.all(np.isnan(tx.to_numpy()) | (tx.to_numpy() % 1 == 0)):
+            raise bad("transactions has fractional values")
+        out["transactions"] = tx.astype("Int64")
+    except (TypeError, ValueError) as e:
+        raise bad(f"transactions is not integer ({e})") from None
+    if out.index.has_duplicates:
+        raise bad(f"duplicate timestamps, first {out.index[out.index.duplicated()][0]}")
+    if not out.index.is_monotonic_increasing:
+        out = out.sort_index()
+    if len(out):
+        prices = out[["open", "high", "low", "close"]].to_numpy()
+        if np.isnan(prices).any():
+            raise bad(f"missing prices at {out.index[np.isnan(prices).any(axis=1)][0]}")
+        if (prices <= 0).any():
+            raise bad(f"non-positive prices at {out.index[(prices <= 0).any(axis=1)][0]}")
+        o, h, lo, c = prices.T
+        tol = 1e-6 * h
+        broken = (h + tol < np.maximum.reduce([o, c, lo])) | (lo - tol > np.minimum(o, c))
+        if broken.any():
+            i = int(np.argmax(broken))
+            raise bad(f"high/low do not bound open/close at {out.index[i]} (o={o[i]} h={h[i]} l={lo[i]} c={c[i]})")
+        vol = out["volume"].to_numpy()
+        if (vol < 0).any():
+            raise bad(f"negative volume at {out.index[int(np.argmax(vol < 0))]}")
+        if query is not None:
+            if query.interval == "1d" and (out.index != out.index.normalize()).any():
+                raise bad("daily bars must be stamped 00:00 ET of their session date")
+            days = out.index.normalize()
+            lo_ts, hi_ts = pd.Timestamp(query.start, tz=ET), pd.Timestamp(query.end, tz=ET)
+            outside = (days < lo_ts) | (days > hi_ts)
+            if outside.any():
+                raise bad(f"bar {out.index[outside][0]} is outside the asked range {query.start}..{query.end}")
+    out.attrs = attrs
+    return out

@@ -1,0 +1,240 @@
+"""Provider ``yfinance``: Yahoo Finance through the yfinance library (free, no key).
+
+* ``Ticker.history`` per symbol; our inclusive ``end`` becomes Yahoo's exclusive one.
+* ``total`` = ``auto_adjust=True`` (splits and dividends); ``splits`` =
+  ``auto_adjust=False`` and its ``Close`` (Yahoo only serves split-adjusted prices);
+  ``raw`` = the split-adjusted bars with every later split undone (prices multiplied,
+  volume divided by the ratios in ``Stock Splits``, fetched up to today).
+* Yahoo volumes are whole shares (yfinance casts them to int64); ``vwap`` and
+  ``transactions`` are not served, so they are missing.
+* Intraday bars include pre- and post-market (04:00-20:00 ET), like Massive; Yahoo
+  keeps 1m bars for about 30 days, 5m-30m for 60 and 1h for 730: older intraday
+  questions are declared unservable so the chain skips us before calling.
+* yfinance keeps a process-wide session and config. We swap in our own for the call
+  and put back whatever was there, under a lock, so user code that also uses
+  yfinance is not affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..errors import (
+    DataIntegrityError,
+    NoData,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnsupportedQuery,
+)
+from ..hookspecs import hookimpl
+from ..provider import ET, INTERVALS, PriceProvider, PriceQuery
+
+NAME = "yfinance"
+# How far back Yahoo keeps intraday bars (days), and the span one request may cover.
+LOOKBACK_DAYS = {"1m": 29, "5m": 59, "15m": 59, "30m": 59, "1h": 729}
+REQUEST_SPAN_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 365, "1d": 36500}
+YAHOO_INTERVAL = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d"}
+
+_lock = threading.RLock()
+_yfdata_by_base: dict[str | None, object] = {}
+
+
+def to_yahoo_symbol(ticker: str) -> str:
+    """SIP spelling -> Yahoo's (``BRK.B`` -> ``BRK-B``)."""
+    return ticker.replace(".", "-")
+
+
+def _make_session(base_url: str | None):
+    from curl_cffi import requests as curl_requests
+
+    if not base_url:
+        return curl_requests.Session(impersonate="chrome")
+    base = base_url.rstrip("/")
+
+    class RedirectingSession(curl_requests.Session):
+        """Sends every ``https://*.yahoo.com`` request to ``base`` (the sandbox's fake Yahoo)."""
+
+        def request(self, method, url, *args, **kwargs):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            if parts.hostname and (parts.hostname == "yahoo.com" or parts.hostname.endswith(".yahoo.com")):
+                url = base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                kwargs.setdefault("headers", {})
+                kwargs["headers"] = {**(kwargs["headers"] or {}), "X-Yahoo-Host": parts.hostname}
+            return super().request(method, url, *args, **kwargs)
+
+    return RedirectingSession()
+
+
+@contextlib.contextmanager
+def _yfinance_scope(base_url: str | None) -> Iterator[object]:
+    """Use our own YfData (session, cookie, crumb) and raise errors, then restore."""
+    import yfinance as yf
+    from yfinance.data import SingletonMeta, YfData
+
+    with _lock, warnings.catch_warnings():
+        # yfinance 1.x emits many pandas deprecation warnings per call: not the user's business.
+        warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
+        prev_hide = yf.config.debug.hide_exceptions
+        prev_instance = SingletonMeta._instances.get(YfData)
+        ours = _yfdata_by_base.get(base_url)
+        if ours is None:
+            SingletonMeta._instances.pop(YfData, None)
+            ours = YfData(session=_make_session(base_url))
+            _yfdata_by_base[base_url] = ours
+        SingletonMeta._instances[YfData] = ours
+        yf.config.debug.hide_exceptions = False
+        try:
+            yield yf
+        finally:
+            yf.config.debug.hide_exceptions = prev_hide
+            if prev_instance is None:
+                SingletonMeta._instances.pop(YfData, None)
+            else:
+                SingletonMeta._instances[YfData] = prev_instance
+
+
+def _map_error(e: BaseException, symbol: str, query: PriceQuery) -> ProviderError:
+    from yfinance import exceptions as yfe
+
+    if isinstance(e, ProviderError):
+        return e
+    if isinstance(e, yfe.YFRateLimitError):
+        return RateLimited("Yahoo is rate limiting this machine (HTTP 429): wait a few minutes, or put "
+                           "another provider first in FINRPT_PRICE_PROVIDERS", provider=NAME)
+    if isinstance(e, (yfe.YFTzMissingError, yfe.YFPricesMissingError, yfe.YFTickerMissingError)):
+        return NoData(f"Yahoo has no {query.interval} bars for {symbol} from {query.start} to {query.end}: "
+                      "check the ticker (Yahoo may also not know it)", provider=NAME)
+    if isinstance(e, yfe.YFInvalidPeriodError):
+        return UnsupportedQuery(f"Yahoo refused the range: {e}", provider=NAME)
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if status == 404:
+        return NoData(f"Yahoo does not know {symbol} (HTTP 404): check the ticker", provider=NAME)
+    if status == 429:
+        return RateLimited("Yahoo is rate limiting this machine (HTTP 429): wait a few minutes", provider=NAME)
+    if isinstance(e, (OSError, yfe.YFException)) or (status is not None and status >= 500):
+        return ProviderUnavailable(f"cannot reach Yahoo ({type(e).__name__}: {e}): check the network, "
+                                   "or try again later", provider=NAME)
+    if isinstance(e, ValueError):  # JSON decode of an outage page
+        return ProviderUnavailable(f"Yahoo answered with something that is not price data ({type(e).__name__}); "
+                                   "try again later", provider=NAME)
+    return DataIntegrityError(f"could not read Yahoo's answer for {symbol} ({type(e).__name__}: {e})",
+                              provider=NAME)
+
+
+def undo_splits(df: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
+    """Split-adjusted bars -> as traded. ``splits``: ratio (4.0 = 4-for-1) by ex-date.
+
+    A bar traded before an ex-date was quoted ``ratio`` times higher and with
+    ``1/ratio`` of the volume; bars on the ex-date already trade post-split.
+    """
+    splits = splits[(splits > 0) & (splits != 1)]
+    if splits.empty or df.empty:
+        return df
+    ex_dates = splits.index.tz_convert(ET).normalize() if splits.index.tz else splits.index.tz_localize(ET).normalize()
+    ratios = splits.to_numpy(dtype="float64")
+    bar_days = df.index.normalize()
+    factor = np.ones(len(df))
+    for day, ratio in zip(ex_dates, ratios):
+        factor[bar_days < day] *= ratio
+    out = df.copy()
+    for c in ("open", "high", "low", "close", "vwap"):
+        out[c] = out[c] * factor
+    out["volume"] = out["volume"] / factor
+    return out
+
+
+class YFinanceProvider(PriceProvider):
+    name = NAME
+    intervals = frozenset(INTERVALS)
+    adjustments = frozenset({"raw", "splits", "total"})
+    requires = ("yfinance",)
+    description = "Yahoo Finance via yfinance (free, no key; rate limited; whole-share volumes)"
+
+    def earliest(self, query: PriceQuery, today: dt.date) -> dt.date | None:
+        days = LOOKBACK_DAYS.get(query.interval)
+        return None if days is None else today - dt.timedelta(days=days)
+
+    def _history(self, ticker, start: dt.date, end_inclusive: dt.date, interval: str, auto_adjust: bool) -> pd.DataFrame:
+        span = REQUEST_SPAN_DAYS[interval]
+        frames = []
+        lo = start
+        timeout = self.config.get_float("FINRPT_YFINANCE_TIMEOUT", 15.0) if self.config else 15.0
+        while lo <= end_inclusive:
+            hi = min(end_inclusive, lo + dt.timedelta(days=span - 1))
+            df = ticker.history(start=lo.isoformat(), end=(hi + dt.timedelta(days=1)).isoformat(),
+                                interval=YAHOO_INTERVAL[interval], auto_adjust=auto_adjust, actions=True,
+                                prepost=interval != "1d", repair=False, timeout=timeout)
+            if not df.empty:
+                frames.append(df)
+            lo = hi + dt.timedelta(days=1)
+        if not frames:
+            return pd.DataFrame()
+        out = pd.concat(frames)
+        return out[~out.index.duplicated(keep="first")].sort_index()
+
+    def fetch(self, query: PriceQuery) -> pd.DataFrame:
+        symbol = to_yahoo_symbol(query.ticker)
+        base_url = self.config.get("FINRPT_YFINANCE_BASE_URL") if self.config else None
+        today = self.config.today() if self.config else dt.date.today()
+        try:
+            with _yfinance_scope(base_url) as yf:
+                ticker = yf.Ticker(symbol)
+                auto_adjust = query.adjustment == "total"
+                splits = None
+                if query.adjustment == "raw":
+                    # Every split after a bar changes it, even after the asked range: look up to today.
+                    daily = self._history(ticker, query.start, max(query.end, today), "1d", False)
+                    splits = daily["Stock Splits"] if "Stock Splits" in daily else pd.Series(dtype="float64")
+                    if query.interval == "1d":
+                        hist = daily
+                    else:
+                        hist = self._history(ticker, query.start, query.end, query.interval, False)
+                else:
+                    hist = self._history(ticker, query.start, query.end, query.interval, auto_adjust)
+        except Exception as e:
+            raise _map_error(e, symbol, query) from None
+        if hist.empty:
+            raise NoData(f"Yahoo returned no {query.interval} bars for {symbol} from {query.start} to {query.end}",
+                         provider=NAME)
+        try:
+            bars = self._to_bars(hist, query)
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataIntegrityError(f"unexpected yfinance frame for {symbol}: {type(e).__name__}: {e}",
+                                     provider=NAME) from None
+        if splits is not None:
+            bars = undo_splits(bars, splits)
+        return bars
+
+    @staticmethod
+    def _to_bars(hist: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
+        idx = pd.DatetimeIndex(hist.index)
+        idx = (idx.tz_localize(ET) if idx.tz is None else idx.tz_convert(ET)).as_unit("ns").rename("timestamp")
+        if query.interval == "1d":
+            idx = idx.normalize()
+        bars = pd.DataFrame({
+            "open": hist["Open"].to_numpy(dtype="float64"),
+            "high": hist["High"].to_numpy(dtype="float64"),
+            "low": hist["Low"].to_numpy(dtype="float64"),
+            "close": hist["Close"].to_numpy(dtype="float64"),
+            "volume": hist["Volume"].to_numpy(dtype="float64"),
+            "vwap": np.nan,
+        }, index=idx)
+        bars["transactions"] = pd.array([pd.NA] * len(bars), dtype="Int64")
+        days = bars.index.normalize()
+        keep = (days >= pd.Timestamp(query.start, tz=ET)) & (days <= pd.Timestamp(query.end, tz=ET))
+        return bars[keep]
+
+
+@hookimpl
+def register_price_providers(register):
+    register(YFinanceProvider())

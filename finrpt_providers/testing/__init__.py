@@ -1,0 +1,9 @@
+"""Test helpers: the synthetic market and the fake services that render it.
+
+Nothing here reaches the internet; every fake listens on 127.0.0.1.
+"""
+
+from .fake_yahoo import FakeYahoo
+from .market import DEFAULT_TICKERS, SyntheticMarket, TickerSpec, resample_bars
+
+__all__ = ["SyntheticMarket", "TickerSpec", "DEFAULT_TICKERS", "FakeYahoo", "resample_bars"]

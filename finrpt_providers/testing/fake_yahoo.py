@@ -1,0 +1,162 @@
+"""A fake Yahoo Finance chart API serving the synthetic market, for the REAL yfinance code.
+
+Point the ``yfinance`` provider at it with ``FINRPT_YFINANCE_BASE_URL=<server.url>``:
+the provider's session then sends every ``https://*.yahoo.com`` request here, so
+yfinance's cookie, crumb, retry, 429 and parsing code all run unpatched.
+
+Rendered like Yahoo: prices split-adjusted, ``adjclose`` split- and
+dividend-adjusted (daily only), volumes whole split-adjusted shares, dividends
+split-adjusted, splits as numerator/denominator, timestamps in epoch seconds (daily
+bars at the 09:30 open), unknown symbols a 404 with Yahoo's error body.
+
+Switches (attributes, change them at any time): ``rate_limited`` (every chart
+request answers 429), ``fail_status`` (chart requests answer this status with an
+HTML page), ``delay`` (seconds before answering a chart request).
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from .. import calendar
+from ..provider import ET
+from .http import FakeHTTPServer, Request, Response
+from .market import SyntheticMarket
+
+_INTERVALS = {"1m": "1m", "2m": None, "5m": "5m", "15m": "15m", "30m": "30m", "60m": "1h", "1h": "1h", "1d": "1d"}
+
+
+def _epoch(ts: pd.Timestamp) -> int:
+    return int(ts.tz_convert("UTC").timestamp())
+
+
+class FakeYahoo(FakeHTTPServer):
+    def __init__(self, market: SyntheticMarket | None = None) -> None:
+        super().__init__()
+        self.market = market or SyntheticMarket()
+        self.rate_limited = False
+        self.fail_status: int | None = None
+        self.delay = 0.0
+
+    def chart_requests(self) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith("/v8/finance/chart/")]
+
+    def handle(self, req: Request) -> Response:
+        if req.path == "/v1/test/getcrumb":
+            return Response.text("fake-crumb")
+        if req.path.startswith("/v8/finance/chart/"):
+            if self.delay:
+                time.sleep(self.delay)
+            if self.rate_limited:
+                return Response.text("Too Many Requests\r\n", 429)
+            if self.fail_status:
+                return Response.text("<html><body>Will be right back...</body></html>", self.fail_status,
+                                     content_type="text/html")
+            return self._chart(req.path.rsplit("/", 1)[-1], req.query)
+        return Response.text("ok")  # fc.yahoo.com, consent pages...
+
+    @staticmethod
+    def _not_found() -> Response:
+        return Response.json({"chart": {"result": None, "error": {
+            "code": "Not Found", "description": "No data found, symbol may be delisted"}}}, 404)
+
+    def _chart(self, symbol: str, q: dict[str, str]) -> Response:
+        ticker = symbol.replace("-", ".")
+        m = self.market
+        if ticker not in m.specs:
+            return self._not_found()
+        interval = _INTERVALS.get(q.get("interval", "1d"))
+        if interval is None:
+            return Response.json({"chart": {"result": None, "error": {
+                "code": "Bad Request", "description": f"Invalid input - interval={q.get('interval')} is not supported."}}}, 400)
+        days = m.trading_days(ticker)
+        if "period1" in q:
+            p1 = pd.Timestamp(int(q["period1"]), unit="s", tz="UTC")
+            p2 = pd.Timestamp(int(q.get("period2", _epoch(pd.Timestamp.now(tz="UTC")))), unit="s", tz="UTC")
+        else:  # range=1d/5d...: the last sessions
+            n = {"1d": 1, "5d": 5}.get(q.get("range", "1d"), 22)
+            p1 = pd.Timestamp(days[-min(n, len(days))], tz=ET).tz_convert("UTC")
+            p2 = pd.Timestamp(days[-1] + pd.Timedelta(days=1), tz=ET).tz_convert("UTC")
+        first = max(p1.tz_convert(ET).date(), m.start)
+        last = min((p2 - pd.Timedelta(seconds=1)).tz_convert(ET).date(), m.end)
+        splits_adj = m.truth(ticker, first, last, interval, "splits") if first <= last else None
+        stamps: list[int] = []
+        result: dict = {"meta": self._meta(ticker, symbol, q, interval)}
+        if splits_adj is not None and len(splits_adj):
+            idx = splits_adj.index
+            if interval == "1d":  # Yahoo stamps daily bars at the open
+                bar_ts = pd.DatetimeIndex([calendar.session_hours(d.date())[0] for d in idx])
+            else:
+                bar_ts = idx
+            keep = (bar_ts >= p1) & (bar_ts < p2)
+            splits_adj, bar_ts = splits_adj[keep], bar_ts[keep]
+            stamps = [_epoch(t) for t in bar_ts]
+            quote = {c: [float(x) for x in splits_adj[c]] for c in ("open", "high", "low", "close")}
+            quote["volume"] = [int(v) for v in np.round(splits_adj["volume"].to_numpy())]
+            result["timestamp"] = stamps
+            result["indicators"] = {"quote": [quote]}
+            if interval == "1d":
+                total = m.truth(ticker, first, last, "1d", "total")["close"][keep]
+                result["indicators"]["adjclose"] = [{"adjclose": [float(x) for x in total]}]
+        else:
+            result["indicators"] = {"quote": [{}]}
+            if interval == "1d":
+                result["indicators"]["adjclose"] = [{}]
+        events = self._events(ticker, p1, p2) if "div" in q.get("events", "") else {}
+        if events:
+            result["events"] = events
+        return Response.json({"chart": {"result": [result], "error": None}})
+
+    def _events(self, ticker: str, p1: pd.Timestamp, p2: pd.Timestamp) -> dict:
+        m = self.market
+        out: dict = {}
+        divs = {}
+        for ex, cash in m.dividends(ticker).items():
+            ts = calendar.session_hours(ex.date())[0]
+            if p1 <= ts < p2:
+                adj = cash / m._split_factor(ticker, ex.date())
+                divs[str(_epoch(ts))] = {"amount": float(adj), "date": _epoch(ts)}
+        splits = {}
+        for ex, ratio in m.splits(ticker).items():
+            ts = calendar.session_hours(ex.date())[0]
+            if p1 <= ts < p2:
+                frac = Fraction(ratio).limit_denominator(1000)
+                splits[str(_epoch(ts))] = {"date": _epoch(ts), "numerator": float(frac.numerator),
+                                           "denominator": float(frac.denominator),
+                                           "splitRatio": f"{frac.numerator}:{frac.denominator}"}
+        if divs:
+            out["dividends"] = divs
+        if splits:
+            out["splits"] = splits
+        return out
+
+    def _meta(self, ticker: str, symbol: str, q: dict[str, str], interval: str) -> dict:
+        m = self.market
+        last = m.trading_days(ticker)[-1]
+        o, c = calendar.session_hours(last)
+        close = float(m.daily(ticker)["close"].iloc[-1])
+        gmt = int(o.utcoffset().total_seconds())
+        tzname = o.tzname()
+
+        def period(a: pd.Timestamp, b: pd.Timestamp) -> dict:
+            return {"timezone": tzname, "start": _epoch(a), "end": _epoch(b), "gmtoffset": gmt}
+
+        return {
+            "currency": "USD", "symbol": symbol, "exchangeName": "NMS", "fullExchangeName": "NasdaqGS",
+            "instrumentType": "ETF" if ticker == "SPY" else "EQUITY",
+            "firstTradeDate": _epoch(pd.Timestamp(m.trading_days(ticker)[0], tz=ET)),
+            "regularMarketTime": _epoch(c), "hasPrePostMarketData": True, "gmtoffset": gmt, "timezone": tzname,
+            "exchangeTimezoneName": ET, "regularMarketPrice": close, "chartPreviousClose": close,
+            "priceHint": 2, "dataGranularity": q.get("interval", "1d"), "range": q.get("range", ""),
+            "currentTradingPeriod": {
+                "pre": period(o - pd.Timedelta(hours=5, minutes=30), o),
+                "regular": period(o, c),
+                "post": period(c, c + pd.Timedelta(hours=4)),
+            },
+            "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
+        }

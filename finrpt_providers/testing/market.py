@@ -1,0 +1,290 @@
+"""A deterministic synthetic US market, the one truth every fake service renders.
+
+Over real NYSE sessions (holidays, half days) it generates, from a seed:
+
+* minute bars 04:00-20:00 ET (04:00-17:00 on half days) for a few tickers; minutes
+  without trades are absent; prices in cents, volumes whole shares before
+  2026-02-23 and fractional after (as Massive's feeds since then);
+* daily bars aggregated from them (open = 09:30 bar open, close = last regular
+  minute's close; high, low, volume, vwap, transactions over the whole day);
+* corporate actions: a 4-for-1 split (NVDA), a 1-for-3 reverse split (RSPL),
+  quarterly cash dividends (AAPL, SPY, NVDA), a share class with a dot (BRK.B),
+  and a listing in the middle of the range (NEWC);
+* the truth for the three adjustments (:meth:`SyntheticMarket.truth`).
+
+Everything is AS TRADED ("raw") at the source. Adjustment rules (the same as
+Yahoo's Adj Close and Massive's ``adjusted=true``):
+
+* splits: for a bar on day d, ``S(d)`` = product of the ratios of splits whose
+  ex-date is after d; prices are divided by ``S(d)``, volumes multiplied;
+* total: additionally multiplied by ``D(d)`` = product over cash dividends with
+  ex-date e after d of ``1 - cash_e / raw_close(session before e)``.
+
+The tickers are real symbols so examples read naturally, but every number is made up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from .. import calendar
+from ..provider import BAR_COLUMNS, ET, INTERVAL_MINUTES, empty_bars
+
+FRACTIONAL_VOLUME_FROM = dt.date(2026, 2, 23)
+DEFAULT_START = dt.date(2025, 6, 2)
+DEFAULT_END = dt.date(2026, 6, 30)
+
+
+@dataclasses.dataclass(frozen=True)
+class TickerSpec:
+    ticker: str
+    price: float  # price at the start, in the final (post-split) basis
+    sigma: float  # daily volatility of log returns
+    volume: float  # average daily volume, final basis
+    listed: dt.date | None = None  # first session, None = before the range
+    splits: tuple[tuple[dt.date, float], ...] = ()  # (ex-date, ratio): 4.0 = 4-for-1, 1/3 = 1-for-3
+    dividend: float = 0.0  # quarterly cash per share, final basis
+    dividend_months: tuple[int, ...] = ()
+
+
+DEFAULT_TICKERS: tuple[TickerSpec, ...] = (
+    TickerSpec("AAPL", 201.0, 0.016, 52e6, dividend=0.26, dividend_months=(8, 11, 2, 5)),
+    TickerSpec("SPY", 590.0, 0.009, 61e6, dividend=1.76, dividend_months=(6, 9, 12, 3)),
+    TickerSpec("NVDA", 142.0, 0.028, 180e6, splits=((dt.date(2025, 11, 17), 4.0),), dividend=0.01,
+               dividend_months=(9, 12, 3, 6)),
+    TickerSpec("RSPL", 7.8, 0.045, 2.6e6, splits=((dt.date(2026, 1, 20), 1 / 3),)),
+    TickerSpec("BRK.B", 476.0, 0.010, 4.1e6),
+    TickerSpec("NEWC", 24.0, 0.035, 3.3e6, listed=dt.date(2026, 3, 16)),
+)
+
+
+def _round_price(x: np.ndarray) -> np.ndarray:
+    # US quotes: cents above $1, hundredths of a cent below.
+    return np.where(x >= 1.0, np.round(x, 2), np.round(x, 4))
+
+
+class SyntheticMarket:
+    """The synthetic market between ``start`` and ``end`` (inclusive), fixed by ``seed``."""
+
+    def __init__(self, start: dt.date | str = DEFAULT_START, end: dt.date | str = DEFAULT_END,
+                 seed: int = 20250602, tickers: tuple[TickerSpec, ...] = DEFAULT_TICKERS):
+        self.start = dt.date.fromisoformat(start) if isinstance(start, str) else start
+        self.end = dt.date.fromisoformat(end) if isinstance(end, str) else end
+        self.seed = seed
+        self.specs = {s.ticker: s for s in tickers}
+        self.sessions: list[dt.date] = calendar.sessions(self.start, self.end)
+        self._session_pos = {d: i for i, d in enumerate(self.sessions)}
+        self._anchors = {t: self._daily_anchors(i, s) for i, (t, s) in enumerate(self.specs.items())}
+        self._daily_cache: dict[str, pd.DataFrame] = {}
+        self.minute = lru_cache(maxsize=256)(self._minute)
+
+    # -- what exists ---------------------------------------------------------------
+    @property
+    def tickers(self) -> list[str]:
+        return list(self.specs)
+
+    def today(self) -> dt.date:
+        """The day after the last session: 'now' for fakes serving this market."""
+        return self.end + dt.timedelta(days=1)
+
+    def trading_days(self, ticker: str) -> list[dt.date]:
+        listed = self.specs[ticker].listed
+        return [d for d in self.sessions if listed is None or d >= listed]
+
+    def splits(self, ticker: str) -> pd.Series:
+        """Split ratio by ex-date (4.0 = 4-for-1; 1/3 = 1-for-3 reverse)."""
+        spec = self.specs[ticker]
+        items = [(d, r) for d, r in spec.splits if self.start <= d <= self.end]
+        return pd.Series([r for _, r in items], index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in items]),
+                         dtype="float64", name="ratio")
+
+    def dividends(self, ticker: str) -> pd.Series:
+        """Cash dividend per share AS DECLARED (pre-split basis before a split), by ex-date."""
+        spec = self.specs[ticker]
+        if not spec.dividend:
+            return pd.Series(dtype="float64", name="cash", index=pd.DatetimeIndex([], tz=ET))
+        days = self.trading_days(ticker)
+        out = {}
+        for year in range(self.start.year, self.end.year + 1):
+            for month in spec.dividend_months:
+                nominal = dt.date(year, month, 10)
+                ex = next((d for d in days if d >= nominal), None)
+                if ex is None or ex > self.end or ex <= days[0]:
+                    continue
+                out[ex] = round(spec.dividend * self._split_factor(ticker, ex), 4)
+        items = sorted(out.items())
+        return pd.Series([v for _, v in items], index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in items]),
+                         dtype="float64", name="cash")
+
+    def _split_factor(self, ticker: str, day: dt.date) -> float:
+        """S(day): product of split ratios with ex-date after ``day``."""
+        f = 1.0
+        for ex, r in self.specs[ticker].splits:
+            if ex > day:
+                f *= r
+        return f
+
+    # -- generation ---------------------------------------------------------------
+    def _daily_anchors(self, idx: int, spec: TickerSpec) -> dict[dt.date, tuple[float, float]]:
+        """(open, close) of each session in the final basis: a seeded random walk."""
+        rng = np.random.default_rng([self.seed, idx, 0])
+        n = len(self.sessions)
+        gaps = rng.normal(0.0, spec.sigma * 0.35, n)
+        moves = rng.normal(0.0003, spec.sigma, n)
+        out: dict[dt.date, tuple[float, float]] = {}
+        price = spec.price
+        for i, day in enumerate(self.sessions):
+            if spec.listed is not None and day < spec.listed:
+                continue
+            o = price * np.exp(gaps[i])
+            c = o * np.exp(moves[i])
+            out[day] = (float(o), float(c))
+            price = c
+        return out
+
+    def _minute(self, ticker: str, day: dt.date) -> pd.DataFrame:
+        """Raw (as traded) 1-minute bars of one session; empty frame when none."""
+        if ticker not in self.specs or day not in self._anchors[ticker]:
+            return empty_bars()
+        spec = self.specs[ticker]
+        idx = list(self.specs).index(ticker)
+        rng = np.random.default_rng([self.seed, idx, day.toordinal()])
+        o_anchor, c_anchor = self._anchors[ticker][day]
+        reg_open, reg_close = calendar.session_hours(day)
+        first = pd.Timestamp(day, tz=ET) + pd.Timedelta(hours=4)
+        last = reg_close + pd.Timedelta(hours=4)  # 20:00, or 17:00 on half days
+        stamps = pd.date_range(first, last, freq="min", inclusive="left")
+        n = len(stamps)
+        reg = (stamps >= reg_open) & (stamps < reg_close)
+        i_open = int(np.argmax(reg))
+        i_close = int(len(reg) - 1 - np.argmax(reg[::-1]))
+        step = spec.sigma / np.sqrt(390) * 0.9
+        # path[k] is the price at the END of minute k; path before the open is a walk
+        # backwards from the open, after the close a walk forward from the close, and
+        # in between a Brownian bridge from open to close.
+        path = np.empty(n + 1)  # path[k] = price at the START of minute k, path[n] = end
+        m = i_close - i_open + 1
+        walk = np.cumsum(rng.normal(0, step, m))
+        bridge = walk - np.linspace(0, 1, m) * walk[-1]
+        path[i_open + 1:i_close + 2] = np.log(o_anchor) + bridge + np.linspace(0, 1, m) * (np.log(c_anchor) - np.log(o_anchor))
+        path[i_open] = np.log(o_anchor)
+        pre = np.cumsum(rng.normal(0, step * 0.6, i_open))[::-1]
+        path[:i_open] = np.log(o_anchor) + pre
+        post = np.cumsum(rng.normal(0, step * 0.6, n - i_close - 1))
+        path[i_close + 2:] = np.log(c_anchor) + post
+        path = np.exp(path)
+        factor = self._split_factor(ticker, day)
+        opens = _round_price(path[:-1] * factor)
+        closes = _round_price(path[1:] * factor)
+        wiggle = np.abs(rng.normal(0, step * 0.5, (2, n)))
+        highs = np.maximum(_round_price(np.maximum(opens, closes) * (1 + wiggle[0])), np.maximum(opens, closes))
+        lows = np.minimum(_round_price(np.minimum(opens, closes) * (1 - wiggle[1])), np.minimum(opens, closes))
+        vwap = np.clip(np.round((highs + lows + 2 * closes) / 4, 4), lows, highs)
+        # Who trades: every regular minute for liquid names, few outside regular hours.
+        liquid = spec.volume > 10e6
+        p_trade = np.where(reg, 0.999 if liquid else 0.93, 0.55 if liquid else 0.12)
+        traded = rng.random(n) < p_trade
+        traded[i_open] = traded[i_close] = True
+        tod = np.linspace(-1, 1, m)
+        shape = np.ones(n) * 0.004
+        shape[i_open:i_close + 1] = 0.6 + 1.6 * tod ** 2  # U-shaped intraday volume
+        vol = spec.volume / (factor * shape[traded].sum()) * shape * rng.lognormal(0, 0.45, n)
+        vol = np.maximum(vol, 1.0)
+        vol = np.round(vol, 6) if day >= FRACTIONAL_VOLUME_FROM else np.round(vol)
+        tx = np.maximum(1, np.round(vol * factor / rng.uniform(60, 140, n))).astype("int64")
+        sel = np.flatnonzero(traded)
+        df = pd.DataFrame({
+            "open": opens[sel], "high": highs[sel], "low": lows[sel], "close": closes[sel],
+            "volume": vol[sel], "vwap": vwap[sel],
+        }, index=pd.DatetimeIndex(stamps[sel], name="timestamp").as_unit("ns"))
+        df["transactions"] = pd.array(tx[sel], dtype="Int64")
+        return df
+
+    def daily(self, ticker: str) -> pd.DataFrame:
+        """Raw (as traded) daily bars for the whole range."""
+        if ticker not in self._daily_cache:
+            rows, stamps = [], []
+            for day in self.trading_days(ticker):
+                m = self.minute(ticker, day)
+                reg_open, reg_close = calendar.session_hours(day)
+                regular = m[(m.index >= reg_open) & (m.index < reg_close)]
+                v = m["volume"].to_numpy()
+                rows.append((regular["open"].iloc[0], m["high"].max(), m["low"].min(), regular["close"].iloc[-1],
+                             float(v.sum()), float(np.round((m["vwap"].to_numpy() * v).sum() / v.sum(), 4)),
+                             int(m["transactions"].sum())))
+                stamps.append(pd.Timestamp(day, tz=ET))
+            df = pd.DataFrame(rows, columns=list(BAR_COLUMNS),
+                              index=pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns"))
+            df["transactions"] = df["transactions"].astype("Int64")
+            self._daily_cache[ticker] = df if len(df) else empty_bars()
+        return self._daily_cache[ticker].copy()
+
+    # -- truth --------------------------------------------------------------------
+    def factors(self, ticker: str, days: pd.DatetimeIndex, adjustment: str) -> tuple[np.ndarray, np.ndarray]:
+        """(price multiplier, volume multiplier) for bars on ``days`` (normalised, ET)."""
+        price = np.ones(len(days))
+        volume = np.ones(len(days))
+        if adjustment == "raw":
+            return price, volume
+        for ex, ratio in self.splits(ticker).items():
+            before = days < ex
+            price[before] /= ratio
+            volume[before] *= ratio
+        if adjustment == "total":
+            closes = self.daily(ticker)["close"]
+            for ex, cash in self.dividends(ticker).items():
+                prev = closes[closes.index < ex]
+                if prev.empty:
+                    continue
+                price[days < ex] *= 1.0 - cash / prev.iloc[-1]
+        return price, volume
+
+    def raw(self, ticker: str, start: dt.date, end: dt.date, interval: str = "1d") -> pd.DataFrame:
+        """As-traded bars in [start, end] at ``interval`` (intraday resampled from 1m, bar-start labels)."""
+        if interval == "1d":
+            df = self.daily(ticker)
+            days = df.index.normalize()
+            return df[(days >= pd.Timestamp(start, tz=ET)) & (days <= pd.Timestamp(end, tz=ET))]
+        frames = [self.minute(ticker, d) for d in self.trading_days(ticker) if start <= d <= end]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return empty_bars()
+        df = pd.concat(frames)
+        if interval == "1m":
+            return df
+        return resample_bars(df, interval)
+
+    def truth(self, ticker: str, start: dt.date | str, end: dt.date | str, interval: str = "1d",
+              adjustment: str = "splits") -> pd.DataFrame:
+        """The exact bar frame a perfect provider returns for this question."""
+        start = dt.date.fromisoformat(start) if isinstance(start, str) else start
+        end = dt.date.fromisoformat(end) if isinstance(end, str) else end
+        df = self.raw(ticker, start, end, interval).copy()
+        if df.empty:
+            return empty_bars()
+        pf, vf = self.factors(ticker, df.index.normalize(), adjustment)
+        for c in ("open", "high", "low", "close", "vwap"):
+            df[c] = df[c].to_numpy() * pf
+        df["volume"] = df["volume"].to_numpy() * vf
+        return df
+
+
+def resample_bars(df: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """1m bars -> ``interval`` bars in ET with bar-start labels (vwap volume-weighted)."""
+    minutes = INTERVAL_MINUTES[interval]
+    keys = df.index.floor(f"{minutes}min")
+    pv = df["vwap"] * df["volume"]
+    g = df.groupby(keys)
+    out = pd.DataFrame({
+        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
+        "volume": g["volume"].sum(),
+    })
+    out["vwap"] = pv.groupby(keys).sum() / out["volume"]
+    out["transactions"] = g["transactions"].sum().astype("Int64")
+    out.index.name = "timestamp"
+    return out
