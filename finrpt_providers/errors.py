@@ -83,10 +83,8 @@ class AllProvidersFailed(ProviderError):
         if not attempts:
             return cls(f"no provider could answer {what}: the provider list is empty; "
                        "set FINRPT_PRICE_PROVIDERS or pass providers=[...]", attempts=[])
-        lines = [f"no provider could answer {what}:"]
-        for a in attempts:
-            lines.append(f"  - {a['provider']}: {a['outcome']}: {a['detail']}")
-        return cls("\n".join(lines), attempts=attempts)
+        tried = "; ".join(f"{a['provider']} {a['outcome']} ({a['detail']})" for a in attempts)
+        return cls(f"no provider could answer {what}: {tried}", attempts=attempts)
 
 
 __all__ = [

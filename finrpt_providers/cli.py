@@ -1,0 +1,225 @@
+"""The ``finrpt-providers`` command. Exit codes: 0 ok, 2 bad input, 1 failure.
+
+Errors are one readable line on stderr (``--debug`` adds the traceback); data goes
+to stdout, what the chain did goes to stderr, so ``--format csv > file`` stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from typing import Any, Sequence
+
+from .errors import InvalidQuery, ProviderError
+
+log = logging.getLogger("finrpt_providers")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: exit 2, one line + usage
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*map(str, r)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _config(args: argparse.Namespace):
+    from .config import Config
+
+    if getattr(args, "sandbox_config", None) is not None:
+        return args.sandbox_config
+    return Config.load(toml_path=args.config)
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from . import list_providers
+
+    cfg = _config(args)
+    rows = [[p["name"], p["plugin"], "ready" if p["ready"] else f"not ready: {p['reason']}",
+             " ".join(p["intervals"]), " ".join(p["adjustments"])] for p in list_providers(cfg)]
+    print(_table(rows, ["provider", "plugin", "status", "intervals", "adjustments"]))
+    known = {r[0] for r in rows}
+    order = [f"{n}{'' if n in known else ' (not installed)'}" for n in cfg.providers]
+    print(f"\nchain order: {', '.join(order) or '(empty)'}  [FINRPT_PRICE_PROVIDERS from "
+          f"{cfg.source('FINRPT_PRICE_PROVIDERS') or 'default'}]")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import TOML_NAMES
+
+    cfg = _config(args)
+    print(_table([list(r) for r in cfg.describe(sorted(TOML_NAMES))], ["setting", "value", "from"]))
+    return 0
+
+
+def _bars_json(df) -> dict[str, Any]:
+    import pandas as pd
+
+    def ts(x: Any) -> Any:
+        return x.isoformat() if hasattr(x, "isoformat") else x
+
+    bars = []
+    for t, row in zip(df.index, df.itertuples(index=False)):
+        rec = {"timestamp": t.isoformat()}
+        for k, v in zip(df.columns, row):
+            rec[k] = None if pd.isna(v) else (int(v) if k == "transactions" else float(v))
+        bars.append(rec)
+    a = df.attrs
+    return {
+        "ticker": a.get("ticker"), "interval": a.get("interval"), "adjustment": a.get("adjustment"),
+        "provider": a.get("provider"),
+        "sources": [{k: ts(v) for k, v in s.items()} for s in a.get("sources", [])],
+        "attempts": a.get("attempts", []),
+        "bars": bars,
+    }
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .chain import get_prices
+
+    cfg = _config(args)
+    end = args.end or cfg.today().isoformat()
+    df = get_prices(args.ticker, args.start, end, interval=args.interval, adjustment=args.adjustment,
+                    providers=args.provider or None, config=cfg)
+    if args.format == "json":
+        json.dump(_bars_json(df), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    elif args.format == "csv":
+        df.to_csv(sys.stdout, float_format="%.10g")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", args.max_rows, "display.width", 200,
+                               "display.max_columns", 20):
+            print(df if len(df) else "(no bars: the range holds no sessions)")
+    for a in df.attrs["attempts"]:
+        print(f"  {a['provider']}: {a['outcome']}: {a['detail']}", file=sys.stderr)
+    print(f"{len(df)} bars from {df.attrs['provider'] or 'nobody (no sessions in range)'}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Fetch through the chain from the sandbox and check every answer against the truth."""
+    import numpy as np
+    import pandas as pd
+
+    from . import list_providers
+    from .chain import get_prices
+    from .testing.sandbox import sandbox
+
+    print("Starting the sandbox: fake services on 127.0.0.1 serving a synthetic market (no internet).\n")
+    with sandbox() as (cfg, market):
+        rows = [[p["name"], p["plugin"], "ready" if p["ready"] else p["reason"]] for p in list_providers(cfg)]
+        print(_table(rows, ["provider", "plugin", "status"]))
+        print(f"chain order: {', '.join(cfg.providers)}\n")
+        cases = [
+            ("AAPL", "2026-02-02", "2026-02-13", "1d", "total", "quarterly dividend (ex 2026-02-10)"),
+            ("NVDA", "2025-11-12", "2025-11-19", "1d", "raw", "4-for-1 split on 2025-11-17, as traded"),
+            ("NVDA", "2025-11-12", "2025-11-19", "1d", "splits", "4-for-1 split on 2025-11-17, split-adjusted"),
+            ("RSPL", "2026-01-15", "2026-01-22", "1d", "raw", "1-for-3 reverse split on 2026-01-20"),
+            ("BRK.B", "2026-06-22", "2026-06-26", "1h", "splits", "share class with a dot, hourly"),
+        ]
+        worst = 0.0
+        for ticker, start, end, interval, adj, what in cases:
+            df = get_prices(ticker, start, end, interval=interval, adjustment=adj, config=cfg)
+            truth = market.truth(ticker, start, end, interval, adj)
+            diff = float(np.max(np.abs(df["close"].to_numpy() / truth["close"].to_numpy() - 1)))
+            worst = max(worst, diff)
+            print(f"== {ticker} {interval} {adj}: {what}")
+            with pd.option_context("display.width", 120, "display.max_rows", 12):
+                print(df[["open", "high", "low", "close", "volume"]].round(4).tail(8))
+            for a in df.attrs["attempts"]:
+                print(f"   {a['provider']:<18} {a['outcome']:<8} {a['detail']}")
+            print(f"   served by {df.attrs['provider']}; {len(df)} bars; close vs truth: max rel. diff {diff:.1e}\n")
+    ok = worst < 1e-9
+    print("All answers match the synthetic truth." if ok else f"MISMATCH against the truth: {worst:.3e}")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="finrpt-providers", description="US stock prices from yfinance, Massive REST and "
+                "Massive flat files behind one interface, with a fallback chain.")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: $FINRPT_PROVIDERS_CONFIG, "
+                   "else ./finrpt_providers.toml)")
+    p.add_argument("--sandbox", action="store_true", help="answer from the built-in offline sandbox "
+                   "(fake services over a synthetic market) instead of the real services")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the chain does")
+    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sp = sub.add_parser("providers", help="list providers, their plugin, and whether they are ready")
+    sp.set_defaults(func=cmd_providers)
+
+    sc = sub.add_parser("config", help="show the resolved settings (secrets redacted) and where each came from")
+    sc.set_defaults(func=cmd_config)
+
+    sd = sub.add_parser("demo", help="the whole system against the built-in offline sandbox")
+    sd.set_defaults(func=cmd_demo)
+
+    sf = sub.add_parser("fetch", help="fetch bars for one ticker through the chain")
+    sf.add_argument("ticker", help="US ticker as the SIP writes it, e.g. AAPL or BRK.B")
+    sf.add_argument("--start", required=True, help="first session, YYYY-MM-DD (inclusive)")
+    sf.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
+    sf.add_argument("--interval", default="1d", help="1m 5m 15m 30m 1h 1d (default 1d)")
+    sf.add_argument("--adjustment", default="splits", help="raw, splits or total (default splits)")
+    sf.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
+                    help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
+    sf.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sf.add_argument("--max-rows", type=int, default=60, help="rows shown by --format table")
+    sf.set_defaults(func=cmd_fetch)
+    return p
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not args.debug:
+        warnings.showwarning = _show_warning
+    try:
+        if args.sandbox and args.func is not cmd_demo:
+            from .testing.sandbox import sandbox
+
+            with sandbox() as (cfg, _market):
+                args.sandbox_config = cfg
+                return args.func(args)
+        return args.func(args)
+    except InvalidQuery as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ProviderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback, "
+              "and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
