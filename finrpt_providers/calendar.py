@@ -12,9 +12,14 @@ ET = "America/New_York"
 
 @lru_cache(maxsize=4)
 def _calendar(first_year: int):
-    import exchange_calendars as xcals  # heavy: ~0.5 s, so only when needed
+    import warnings
 
-    return xcals.get_calendar("XNYS", start=f"{first_year}-01-01")
+    with warnings.catch_warnings():
+        # exchange_calendars trips pandas 3 deprecation warnings while building: not ours to show.
+        warnings.simplefilter("ignore")
+        import exchange_calendars as xcals  # heavy: ~0.5 s, so only when needed
+
+        return xcals.get_calendar("XNYS", start=f"{first_year}-01-01")
 
 
 def _cal_for(start: dt.date):

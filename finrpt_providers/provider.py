@@ -68,8 +68,9 @@ def normalize_ticker(ticker: Any) -> str:
 def to_date(value: Any, what: str) -> dt.date:
     """A 'YYYY-MM-DD' string, date, datetime or pandas Timestamp as a session date (ET)."""
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = dt.date.fromisoformat(value.strip())
+            value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
         except ValueError:
             raise InvalidQuery(f"{what} {value!r} is not a date: write it as 'YYYY-MM-DD'") from None
     if isinstance(value, pd.Timestamp):

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from finrpt_providers import plugins
+from finrpt_providers.config import Config
+from finrpt_providers.testing import FakeYahoo, SyntheticMarket
+
+_OUR_PREFIXES = ("MASSIVE_", "FINRPT_", "POLYGON_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    """No test sees the developer's credentials, config file or .env."""
+    for k in list(os.environ):
+        if k.startswith(_OUR_PREFIXES):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def market() -> SyntheticMarket:
+    return SyntheticMarket()
+
+
+@pytest.fixture(scope="session")
+def _yahoo_server(market, tmp_path_factory):
+    import yfinance as yf
+
+    yf.set_tz_cache_location(str(tmp_path_factory.mktemp("yf-cache")))
+    with FakeYahoo(market) as srv:
+        yield srv
+
+
+@pytest.fixture
+def fake_yahoo(_yahoo_server) -> FakeYahoo:
+    """The fake Yahoo, with switches reset and yfinance's response cache emptied."""
+    from yfinance.data import YfData
+
+    srv = _yahoo_server
+    srv.rate_limited, srv.fail_status, srv.delay = False, None, 0.0
+    YfData.cache_get.cache_clear()
+    with srv._lock:
+        srv.requests.clear()
+    yield srv
+    YfData.cache_get.cache_clear()
+
+
+@pytest.fixture
+def yf_config(fake_yahoo, market) -> Config:
+    return Config.load({"FINRPT_YFINANCE_BASE_URL": fake_yahoo.url,
+                        "FINRPT_PROVIDERS_TODAY": market.today().isoformat(),
+                        "FINRPT_YFINANCE_TIMEOUT": "5"}, environ={})
+
+
+@pytest.fixture
+def register_plugin():
+    """Register test plugins for one test; the registry is rebuilt before and after."""
+    added = []
+
+    def register(plugin, name=None):
+        plugins.load_plugins()
+        plugins.pm.register(plugin, name=name)
+        added.append(plugin)
+        plugins.reset()
+        return plugin
+
+    yield register
+    for p in added:
+        plugins.pm.unregister(p)
+    plugins.reset()
