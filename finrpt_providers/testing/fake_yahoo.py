@@ -58,7 +58,35 @@ class FakeYahoo(FakeHTTPServer):
                 return Response.text("<html><body>Will be right back...</body></html>", self.fail_status,
                                      content_type="text/html")
             return self._chart(req.path.rsplit("/", 1)[-1], req.query)
+        if req.path.startswith("/v10/finance/quoteSummary/"):
+            return self._quote_summary(req.path.rsplit("/", 1)[-1])
+        if req.path == "/v7/finance/quote":
+            return self._quote(req.query.get("symbols", ""))
         return Response.text("ok")  # fc.yahoo.com, consent pages...
+
+    def _info(self, symbol: str) -> dict:
+        ticker = symbol.replace("-", ".")
+        close = float(self.market.daily(ticker)["close"].iloc[-1])
+        return {"symbol": symbol, "currency": "USD", "quoteType": "ETF" if ticker == "SPY" else "EQUITY",
+                "exchangeTimezoneName": ET, "exchangeTimezoneShortName": "EDT", "exchange": "NMS",
+                "shortName": f"{ticker} (synthetic)", "longName": f"{ticker} synthetic test security",
+                "regularMarketPrice": close, "previousClose": close, "financialCurrency": "USD"}
+
+    def _quote_summary(self, symbol: str) -> Response:
+        if symbol.replace("-", ".") not in self.market.specs:
+            return Response.json({"quoteSummary": {"result": None, "error": {
+                "code": "Not Found", "description": f"Quote not found for symbol: {symbol}"}}}, 404)
+        info = self._info(symbol)
+        return Response.json({"quoteSummary": {"result": [{
+            "quoteType": {k: info[k] for k in ("symbol", "quoteType", "exchangeTimezoneName", "shortName", "longName")},
+            "summaryDetail": {"currency": "USD", "previousClose": info["previousClose"]},
+            "financialData": {"financialCurrency": "USD"},
+            "defaultKeyStatistics": {}, "assetProfile": {},
+        }], "error": None}})
+
+    def _quote(self, symbols: str) -> Response:
+        known = [s for s in symbols.split(",") if s.replace("-", ".") in self.market.specs]
+        return Response.json({"quoteResponse": {"result": [self._info(s) for s in known], "error": None}})
 
     @staticmethod
     def _not_found() -> Response:
