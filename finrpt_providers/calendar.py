@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 
-import pandas as pd
-
 ET = "America/New_York"
 
 
@@ -30,6 +28,8 @@ def _cal_for(start: dt.date):
 
 def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
     """NYSE session dates in [start, end], both inclusive."""
+    import pandas as pd
+
     if end < start:
         return []
     cal = _cal_for(start)
@@ -41,12 +41,16 @@ def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 @lru_cache(maxsize=8192)
-def session_hours(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Regular open and close of a session, in ET (close is 13:00 on half days)."""
+def session_hours(day: dt.date):
+    """Regular open and close of a session as ET Timestamps (close is 13:00 on half days)."""
+    import pandas as pd
+
     cal = _cal_for(day)
     ts = pd.Timestamp(day)
     return cal.session_open(ts).tz_convert(ET), cal.session_close(ts).tz_convert(ET)
 
 
 def today_et() -> dt.date:
-    return pd.Timestamp.now(tz=ET).date()
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(ET)).date()

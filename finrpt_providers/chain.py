@@ -19,15 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from . import calendar
 from .config import Config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, ProviderError
 from .plugins import registry
 from .provider import ET, PriceQuery, empty_bars, validate_bars
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def expected_sessions(query: PriceQuery, today: dt.date) -> list[dt.date]:
 
 def _clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     """Drop bars outside the asked sessions (providers may return whole pages)."""
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None or df.empty:
         return df
     days = df.index.tz_convert(ET).normalize()
@@ -122,6 +125,8 @@ class Chain:
                     parts.append(sub[0])
                     sources.extend(sub[1])
             if len(parts) > 1:
+                import pandas as pd
+
                 df = pd.concat(parts).sort_index()
                 if df.index.has_duplicates:  # gap spans are disjoint; this would be our bug
                     raise DataIntegrityError(f"stitching produced duplicate bars for {query.describe()}")

@@ -15,13 +15,13 @@ import dataclasses
 import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import numpy as np
-import pandas as pd
+from zoneinfo import ZoneInfo
 
 from .errors import DataIntegrityError, InvalidQuery
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` light
+    import pandas as pd
+
     from .config import Config
 
 ET = "America/New_York"
@@ -73,11 +73,11 @@ def to_date(value: Any, what: str) -> dt.date:
             value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
         except ValueError:
             raise InvalidQuery(f"{what} {value!r} is not a date: write it as 'YYYY-MM-DD'") from None
-    if isinstance(value, pd.Timestamp):
+    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp, without importing pandas
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = pd.Timestamp(value).tz_convert(ET).to_pydatetime().replace(tzinfo=None)
+            value = value.astimezone(ZoneInfo(ET)).replace(tzinfo=None)
         if value.time() != dt.time(0):
             raise InvalidQuery(
                 f"{what} {value.isoformat()} has a time of day: ranges are whole sessions, so pass a "
@@ -223,6 +223,7 @@ class PriceProvider:
 
 def empty_bars() -> pd.DataFrame:
     """An empty frame with the exact bar-frame schema."""
+    import pandas as pd
     idx = pd.DatetimeIndex([], dtype=f"datetime64[ns, {ET}]", name="timestamp")
     df = pd.DataFrame({c: pd.Series(dtype="float64", index=idx) for c in FLOAT_COLUMNS}, index=idx)
     df["transactions"] = pd.Series(dtype="Int64", index=idx)
@@ -236,6 +237,8 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
     conversion, sort); anything else raises :class:`DataIntegrityError` naming the
     problem, so a provider bug never reaches a user as a quietly wrong frame.
     """
+    import numpy as np
+    import pandas as pd
 
     def bad(msg: str) -> DataIntegrityError:
         return DataIntegrityError(f"bar frame breaks the contract: {msg}", provider=provider)

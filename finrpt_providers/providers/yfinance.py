@@ -22,9 +22,7 @@ import datetime as dt
 import threading
 import warnings
 from collections.abc import Iterator
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import (
     DataIntegrityError,
@@ -36,6 +34,9 @@ from ..errors import (
 )
 from ..hookspecs import hookimpl
 from ..provider import ET, INTERVALS, PriceProvider, PriceQuery
+
+if TYPE_CHECKING:  # imported where used: listing providers must not load pandas/pyarrow
+    import pandas as pd
 
 NAME = "yfinance"
 # How far back Yahoo keeps intraday bars (days), and the span one request may cover.
@@ -137,6 +138,8 @@ def undo_splits(df: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
     A bar traded before an ex-date was quoted ``ratio`` times higher and with
     ``1/ratio`` of the volume; bars on the ex-date already trade post-split.
     """
+    import numpy as np
+
     splits = splits[(splits > 0) & (splits != 1)]
     if splits.empty or df.empty:
         return df
@@ -165,6 +168,8 @@ class YFinanceProvider(PriceProvider):
         return None if days is None else today - dt.timedelta(days=days)
 
     def _history(self, ticker, start: dt.date, end_inclusive: dt.date, interval: str, auto_adjust: bool) -> pd.DataFrame:
+        import pandas as pd
+
         span = REQUEST_SPAN_DAYS[interval]
         frames = []
         lo = start
@@ -183,6 +188,8 @@ class YFinanceProvider(PriceProvider):
         return out[~out.index.duplicated(keep="first")].sort_index()
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
+        import pandas as pd
+
         symbol = to_yahoo_symbol(query.ticker)
         base_url = self.config.get("FINRPT_YFINANCE_BASE_URL") if self.config else None
         today = self.config.today() if self.config else dt.date.today()
@@ -217,6 +224,9 @@ class YFinanceProvider(PriceProvider):
 
     @staticmethod
     def _to_bars(hist: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
         idx = pd.DatetimeIndex(hist.index)
         idx = (idx.tz_localize(ET) if idx.tz is None else idx.tz_convert(ET)).as_unit("ns").rename("timestamp")
         if query.interval == "1d":
