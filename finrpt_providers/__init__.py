@@ -23,7 +23,7 @@ from .errors import (
     UnsupportedQuery,
 )
 from .hookspecs import hookimpl
-from .provider import BAR_COLUMNS, PriceProvider, PriceQuery, empty_bars, validate_bars
+from .provider import BAR_COLUMNS, INTERVALS, PriceProvider, PriceQuery, empty_bars, validate_bars
 
 __version__ = "0.1.0"
 
@@ -41,8 +41,7 @@ def list_providers(config: Config | dict | None = None) -> list[dict]:
         out.append({
             "name": name,
             "plugin": entry.plugin,
-            "intervals": sorted(p.intervals, key=lambda i: ("1m", "5m", "15m", "30m", "1h", "1d").index(i)
-                                if i in ("1m", "5m", "15m", "30m", "1h", "1d") else 99),
+            "intervals": [i for i in INTERVALS if i in p.intervals],
             "adjustments": sorted(p.adjustments),
             "ready": reason is None,
             "reason": reason or "",
