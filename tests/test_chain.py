@@ -22,9 +22,9 @@ from finrpt_providers import (
     ProviderUnavailable,
     RateLimited,
     UnsupportedQuery,
-    hookimpl,
 )
 from finrpt_providers.config import Config
+from finrpt_providers.testing import plugin_of
 
 TODAY = "2026-07-01"
 
@@ -71,14 +71,8 @@ def chain(register_plugin, market):
     """Register scripted providers: chain(p1, p2, ...) -> the Config listing them in order."""
 
     def make(*providers):
-        class Plugin:
-            @staticmethod
-            @hookimpl
-            def register_price_providers(register):
-                for p in providers:
-                    register(p)
-
-        register_plugin(Plugin, name=f"test-{id(Plugin)}")
+        plugin = plugin_of(*providers)
+        register_plugin(plugin, name=f"test-{id(plugin)}")
         return Config.load({"FINRPT_PRICE_PROVIDERS": ",".join(p.name for p in providers),
                             "FINRPT_PROVIDERS_TODAY": TODAY}, environ={})
 

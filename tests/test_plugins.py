@@ -12,6 +12,7 @@ import pytest
 
 import finrpt_providers as fp
 from finrpt_providers import PriceProvider, ProviderError, hookimpl, plugins
+from finrpt_providers.testing import plugin_of
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -22,17 +23,6 @@ class Dummy(PriceProvider):
         self.name = name
 
 
-def plugin_registering(*providers):
-    class Plugin:
-        @staticmethod
-        @hookimpl
-        def register_price_providers(register):
-            for p in providers:
-                register(p)
-
-    return Plugin
-
-
 def test_builtins_are_ordinary_plugins():
     reg = plugins.registry()
     assert reg["yfinance"].plugin == "finrpt_providers.providers.yfinance"
@@ -41,14 +31,14 @@ def test_builtins_are_ordinary_plugins():
 
 
 def test_registered_provider_is_listed_with_its_plugin(register_plugin):
-    register_plugin(plugin_registering(Dummy("dummy")), name="dummy-plugin")
+    register_plugin(plugin_of(Dummy("dummy")), name="dummy-plugin")
     listed = {p["name"]: p for p in fp.list_providers({})}
     assert listed["dummy"]["plugin"] == "dummy-plugin" and listed["dummy"]["ready"] is True
     assert listed["yfinance"]["plugin"] == "finrpt_providers.providers.yfinance"
 
 
 def test_two_providers_with_one_name_is_a_clear_error(register_plugin):
-    register_plugin(plugin_registering(Dummy("yfinance")), name="impostor-plugin")
+    register_plugin(plugin_of(Dummy("yfinance")), name="impostor-plugin")
     with pytest.raises(ProviderError) as info:
         plugins.registry()
     msg = str(info.value)
@@ -64,7 +54,7 @@ def test_plugin_whose_register_fails_is_skipped_with_a_warning(register_plugin):
             raise RuntimeError("kaput")
 
     register_plugin(Broken, name="broken-plugin")
-    register_plugin(plugin_registering(Dummy("fine")), name="fine-plugin")
+    register_plugin(plugin_of(Dummy("fine")), name="fine-plugin")
     with pytest.warns(plugins.PluginWarning, match="broken-plugin.*RuntimeError: kaput"):
         reg = plugins.registry()
     assert "fine" in reg and "yfinance" in reg
@@ -73,7 +63,7 @@ def test_plugin_whose_register_fails_is_skipped_with_a_warning(register_plugin):
 @pytest.mark.parametrize("thing,words", [(object(), "PriceProvider instance"), (Dummy(""), "needs a name"),
                                          (Dummy("bad name!"), "needs a name")])
 def test_registering_a_non_provider_is_skipped_with_a_warning(register_plugin, thing, words):
-    register_plugin(plugin_registering(thing), name="odd-plugin")
+    register_plugin(plugin_of(thing), name="odd-plugin")
     with pytest.warns(plugins.PluginWarning, match=words):
         reg = plugins.registry()
     assert "yfinance" in reg

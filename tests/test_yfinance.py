@@ -149,7 +149,8 @@ def test_dead_server_is_unavailable_quickly(market):
 
 
 def test_chain_moves_on_from_a_rate_limited_yahoo(yf_config, fake_yahoo, market, register_plugin):
-    from finrpt_providers import PriceProvider, hookimpl
+    from finrpt_providers import PriceProvider
+    from finrpt_providers.testing import plugin_of
 
     class Backup(PriceProvider):
         name = "backup"
@@ -157,13 +158,7 @@ def test_chain_moves_on_from_a_rate_limited_yahoo(yf_config, fake_yahoo, market,
         def fetch(self, query):
             return market.truth(query.ticker, query.start, query.end, query.interval, query.adjustment)
 
-    class Plugin:
-        @staticmethod
-        @hookimpl
-        def register_price_providers(register):
-            register(Backup())
-
-    register_plugin(Plugin, name="backup-plugin")
+    register_plugin(plugin_of(Backup()), name="backup-plugin")
     fake_yahoo.rate_limited = True
     df = fp.get_prices("AAPL", "2026-03-02", "2026-03-06", providers=["yfinance", "backup"], config=yf_config)
     assert df.attrs["provider"] == "backup"
