@@ -118,29 +118,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .testing.sandbox import sandbox
 
     print("Starting the sandbox: fake services on 127.0.0.1 serving a synthetic market (no internet).\n")
-    with sandbox() as (cfg, market):
+    with sandbox() as box:
+        cfg, market = box.config, box.market
         rows = [[p["name"], p["plugin"], "ready" if p["ready"] else p["reason"]] for p in list_providers(cfg)]
         print(_table(rows, ["provider", "plugin", "status"]))
         print(f"chain order: {', '.join(cfg.providers)}\n")
+
+        def rate_limited() -> None:
+            box.rest.rate_limit_all, box.rest.retry_after = True, "0"
+
+        def minute_plan_missing() -> None:
+            box.rest.entitled = {"day"}
+
         cases = [
-            ("AAPL", "2026-02-02", "2026-02-13", "1d", "total", "quarterly dividend (ex 2026-02-10)"),
-            ("NVDA", "2025-11-12", "2025-11-19", "1d", "raw", "4-for-1 split on 2025-11-17, as traded"),
-            ("NVDA", "2025-11-12", "2025-11-19", "1d", "splits", "4-for-1 split on 2025-11-17, split-adjusted"),
-            ("RSPL", "2026-01-15", "2026-01-22", "1d", "raw", "1-for-3 reverse split on 2026-01-20"),
-            ("BRK.B", "2026-06-22", "2026-06-26", "1h", "splits", "share class with a dot, hourly"),
+            ("AAPL", "2026-02-02", "2026-02-13", "1d", "total", "quarterly dividend (ex 2026-02-10)", None),
+            ("NVDA", "2025-11-12", "2025-11-19", "1d", "raw", "4-for-1 split on 2025-11-17, as traded", None),
+            ("NVDA", "2025-11-12", "2025-11-19", "1d", "splits", "the same, split-adjusted", None),
+            ("RSPL", "2026-01-15", "2026-01-22", "1d", "raw", "1-for-3 reverse split on 2026-01-20", None),
+            ("BRK.B", "2026-06-22", "2026-06-26", "1d", "splits",
+             "fallback: Massive answers 429 to everything", rate_limited),
+            ("BRK.B", "2026-06-26", "2026-06-26", "1h", "splits",
+             "fallback: the Massive plan lacks minute aggregates", minute_plan_missing),
         ]
         worst = 0.0
-        for ticker, start, end, interval, adj, what in cases:
+        for ticker, start, end, interval, adj, what, fault in cases:
+            box.rest.reset()
+            if fault:
+                fault()
             df = get_prices(ticker, start, end, interval=interval, adjustment=adj, config=cfg)
             truth = market.truth(ticker, start, end, interval, adj)
             diff = float(np.max(np.abs(df["close"].to_numpy() / truth["close"].to_numpy() - 1)))
             worst = max(worst, diff)
             print(f"== {ticker} {interval} {adj}: {what}")
             with pd.option_context("display.width", 120, "display.max_rows", 12):
-                print(df[["open", "high", "low", "close", "volume"]].round(4).tail(8))
+                print(df[["open", "high", "low", "close", "volume"]].round(4).tail(6))
             for a in df.attrs["attempts"]:
-                print(f"   {a['provider']:<18} {a['outcome']:<8} {a['detail']}")
+                print(f"   {a['provider']:<18} {a['outcome']:<8} {a['detail'][:150]}")
             print(f"   served by {df.attrs['provider']}; {len(df)} bars; close vs truth: max rel. diff {diff:.1e}\n")
+        box.rest.reset()
     ok = worst < 1e-9
     print("All answers match the synthetic truth." if ok else f"MISMATCH against the truth: {worst:.3e}")
     return 0 if ok else 1

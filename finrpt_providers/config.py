@@ -22,6 +22,13 @@ TOML_NAMES: dict[str, tuple[str, str]] = {
     "FINRPT_PRICE_PROVIDERS": ("chain", "providers"),
     "MASSIVE_API_KEY": ("massive_rest", "api_key"),
     "MASSIVE_REST_BASE_URL": ("massive_rest", "base_url"),
+    "MASSIVE_REST_CONNECT_TIMEOUT": ("massive_rest", "connect_timeout"),
+    "MASSIVE_REST_READ_TIMEOUT": ("massive_rest", "read_timeout"),
+    "MASSIVE_REST_MAX_RETRIES": ("massive_rest", "max_retries"),
+    "MASSIVE_REST_BACKOFF": ("massive_rest", "backoff"),
+    "MASSIVE_REST_MAX_WAIT": ("massive_rest", "max_wait"),
+    "MASSIVE_REST_REQUESTS_PER_MINUTE": ("massive_rest", "requests_per_minute"),
+    "MASSIVE_REST_WORKERS": ("massive_rest", "workers"),
     "MASSIVE_S3_ACCESS_KEY": ("massive_flatfiles", "access_key"),
     "MASSIVE_S3_SECRET_KEY": ("massive_flatfiles", "secret_key"),
     "MASSIVE_S3_ENDPOINT": ("massive_flatfiles", "endpoint"),
@@ -40,7 +47,7 @@ DEFAULTS: dict[str, str] = {
     "MASSIVE_S3_BUCKET": "flatfiles",
 }
 
-SECRET_NAMES = frozenset({"MASSIVE_API_KEY", "MASSIVE_S3_ACCESS_KEY", "MASSIVE_S3_SECRET_KEY"})
+SECRET_NAMES = frozenset({"MASSIVE_API_KEY", "POLYGON_API_KEY", "MASSIVE_S3_ACCESS_KEY", "MASSIVE_S3_SECRET_KEY"})
 _SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 

@@ -19,7 +19,10 @@ from .errors import ProviderError
 from .provider import PriceProvider
 
 ENTRY_POINT_GROUP = "finrpt_providers"
-DEFAULT_PLUGINS = ("finrpt_providers.providers.yfinance",)
+DEFAULT_PLUGINS = (
+    "finrpt_providers.providers.massive_rest",
+    "finrpt_providers.providers.yfinance",
+)
 
 pm = pluggy.PluginManager("finrpt_providers")
 pm.add_hookspecs(hookspecs)

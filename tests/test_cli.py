@@ -98,16 +98,18 @@ def test_providers_and_config_never_print_secrets(monkeypatch):
 
 
 def test_providers_lists_the_chain_order(monkeypatch):
-    monkeypatch.setenv("FINRPT_PRICE_PROVIDERS", "yfinance,massive_rest")
+    monkeypatch.setenv("FINRPT_PRICE_PROVIDERS", "yfinance,massive_flatfiles,massive_rest")
     code, out, _ = run("providers")
     assert code == 0
-    assert "chain order: yfinance, massive_rest (not installed)" in out and "environment" in out
+    assert "chain order: yfinance, massive_flatfiles (not installed), massive_rest" in out
+    assert "environment" in out
+    assert "missing credentials: set MASSIVE_API_KEY" in out
 
 
 def test_sandbox_flag_fetches_offline():
     code, out, err = run("--sandbox", "fetch", "BRK.B", "--start", "2026-06-22", "--end", "2026-06-24")
     assert code == 0, err
-    assert "3 bars from yfinance" in err
+    assert "3 bars from massive_rest" in err
 
 
 def test_demo_runs_and_matches_the_truth():

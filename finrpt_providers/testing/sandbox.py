@@ -4,34 +4,55 @@
     >>> with sandbox() as (config, market):
     ...     df = finrpt_providers.get_prices("AAPL", "2026-03-02", "2026-03-13", config=config)
 
+The object yielded unpacks as ``(config, market)`` and also carries the running
+fakes (``.yahoo``, ``.rest``) so a demo or a test can flip their switches.
 Everything listens on 127.0.0.1; nothing reaches the internet. Today the sandbox
-runs the fake Yahoo (the Massive fakes join it as their providers land).
+runs the fake Yahoo and the fake Massive REST API (the flat files join them with
+their provider).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 
 from ..config import Config
+from .fake_massive import FakeMassiveREST
 from .fake_yahoo import FakeYahoo
 from .market import SyntheticMarket
 
+SANDBOX_API_KEY = "sandbox-rest-key"
+
+
+@dataclasses.dataclass
+class Sandbox:
+    config: Config
+    market: SyntheticMarket
+    yahoo: FakeYahoo
+    rest: FakeMassiveREST
+
+    def __iter__(self):
+        return iter((self.config, self.market))
+
 
 @contextlib.contextmanager
-def sandbox(market: SyntheticMarket | None = None, **overrides: str) -> Iterator[tuple[Config, SyntheticMarket]]:
-    """Start the fake services; yield (config, market). ``overrides`` go on top of the config."""
+def sandbox(market: SyntheticMarket | None = None, **overrides: str) -> Iterator[Sandbox]:
+    """Start the fake services; yield a :class:`Sandbox`. ``overrides`` go on top of the config."""
     market = market or SyntheticMarket()
-    with tempfile.TemporaryDirectory(prefix="finrpt-sandbox-") as cache, FakeYahoo(market) as yahoo:
+    with tempfile.TemporaryDirectory(prefix="finrpt-sandbox-") as cache, FakeYahoo(market) as yahoo, \
+            FakeMassiveREST(market, api_key=SANDBOX_API_KEY) as rest:
         values = {
             "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest,yfinance",
             "FINRPT_YFINANCE_BASE_URL": yahoo.url,
             "FINRPT_PROVIDERS_TODAY": market.today().isoformat(),
             "FINRPT_PROVIDERS_CACHE_DIR": cache,
-            # never let real credentials from the environment reach a fake (or the reverse)
-            "MASSIVE_API_KEY": "", "MASSIVE_S3_ACCESS_KEY": "", "MASSIVE_S3_SECRET_KEY": "",
+            "MASSIVE_API_KEY": SANDBOX_API_KEY, "MASSIVE_REST_BASE_URL": rest.url,
+            # fakes answer at once: retry quickly so a demo of failures stays short
+            "MASSIVE_REST_BACKOFF": "0.05", "MASSIVE_REST_MAX_RETRIES": "2",
+            "MASSIVE_S3_ACCESS_KEY": "", "MASSIVE_S3_SECRET_KEY": "",
         }
         values.update(overrides)
         # Defaults + these values only: no environment, TOML or .env of the machine.
-        yield Config.load(values, environ={}, cwd=cache), market
+        yield Sandbox(Config.load(values, environ={}, cwd=cache), market, yahoo, rest)

@@ -1,0 +1,261 @@
+"""A fake Massive REST API serving the synthetic market in Massive's exact formats.
+
+Endpoints: aggregates (with ``next_url`` pagination), grouped daily, splits and
+dividends (current ``/stocks/v1/...`` and legacy ``/v3/reference/...``). Auth by
+``Authorization: Bearer`` or ``?apiKey=``. Error bodies as listed in the reference.
+
+Switches (attributes; change them at any time):
+
+* ``api_key``: the key it accepts (``None``: any key, but one must be sent);
+* ``entitled``: timespans the plan includes (``None``: all) -> 403 NOT_AUTHORIZED;
+* ``history_start``: first date the plan covers -> 403 "data timeframe";
+* ``rate_limit_every``: every Nth request answers 429 (``retry_after`` header
+  value, ``None`` to omit it); ``rate_limit_all``: every request answers 429;
+* ``fail_next``: that many next requests answer ``fail_status`` with an HTML page;
+* ``delay``: seconds before each answer; ``page_size``: results per page at most;
+* ``null_results``: empty answers carry ``"results": null`` (older API) instead of
+  no ``results`` key; ``cursor_keeps_adjusted``: whether ``next_url`` cursors carry
+  ``adjusted`` (default False: a client must re-add it); ``reference_v1``: False
+  makes ``/stocks/v1/*`` answer 404 (only legacy endpoints);
+  ``repeat_cursor``: every ``next_url`` points to the same page (a loop).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+import time
+import uuid
+from fractions import Fraction
+from urllib.parse import parse_qsl
+
+import numpy as np
+import pandas as pd
+
+from .. import calendar
+from ..provider import ET, INTERVAL_MINUTES
+from .http import FakeHTTPServer, Request, Response
+from .market import SyntheticMarket
+
+PROD = "https://api.massive.com"
+_SPANS = {("1", "minute"): "1m", ("5", "minute"): "5m", ("15", "minute"): "15m", ("30", "minute"): "30m",
+          ("1", "hour"): "1h", ("60", "minute"): "1h", ("1", "day"): "1d"}
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+
+
+def _ms(ts: pd.Timestamp) -> int:
+    return int(ts.value // 1_000_000)
+
+
+def _day_or_ms(value: str, end: bool) -> pd.Timestamp:
+    if value.isdigit():
+        return pd.Timestamp(int(value), unit="ms", tz="UTC").tz_convert(ET)
+    day = pd.Timestamp(dt.date.fromisoformat(value), tz=ET)
+    return day + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1) if end else day
+
+
+class FakeMassiveREST(FakeHTTPServer):
+    def __init__(self, market: SyntheticMarket | None = None, api_key: str | None = "test-key") -> None:
+        super().__init__()
+        self.market = market or SyntheticMarket()
+        self.api_key = api_key
+        self.entitled: set[str] | None = None
+        self.history_start: dt.date | None = None
+        self.rate_limit_every = 0
+        self.rate_limit_all = False
+        self.retry_after: str | None = "1"
+        self.fail_next = 0
+        self.fail_status = 502
+        self.delay = 0.0
+        self.page_size = 50000
+        self.null_results = False
+        self.cursor_keeps_adjusted = False
+        self.reference_v1 = True
+        self.repeat_cursor = False
+        self._count = 0
+        self._count_lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Switches back to defaults and the request log emptied."""
+        fresh = FakeMassiveREST(self.market, self.api_key)
+        for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
+                  "fail_status", "delay", "page_size", "null_results", "cursor_keeps_adjusted", "reference_v1",
+                  "repeat_cursor"):
+            setattr(self, k, getattr(fresh, k))
+        with self._lock:
+            self.requests.clear()
+        self._count = 0
+
+    def aggregate_requests(self) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith("/v2/aggs/ticker/")]
+
+    # -- dispatch ---------------------------------------------------------------
+    def handle(self, req: Request) -> Response:
+        if self.delay:
+            time.sleep(self.delay)
+        with self._count_lock:
+            self._count += 1
+            n = self._count
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return Response.text("<html><head><title>502 Bad Gateway</title></head><body><center><h1>"
+                                     "502 Bad Gateway</h1></center></body></html>", self.fail_status,
+                                     content_type="text/html")
+        rid = uuid.uuid4().hex
+        if self.rate_limit_all or (self.rate_limit_every and n % self.rate_limit_every == 0):
+            headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+            return Response.json({"status": "ERROR", "request_id": rid, "error": "You've exceeded the maximum "
+                                  "requests per minute, please wait or upgrade your subscription to continue. "
+                                  "https://massive.com/pricing"}, 429, **headers)
+        auth = req.headers.get("authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else req.query.get("apiKey")
+        if not key:
+            return Response.json({"status": "ERROR", "request_id": rid, "error": "API Key was not provided"}, 401)
+        if self.api_key is not None and key != self.api_key:
+            return Response.json({"status": "ERROR", "request_id": rid, "error": "Unknown API Key"}, 401)
+        parts = req.path.strip("/").split("/")
+        q = dict(req.query)
+        if "cursor" in q:
+            q = {**dict(parse_qsl(_unb64(q.pop("cursor")))), **q}
+        if req.path.startswith("/v2/aggs/ticker/") and len(parts) == 9:
+            return self._aggs(parts[3], parts[5], parts[6], parts[7], parts[8], q, rid)
+        if req.path.startswith("/v2/aggs/grouped/locale/us/market/stocks/"):
+            return self._grouped(parts[-1], q, rid)
+        if req.path in ("/stocks/v1/splits", "/stocks/v1/dividends"):
+            if not self.reference_v1:
+                return Response.json({"status": "NOT_FOUND", "request_id": rid, "message": "Not found"}, 404)
+            return self._reference(req.path, q, rid, legacy=False)
+        if req.path in ("/v3/reference/splits", "/v3/reference/dividends"):
+            return self._reference(req.path, q, rid, legacy=True)
+        return Response.json({"status": "NOT_FOUND", "request_id": rid, "message": "Not found"}, 404)
+
+    # -- aggregates ---------------------------------------------------------------
+    def _aggs(self, ticker, mult, span, frm, to, q, rid) -> Response:
+        interval = _SPANS.get((mult, span))
+        if interval is None:
+            return Response.json({"status": "ERROR", "request_id": rid,
+                                  "error": f"the fake serves {sorted(_SPANS)} only"}, 400)
+        try:
+            lo, hi = _day_or_ms(frm, end=False), _day_or_ms(to, end=True)
+        except ValueError:
+            return Response.json({"status": "ERROR", "request_id": rid, "error": "Could not parse the time "
+                                  "parameter: 'from'. Use YYYY-MM-DD or Unix MS Timestamps"}, 400)
+        if hi < lo:
+            return Response.json({"status": "ERROR", "request_id": rid,
+                                  "error": "The parameter 'to' cannot be a time that occurs before 'from'"}, 400)
+        if self.entitled is not None and span not in self.entitled:
+            return Response.json({"status": "NOT_AUTHORIZED", "request_id": rid, "message": "You are not entitled "
+                                  "to this data. Please upgrade your plan at https://massive.com/pricing"}, 403)
+        if self.history_start is not None and lo.date() < self.history_start:
+            return Response.json({"status": "NOT_AUTHORIZED", "request_id": rid, "message": "Your plan doesn't "
+                                  "include this data timeframe. Please upgrade your plan at "
+                                  "https://massive.com/pricing"}, 403)
+        adjusted = q.get("adjusted", "true") != "false"
+        limit = min(int(q.get("limit", 5000)), 50000)
+        m = self.market
+        bars = pd.DataFrame()
+        if ticker in m.specs:
+            first, last = max(lo.date(), m.start), min(hi.date(), m.end)
+            if first <= last:
+                bars = m.truth(ticker, first, last, interval, "splits" if adjusted else "raw")
+                bars = bars[(bars.index >= lo) & (bars.index <= hi)]
+        per_page = limit if interval == "1d" else max(1, limit // INTERVAL_MINUTES[interval])
+        per_page = min(per_page, self.page_size)
+        page, rest = bars.iloc[:per_page], bars.iloc[per_page:]
+        body = {"ticker": ticker, "queryCount": int(len(page)), "resultsCount": int(len(page)),
+                "adjusted": adjusted, "status": "OK", "request_id": rid}
+        if len(page):
+            body["results"] = _results(page)
+            body["count"] = len(page)
+        elif self.null_results:
+            body["results"] = None
+        if len(rest):
+            nxt_from = frm if self.repeat_cursor else str(_ms(rest.index[0]))
+            cursor = f"limit={limit}&sort={q.get('sort', 'asc')}"
+            if self.cursor_keeps_adjusted:
+                cursor += f"&adjusted={'true' if adjusted else 'false'}"
+            body["next_url"] = f"{PROD}/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{nxt_from}/{to}?cursor={_b64(cursor)}"
+        return Response.json(body)
+
+    def _grouped(self, day: str, q, rid) -> Response:
+        adjusted = q.get("adjusted", "true") != "false"
+        d = dt.date.fromisoformat(day)
+        results = []
+        for t in self.market.tickers:
+            bars = self.market.truth(t, d, d, "1d", "splits" if adjusted else "raw")
+            if len(bars):
+                r = _results(bars)[0]
+                r["t"] = _ms(calendar.session_hours(d)[1])  # grouped daily stamps the END (16:00 ET)
+                results.append({"T": t, **r})
+        body = {"queryCount": len(results), "resultsCount": len(results), "adjusted": adjusted,
+                "status": "OK", "request_id": rid}
+        if results:
+            body["results"] = results
+        return Response.json(body)
+
+    # -- reference ----------------------------------------------------------------
+    def _reference(self, path: str, q, rid, legacy: bool) -> Response:
+        ticker = q.get("ticker")
+        tickers = [ticker] if ticker else self.market.tickers
+        rows = []
+        m = self.market
+        for t in tickers:
+            if t not in m.specs:
+                continue
+            if path.endswith("splits"):
+                for ex, ratio in m.splits(t).items():
+                    fr = Fraction(ratio).limit_denominator(1000)
+                    row = {"ticker": t, "execution_date": ex.date().isoformat(),
+                           "split_from": float(fr.denominator), "split_to": float(fr.numerator)}
+                    if legacy:
+                        row["id"] = f"E{uuid.uuid5(uuid.NAMESPACE_URL, t + str(ex)).hex[:20]}"
+                    else:
+                        row["adjustment_type"] = "forward_split" if ratio > 1 else "reverse_split"
+                        row["historical_adjustment_factor"] = float(1 / m._split_factor(t, (ex - pd.Timedelta(days=1)).date()))
+                    rows.append(row)
+            else:
+                for ex, cash in m.dividends(t).items():
+                    ex_d = ex.date()
+                    row = {"ticker": t, "cash_amount": float(cash), "currency": "USD",
+                           "ex_dividend_date": ex_d.isoformat(), "record_date": (ex_d + dt.timedelta(days=1)).isoformat(),
+                           "pay_date": (ex_d + dt.timedelta(days=14)).isoformat(),
+                           "declaration_date": (ex_d - dt.timedelta(days=20)).isoformat(), "frequency": 4}
+                    if legacy:
+                        row["dividend_type"] = "CD"
+                    else:
+                        row["distribution_type"] = "recurring"
+                        row["split_adjusted_cash_amount"] = float(cash / m._split_factor(t, ex_d))
+                    rows.append(row)
+        key = "execution_date" if path.endswith("splits") else "ex_dividend_date"
+        rows.sort(key=lambda r: (r["ticker"], r[key]))
+        limit = min(int(q.get("limit", 100)), self.page_size)
+        offset = int(q.get("offset", 0))
+        page = rows[offset:offset + limit]
+        body = {"status": "OK", "request_id": rid}
+        if page or not self.null_results:
+            body["results"] = page
+        else:
+            body["results"] = None
+        if offset + limit < len(rows):
+            extra = "&".join(f"{k}={v}" for k, v in (("ticker", ticker),) if v)
+            cursor = _b64(f"limit={limit}&offset={offset + limit}" + (f"&{extra}" if extra else ""))
+            body["next_url"] = f"{PROD}{path}?cursor={cursor}"
+        return Response.json(body)
+
+
+def _results(bars: pd.DataFrame) -> list[dict]:
+    t = (bars.index.as_unit("ns").asi8 // 1_000_000).tolist()
+    o, h, lo, c, v, vw = (bars[k].to_numpy(dtype="float64").tolist() for k in ("open", "high", "low", "close",
+                                                                                 "volume", "vwap"))
+    n = bars["transactions"].to_numpy(dtype="float64", na_value=np.nan).tolist()
+    return [{"v": v[i], "vw": vw[i], "o": o[i], "c": c[i], "h": h[i], "l": lo[i], "t": t[i], "n": int(n[i])}
+            for i in range(len(t))]
