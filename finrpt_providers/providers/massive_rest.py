@@ -302,7 +302,12 @@ class MassiveClient:
         def one(window: tuple[dt.date, dt.date]) -> list[dict]:
             path = f"/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{window[0].isoformat()}/{window[1].isoformat()}"
             results: list[dict] = []
-            for page in self.pages(path, params, keep=("adjusted", "limit", "sort")):
+            try:
+                pages = self.pages(path, params, keep=("adjusted", "limit", "sort"))
+            except _NotFound:
+                raise ProviderUnavailable(f"{self.base_url} has no aggregates endpoint (HTTP 404): check "
+                                          "MASSIVE_REST_BASE_URL", provider=NAME) from None
+            for page in pages:
                 results.extend(page.get("results") or [])
             return results
 

@@ -12,7 +12,8 @@ Switches (attributes; change them at any time):
 * ``rate_limit_every``: every Nth request answers 429 (``retry_after`` header
   value, ``None`` to omit it); ``rate_limit_all``: every request answers 429;
 * ``fail_next``: that many next requests answer ``fail_status`` with an HTML page;
-* ``delay``: seconds before each answer; ``page_size``: results per page at most;
+* ``delay``: seconds before each answer; ``page_size``: results per page at most
+  (``reference_page_size`` for the splits and dividends endpoints);
 * ``null_results``: empty answers carry ``"results": null`` (older API) instead of
   no ``results`` key; ``cursor_keeps_adjusted``: whether ``next_url`` cursors carry
   ``adjusted`` (default False: a client must re-add it); ``reference_v1``: False
@@ -76,6 +77,7 @@ class FakeMassiveREST(FakeHTTPServer):
         self.fail_status = 502
         self.delay = 0.0
         self.page_size = 50000
+        self.reference_page_size = 5000
         self.null_results = False
         self.cursor_keeps_adjusted = False
         self.reference_v1 = True
@@ -87,7 +89,7 @@ class FakeMassiveREST(FakeHTTPServer):
         """Switches back to defaults and the request log emptied."""
         fresh = FakeMassiveREST(self.market, self.api_key)
         for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
-                  "fail_status", "delay", "page_size", "null_results", "cursor_keeps_adjusted", "reference_v1",
+                  "fail_status", "delay", "page_size", "reference_page_size", "null_results", "cursor_keeps_adjusted", "reference_v1",
                   "repeat_cursor"):
             setattr(self, k, getattr(fresh, k))
         with self._lock:
@@ -237,7 +239,7 @@ class FakeMassiveREST(FakeHTTPServer):
                     rows.append(row)
         key = "execution_date" if path.endswith("splits") else "ex_dividend_date"
         rows.sort(key=lambda r: (r["ticker"], r[key]))
-        limit = min(int(q.get("limit", 100)), self.page_size)
+        limit = min(int(q.get("limit", 100)), self.reference_page_size)
         offset = int(q.get("offset", 0))
         page = rows[offset:offset + limit]
         body = {"status": "OK", "request_id": rid}
