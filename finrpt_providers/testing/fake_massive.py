@@ -84,6 +84,21 @@ class FakeMassiveREST(FakeHTTPServer):
         self.repeat_cursor = False
         self._count = 0
         self._count_lock = threading.Lock()
+        self._frames: dict[tuple[str, str, bool], pd.DataFrame] = {}
+
+    def frame(self, ticker: str, interval: str, adjusted: bool) -> pd.DataFrame:
+        """The whole range's bars for one series, built once: pages are then cheap slices."""
+        key = (ticker, interval, adjusted)
+        with self._count_lock:
+            cached = self._frames.get(key)
+        if cached is None:
+            m = self.market
+            cached = m.truth(ticker, m.start, m.end, interval, "splits" if adjusted else "raw")
+            with self._count_lock:
+                if len(self._frames) > 24:
+                    self._frames.clear()
+                self._frames[key] = cached
+        return cached
 
     def reset(self) -> None:
         """Switches back to defaults and the request log emptied."""
@@ -163,13 +178,11 @@ class FakeMassiveREST(FakeHTTPServer):
                                   "https://massive.com/pricing"}, 403)
         adjusted = q.get("adjusted", "true") != "false"
         limit = min(int(q.get("limit", 5000)), 50000)
-        m = self.market
         bars = pd.DataFrame()
-        if ticker in m.specs:
-            first, last = max(lo.date(), m.start), min(hi.date(), m.end)
-            if first <= last:
-                bars = m.truth(ticker, first, last, interval, "splits" if adjusted else "raw")
-                bars = bars[(bars.index >= lo) & (bars.index <= hi)]
+        if ticker in self.market.specs:
+            whole = self.frame(ticker, interval, adjusted)
+            i, j = whole.index.searchsorted(lo, "left"), whole.index.searchsorted(hi, "right")
+            bars = whole.iloc[i:j]
         per_page = limit if interval == "1d" else max(1, limit // INTERVAL_MINUTES[interval])
         per_page = min(per_page, self.page_size)
         page, rest = bars.iloc[:per_page], bars.iloc[per_page:]
