@@ -20,6 +20,7 @@ from .provider import PriceProvider
 
 ENTRY_POINT_GROUP = "finrpt_providers"
 DEFAULT_PLUGINS = (
+    "finrpt_providers.providers.massive_flatfiles",
     "finrpt_providers.providers.massive_rest",
     "finrpt_providers.providers.yfinance",
 )

@@ -296,3 +296,26 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
                 raise bad(f"bar {out.index[outside][0]} is outside the asked range {query.start}..{query.end}")
     out.attrs = attrs
     return out
+
+
+def resample_bars(df: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """1m bars -> ``interval`` bars in ET with bar-start labels (clock-aligned: 09:00, 09:05...).
+
+    open/close: first/last; high/low: max/min; volume and transactions: summed; vwap:
+    volume-weighted (missing when the minutes have none).
+    """
+    import pandas as pd
+
+    if interval == "1m" or df.empty:
+        return df
+    keys = df.index.floor(f"{INTERVAL_MINUTES[interval]}min")
+    g = df.groupby(keys)
+    out = pd.DataFrame({
+        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
+        "volume": g["volume"].sum(),
+    })
+    pv = (df["vwap"] * df["volume"]).groupby(keys).sum(min_count=1)
+    out["vwap"] = pv / out["volume"].where(out["volume"] > 0)
+    out["transactions"] = g["transactions"].sum(min_count=1).astype("Int64")
+    out.index.name = "timestamp"
+    return out

@@ -245,6 +245,51 @@ class YFinanceProvider(PriceProvider):
         return bars[keep]
 
 
+_actions_cache: dict[tuple[str | None, str], tuple] = {}
+
+
+def corporate_actions(config, ticker: str):
+    """(split ratios, cash dividends as declared) by ex-date (ET) from Yahoo, all history.
+
+    Yahoo reports dividends split-adjusted; they are converted back to the cash paid
+    then (multiplied by every later split ratio), which the adjustment rule needs.
+    Cached for the process.
+    """
+    import numpy as np
+    import pandas as pd
+
+    base_url = config.get("FINRPT_YFINANCE_BASE_URL") if config else None
+    cache_key = (base_url, ticker)
+    if cache_key in _actions_cache:
+        s, d = _actions_cache[cache_key]
+        return s.copy(), d.copy()
+    symbol = to_yahoo_symbol(ticker)
+    timeout = config.get_float("FINRPT_YFINANCE_TIMEOUT", 15.0) if config else 15.0
+    query = PriceQuery(ticker, "1900-01-01", dt.date.today(), "1d", "raw")
+    try:
+        with _yfinance_scope(base_url) as yf:
+            hist = yf.Ticker(symbol).history(period="max", interval="1d", auto_adjust=False, actions=True,
+                                             repair=False, timeout=timeout)
+    except Exception as e:
+        raise _map_error(e, symbol, query) from None
+    if hist.empty:
+        raise NoData(f"Yahoo has no history for {symbol}, so no corporate actions", provider=NAME)
+    days = pd.DatetimeIndex(hist.index).tz_convert(ET).normalize().as_unit("ns")
+    split_col = hist["Stock Splits"].to_numpy(dtype="float64") if "Stock Splits" in hist else None
+    div_col = hist["Dividends"].to_numpy(dtype="float64") if "Dividends" in hist else None
+    splits = pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz=ET).as_unit("ns"), name="ratio")
+    if split_col is not None:
+        mask = (split_col > 0) & (split_col != 1)
+        splits = pd.Series(split_col[mask], index=days[mask], name="ratio")
+    dividends = pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz=ET).as_unit("ns"), name="cash")
+    if div_col is not None:
+        mask = div_col > 0
+        later = [float(np.prod(splits[splits.index > ex].to_numpy())) for ex in days[mask]] if mask.any() else []
+        dividends = pd.Series(div_col[mask] * np.array(later), index=days[mask], name="cash")
+    _actions_cache[cache_key] = (splits, dividends)
+    return splits.copy(), dividends.copy()
+
+
 @hookimpl
 def register_price_providers(register):
     register(YFinanceProvider())

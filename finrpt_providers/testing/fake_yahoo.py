@@ -107,7 +107,7 @@ class FakeYahoo(FakeHTTPServer):
             p1 = pd.Timestamp(int(q["period1"]), unit="s", tz="UTC")
             p2 = pd.Timestamp(int(q.get("period2", _epoch(pd.Timestamp.now(tz="UTC")))), unit="s", tz="UTC")
         else:  # range=1d/5d...: the last sessions
-            n = {"1d": 1, "5d": 5}.get(q.get("range", "1d"), 22)
+            n = {"1d": 1, "5d": 5, "max": len(days)}.get(q.get("range", "1d"), 22)
             p1 = pd.Timestamp(days[-min(n, len(days))], tz=ET).tz_convert("UTC")
             p2 = pd.Timestamp(days[-1] + pd.Timedelta(days=1), tz=ET).tz_convert("UTC")
         first = max(p1.tz_convert(ET).date(), m.start)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .. import calendar
-from ..provider import BAR_COLUMNS, ET, INTERVAL_MINUTES, empty_bars
+from ..provider import BAR_COLUMNS, ET, empty_bars, resample_bars
 
 FRACTIONAL_VOLUME_FROM = dt.date(2026, 2, 23)
 DEFAULT_START = dt.date(2025, 6, 2)
@@ -274,17 +274,57 @@ class SyntheticMarket:
         return df
 
 
-def resample_bars(df: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """1m bars -> ``interval`` bars in ET with bar-start labels (vwap volume-weighted)."""
-    minutes = INTERVAL_MINUTES[interval]
-    keys = df.index.floor(f"{minutes}min")
-    pv = df["vwap"] * df["volume"]
-    g = df.groupby(keys)
-    out = pd.DataFrame({
-        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
-        "volume": g["volume"].sum(),
-    })
-    out["vwap"] = pv.groupby(keys).sum() / out["volume"]
-    out["transactions"] = g["transactions"].sum().astype("Int64")
-    out.index.name = "timestamp"
-    return out
+def _trade_rng(market: SyntheticMarket, ticker: str, day: dt.date, salt: int) -> np.random.Generator:
+    return np.random.default_rng([market.seed, list(market.specs).index(ticker), day.toordinal(), salt])
+
+
+def trades(market: SyntheticMarket, ticker: str, day: dt.date, per_day: int = 2000) -> pd.DataFrame:
+    """Synthetic trades of one ticker-day in Massive's trades_v1 columns (ns timestamps)."""
+    bars = market.minute(ticker, day)
+    cols = ["ticker", "conditions", "correction", "exchange", "id", "participant_timestamp", "price",
+            "sequence_number", "sip_timestamp", "size", "tape", "trf_id", "trf_timestamp"]
+    if bars.empty:
+        return pd.DataFrame(columns=cols)
+    rng = _trade_rng(market, ticker, day, 1)
+    weights = bars["volume"].to_numpy() / bars["volume"].sum()
+    counts = rng.multinomial(per_day, weights)
+    which = np.repeat(np.arange(len(bars)), counts)
+    starts = bars.index.asi8[which]
+    part = np.sort(starts + rng.integers(0, 60_000_000_000, len(which)))
+    lo, hi = bars["low"].to_numpy()[which], bars["high"].to_numpy()[which]
+    price = np.round(lo + (hi - lo) * rng.random(len(which)), 2 if lo.min() >= 1 else 4)
+    size = rng.integers(1, 500, len(which)).astype("float64")
+    if day >= FRACTIONAL_VOLUME_FROM:
+        size = size + np.round(rng.random(len(which)), 6) * (rng.random(len(which)) < 0.2)
+    conds = np.array(["", "12,37", "14,41", "37"])[rng.integers(0, 4, len(which))]
+    trf = rng.random(len(which)) < 0.3
+    return pd.DataFrame({
+        "ticker": ticker, "conditions": conds, "correction": 0, "exchange": rng.integers(1, 21, len(which)),
+        "id": [str(x) for x in rng.integers(10**13, 10**14, len(which))], "participant_timestamp": part,
+        "price": price, "sequence_number": np.arange(1, len(which) + 1) * 7 + 1000, "sip_timestamp": part + 150_000,
+        "size": size, "tape": 1 + (list(market.specs).index(ticker) % 3),
+        "trf_id": np.where(trf, "201", ""), "trf_timestamp": np.where(trf, (part + 90_000).astype(str), ""),
+    }, columns=cols)
+
+
+def quotes(market: SyntheticMarket, ticker: str, day: dt.date, per_day: int = 2000) -> pd.DataFrame:
+    """Synthetic NBBO quotes of one ticker-day in Massive's quotes_v1 columns (ns timestamps)."""
+    bars = market.minute(ticker, day)
+    cols = ["ticker", "ask_exchange", "ask_price", "ask_size", "bid_exchange", "bid_price", "bid_size",
+            "conditions", "indicators", "participant_timestamp", "sequence_number", "sip_timestamp", "tape",
+            "trf_timestamp"]
+    if bars.empty:
+        return pd.DataFrame(columns=cols)
+    rng = _trade_rng(market, ticker, day, 2)
+    which = np.sort(rng.integers(0, len(bars), per_day))
+    part = np.sort(bars.index.asi8[which] + rng.integers(0, 60_000_000_000, per_day))
+    mid = bars["close"].to_numpy()[which]
+    half = np.maximum(0.005, np.round(mid * 0.0002, 2))
+    return pd.DataFrame({
+        "ticker": ticker, "ask_exchange": rng.integers(1, 21, per_day), "ask_price": np.round(mid + half, 2),
+        "ask_size": rng.integers(1, 40, per_day) * 100.0, "bid_exchange": rng.integers(1, 21, per_day),
+        "bid_price": np.round(mid - half, 2), "bid_size": rng.integers(1, 40, per_day) * 100.0,
+        "conditions": "1", "indicators": "", "participant_timestamp": part,
+        "sequence_number": np.arange(1, per_day + 1) * 3 + 500, "sip_timestamp": part + 120_000,
+        "tape": 1 + (list(market.specs).index(ticker) % 3), "trf_timestamp": "",
+    }, columns=cols)

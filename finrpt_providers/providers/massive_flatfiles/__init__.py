@@ -1,0 +1,226 @@
+"""Provider ``massive_flatfiles``: Massive's S3 flat files through a local Parquet store.
+
+* ``1d`` from ``day_aggs_v1``; ``1m`` from ``minute_aggs_v1``; ``5m 15m 30m 1h``
+  resampled from the minutes in ET with bar-start labels. Flat files carry no VWAP:
+  ``vwap`` is missing.
+* Which files to ask for comes from the NYSE calendar; a cold query downloads only
+  the sessions the store lacks, a few at a time; a warm query never builds an S3
+  client. A session with no file upstream (not published yet, or absent) is
+  recorded, logged as a warning, and left out, so the chain can stitch it from
+  another provider.
+* Flat files are as traded: ``raw`` is native; ``splits``/``total`` apply corporate
+  actions from Massive's REST API when ``MASSIVE_API_KEY`` is set, else from
+  yfinance (``MASSIVE_FLATFILES_ACTIONS``: auto, massive_rest, yfinance, none);
+  without a source the provider declares it cannot serve them.
+* :func:`iter_trades` / :func:`iter_quotes` stream one ticker out of a day's
+  multi-GB trades/quotes file in bounded memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ... import calendar
+from ...errors import InvalidQuery, NoData, ProviderError, UnsupportedQuery
+from ...hookspecs import hookimpl
+from ...provider import ET, INTERVALS, PriceProvider, PriceQuery, empty_bars, normalize_ticker, resample_bars, to_date
+from ...store import Store
+from .files import NAME, key_for, scan_ticker
+from .mirror import ensure
+from .s3 import FlatFilesS3
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ...config import Config
+
+log = logging.getLogger(__name__)
+ACTION_SOURCES = ("auto", "massive_rest", "yfinance", "none")
+
+
+def store_for(config: Config) -> Store:
+    return Store(config.cache_dir / "massive")
+
+
+def actions_source(config: Config) -> str | None:
+    """Which corporate-actions source adjusts flat files under this config (None: none usable)."""
+    choice = (config.get("MASSIVE_FLATFILES_ACTIONS") or "auto").strip().lower()
+    if choice not in ACTION_SOURCES:
+        raise InvalidQuery(f"MASSIVE_FLATFILES_ACTIONS={choice!r} is not one of {', '.join(ACTION_SOURCES)}")
+    from ..massive_rest import api_key
+
+    if choice == "none":
+        return None
+    if choice in ("auto", "massive_rest") and api_key(config):
+        return "massive_rest"
+    if choice in ("auto", "yfinance"):
+        import importlib.util
+
+        if importlib.util.find_spec("yfinance") is not None:
+            return "yfinance"
+    return None
+
+
+def corporate_actions(config: Config, ticker: str) -> tuple[pd.Series, pd.Series]:
+    """(split ratios, cash dividends as declared), by ex-date, from the configured source."""
+    source = actions_source(config)
+    if source == "massive_rest":
+        from ..massive_rest import MassiveClient
+
+        client = MassiveClient(config)
+        return client.splits(ticker), client.dividends(ticker)
+    if source == "yfinance":
+        from ..yfinance import corporate_actions as yahoo_actions
+
+        return yahoo_actions(config, ticker)
+    raise UnsupportedQuery("flat files are as traded and no corporate-actions source is configured: set "
+                           "MASSIVE_API_KEY, install yfinance, or ask for adjustment='raw'", provider=NAME)
+
+
+def table_to_bars(table) -> pd.DataFrame:
+    """Stored rows of one ticker -> the bar frame (flat files have no VWAP)."""
+    import numpy as np
+    import pandas as pd
+
+    if table.num_rows == 0:
+        return empty_bars()
+    idx = pd.DatetimeIndex(table.column("window_start").to_pandas()).tz_convert(ET).as_unit("ns")
+    df = pd.DataFrame({c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")},
+                      index=idx.rename("timestamp"))
+    df["vwap"] = np.nan
+    df["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
+    return df.sort_index()
+
+
+class MassiveFlatFilesProvider(PriceProvider):
+    name = NAME
+    intervals = frozenset(INTERVALS)
+    adjustments = frozenset({"raw", "splits", "total"})
+    credentials = ("MASSIVE_S3_ACCESS_KEY", "MASSIVE_S3_SECRET_KEY")
+    requires = ("boto3", "pyarrow")
+    description = "Massive S3 flat files via a local Parquet store (S3 key pair; as traded + corporate actions)"
+
+    def cannot_serve(self, query: PriceQuery, today: dt.date) -> str | None:
+        reason = super().cannot_serve(query, today)
+        if reason is None and query.adjustment != "raw" and actions_source(self.config) is None:
+            return (f"{query.adjustment} adjustment needs corporate actions: set MASSIVE_API_KEY or install "
+                    "yfinance (flat files are as traded)")
+        return reason
+
+    def _s3(self) -> FlatFilesS3:
+        return FlatFilesS3(self.config)
+
+    @property
+    def workers(self) -> int:
+        return max(1, int(self.config.get_float("MASSIVE_FLATFILES_WORKERS", 4)))
+
+    def fetch(self, query: PriceQuery) -> pd.DataFrame:
+        from ...adjust import adjust_bars
+
+        FlatFilesS3(self.config)  # missing keys fail here, before anything else
+        store = store_for(self.config)
+        today = self.config.today()
+        days = calendar.sessions(query.start, min(query.end, today))
+        dataset = "day_aggs_v1" if query.interval == "1d" else "minute_aggs_v1"
+        lazy_s3 = _Lazy(self._s3)
+        outcome = ensure(lazy_s3, store, dataset, days, self.workers)
+        if outcome.missing:
+            log.warning("%s: no %s file upstream for %s (not published yet, or absent): the answer lacks "
+                        "%s", NAME, dataset, ", ".join(d.isoformat() for d in outcome.missing),
+                        "that session" if len(outcome.missing) == 1 else "those sessions")
+        bars = table_to_bars(store.read_ticker(dataset, days, query.ticker))
+        if bars.empty:
+            raise NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
+                         f"{query.end}: check the ticker (flat files write share classes with a dot, e.g. BRK.B)",
+                         provider=NAME)
+        bars = resample_bars(bars, query.interval)
+        if query.adjustment == "raw":
+            return bars
+        splits, dividends = corporate_actions(self.config, query.ticker)
+        closes = None
+        if query.adjustment == "total":
+            closes = self._closes_before(lazy_s3, store, query.ticker, bars, dividends)
+        return adjust_bars(bars, query.adjustment, splits, dividends, closes)
+
+    def _closes_before(self, lazy_s3, store: Store, ticker: str, bars, dividends):
+        """As-traded closes of the sessions just before each ex-date that adjusts these bars."""
+        import pandas as pd
+
+        first = bars.index[0].normalize()
+        wanted = []
+        for ex in dividends.index:
+            if ex > first:
+                before = calendar.sessions(ex.date() - dt.timedelta(days=14), ex.date() - dt.timedelta(days=1))
+                if before:
+                    wanted.append(before[-1])
+        if not wanted:
+            return pd.Series(dtype="float64")
+        ensure(lazy_s3, store, "day_aggs_v1", sorted(set(wanted)), self.workers)
+        daily = table_to_bars(store.read_ticker("day_aggs_v1", wanted, ticker))
+        return daily["close"]
+
+
+class _Lazy:
+    """Builds the S3 access object on first call only (warm queries never do)."""
+
+    def __init__(self, factory):
+        self.factory, self.value = factory, None
+
+    def __call__(self):
+        if self.value is None:
+            self.value = self.factory()
+        return self.value
+
+
+def _stream_ticker(dataset: str, ticker: str, date: Any, config: Config | dict | None) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    from ...chain import resolve_config
+
+    cfg = resolve_config(config)
+    ticker = normalize_ticker(ticker)
+    day = to_date(date, "date")
+    s3 = FlatFilesS3(cfg)
+    key = key_for(dataset, day)
+    stream = s3.open(key, dataset)
+    if stream is None:
+        raise NoData(f"no {dataset} file for {day} upstream ({key}): not a session, or not published yet",
+                     provider=NAME)
+    try:
+        for table in scan_ticker(stream, ticker, dataset, key):
+            df = table.to_pandas()
+            for col in ("participant_timestamp", "sip_timestamp", "trf_timestamp"):
+                if col in df:
+                    df[col] = pd.to_datetime(df[col], unit="ns", utc=True).dt.tz_convert(ET)
+            yield df
+    except Exception as e:
+        if isinstance(e, ProviderError):
+            raise
+        raise s3.error(e, key, dataset) from None
+    finally:
+        stream.close()
+
+
+def iter_trades(ticker: str, date: Any, config: Config | dict | None = None) -> Iterator[pd.DataFrame]:
+    """One ticker's trades on one session, as DataFrame chunks (timestamps in ET).
+
+    Streams the day's trades file from S3, skips to the ticker's block (the file is
+    sorted by ticker) and stops after it: memory stays bounded whatever the file size.
+    """
+    return _stream_ticker("trades_v1", ticker, date, config)
+
+
+def iter_quotes(ticker: str, date: Any, config: Config | dict | None = None) -> Iterator[pd.DataFrame]:
+    """One ticker's NBBO quotes on one session, as DataFrame chunks (see :func:`iter_trades`)."""
+    return _stream_ticker("quotes_v1", ticker, date, config)
+
+
+@hookimpl
+def register_price_providers(register):
+    register(MassiveFlatFilesProvider())
+
+
+__all__ = ["MassiveFlatFilesProvider", "iter_trades", "iter_quotes", "store_for", "corporate_actions"]

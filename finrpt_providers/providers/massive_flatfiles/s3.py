@@ -1,0 +1,188 @@
+"""S3 access to Massive's flat files: a lazily built, thread-safe boto3 client from config,
+and S3 errors mapped to ours (404 = missing, 403 = not entitled, bad keys = auth)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ...errors import (
+    AuthenticationFailed,
+    DataIntegrityError,
+    MissingCredentials,
+    NotEntitled,
+    ProviderError,
+    ProviderUnavailable,
+)
+from ...store import Source
+from .files import NAME
+
+if TYPE_CHECKING:
+    from ...config import Config
+
+log = logging.getLogger(__name__)
+WHAT = {"day_aggs_v1": "day aggregates", "minute_aggs_v1": "minute aggregates", "trades_v1": "trades",
+        "quotes_v1": "quotes"}
+_AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed",
+               "InvalidSecurity", "ExpiredToken"}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class _Redact(logging.Filter):
+    """Scrubs the S3 key pair out of botocore's debug records (it logs signed headers)."""
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(s in text for s in self.secrets):
+            for s in self.secrets:
+                text = text.replace(s, "****")
+            record.msg, record.args = text, None
+        return True
+
+
+_redact_lock = threading.Lock()
+_redactor = _Redact([])
+
+
+def _protect_logs(secrets: list[str]) -> None:
+    with _redact_lock:
+        _redactor.secrets = sorted(set(_redactor.secrets) | {s for s in secrets if s})
+        for name in ("botocore", "botocore.endpoint", "botocore.auth", "botocore.hooks", "botocore.parsers",
+                     "botocore.retryhandler", "botocore.httpsession", "botocore.credentials", "botocore.client",
+                     "botocore.regions", "boto3", "s3transfer", "urllib3.connectionpool"):
+            lg = logging.getLogger(name)
+            if _redactor not in lg.filters:
+                lg.addFilter(_redactor)
+
+
+@dataclass
+class Stream:
+    body: object  # botocore StreamingBody
+    source: Source
+
+    def read(self, n: int = -1) -> bytes:
+        return self.body.read(n)
+
+    def close(self) -> None:
+        self.body.close()
+
+
+class FlatFilesS3:
+    """Massive's S3 bucket, per config; the boto3 client is built on first use."""
+
+    def __init__(self, config: Config):
+        self.access = config.get("MASSIVE_S3_ACCESS_KEY")
+        self.secret = config.get("MASSIVE_S3_SECRET_KEY")
+        missing = [n for n, v in (("MASSIVE_S3_ACCESS_KEY", self.access), ("MASSIVE_S3_SECRET_KEY", self.secret))
+                   if not v]
+        if missing:
+            raise MissingCredentials(f"no flat-files key pair: set {' and '.join(missing)} (the S3 key pair from "
+                                     "your Massive dashboard, not the REST API key)", provider=NAME)
+        self.endpoint = config.get("MASSIVE_S3_ENDPOINT") or "https://files.massive.com"
+        self.bucket = config.get("MASSIVE_S3_BUCKET") or "flatfiles"
+        self.timeouts = (config.get_float("MASSIVE_S3_CONNECT_TIMEOUT", 5.0),
+                         config.get_float("MASSIVE_S3_READ_TIMEOUT", 60.0))
+        self.retries = int(config.get_float("MASSIVE_S3_MAX_RETRIES", 4))
+        self._client = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<FlatFilesS3 {self.endpoint}/{self.bucket} key pair=****>"
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config as BotoConfig
+
+                _protect_logs([self.access, self.secret])
+                self._client = boto3.session.Session().client(
+                    "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access,
+                    aws_secret_access_key=self.secret, region_name="us-east-1",
+                    config=BotoConfig(signature_version="s3v4", connect_timeout=self.timeouts[0],
+                                      read_timeout=self.timeouts[1], max_pool_connections=16,
+                                      retries={"max_attempts": self.retries + 1, "mode": "standard"},
+                                      s3={"addressing_style": "path"}))
+            return self._client
+
+    def error(self, e: Exception, key: str, dataset: str) -> ProviderError:
+        from botocore import exceptions as bx
+
+        if isinstance(e, ProviderError):
+            return e
+        if isinstance(e, bx.ClientError):
+            err = e.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _AUTH_CODES:
+                return AuthenticationFailed(
+                    f"the flat-files endpoint rejected the key pair ({code}): set MASSIVE_S3_ACCESS_KEY and "
+                    "MASSIVE_S3_SECRET_KEY to the S3 key pair from your Massive dashboard; the S3 key pair is "
+                    "not the REST API key", provider=NAME)
+            if code == "AccessDenied" or status == 403:
+                return NotEntitled(f"your plan does not include {WHAT.get(dataset, dataset)} flat files (S3 403 on "
+                                   f"{key}): upgrade the plan, or put another provider after massive_flatfiles",
+                                   provider=NAME)
+            if code == "NoSuchBucket":
+                return ProviderUnavailable(f"bucket {self.bucket!r} does not exist at {self.endpoint}: check "
+                                           "MASSIVE_S3_BUCKET and MASSIVE_S3_ENDPOINT", provider=NAME)
+            return ProviderUnavailable(f"the flat-files endpoint answered {code or status} for {key} after "
+                                       f"{self.retries + 1} tries: try again later", provider=NAME)
+        if isinstance(e, (bx.IncompleteReadError, bx.ResponseStreamingError)):
+            return DataIntegrityError(f"{key} arrived incomplete ({type(e).__name__}): it was not stored; "
+                                      "try again", provider=NAME)
+        if isinstance(e, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
+                          bx.ConnectionClosedError, bx.HTTPClientError)):
+            return ProviderUnavailable(f"cannot reach the flat-files endpoint {self.endpoint} "
+                                       f"({type(e).__name__}): check the network and MASSIVE_S3_ENDPOINT",
+                                       provider=NAME)
+        return ProviderUnavailable(f"flat-files request for {key} failed ({type(e).__name__}: {e})", provider=NAME)
+
+    def _missing(self, e: Exception) -> bool:
+        from botocore import exceptions as bx
+
+        return isinstance(e, bx.ClientError) and str(e.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
+
+    def get(self, key: str, dataset: str) -> tuple[bytes, Source] | None:
+        """The whole object, or None when it does not exist (404/NoSuchKey)."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            data = resp["Body"].read()
+        except Exception as e:
+            if self._missing(e):
+                return None
+            raise self.error(e, key, dataset) from None
+        size = int(resp.get("ContentLength", len(data)))
+        if len(data) != size:
+            raise DataIntegrityError(f"{key} arrived short ({len(data)} of {size} bytes): it was not stored; "
+                                     "try again", provider=NAME)
+        return data, Source(key, str(resp.get("ETag", "")).strip('"'), size)
+
+    def open(self, key: str, dataset: str) -> Stream | None:
+        """A streaming body (for multi-GB trades and quotes files), or None when missing."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except Exception as e:
+            if self._missing(e):
+                return None
+            raise self.error(e, key, dataset) from None
+        return Stream(resp["Body"], Source(key, str(resp.get("ETag", "")).strip('"'),
+                                           int(resp.get("ContentLength", 0))))
+
+    def list(self, prefix: str, dataset: str) -> dict[str, Source]:
+        """Every object under ``prefix`` with its ETag and size."""
+        out: dict[str, Source] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []) or []:
+                    out[obj["Key"]] = Source(obj["Key"], str(obj.get("ETag", "")).strip('"'), int(obj["Size"]))
+        except Exception as e:
+            raise self.error(e, prefix, dataset) from None
+        return out

@@ -1,0 +1,285 @@
+"""The local Parquet store of Massive flat-file aggregates.
+
+Layout (plain Hive-style Parquet: DuckDB, Polars, Spark and pyarrow read it as is)::
+
+    {root}/us_stocks_sip/day_aggs_v1/year=2026/data.parquet
+    {root}/us_stocks_sip/day_aggs_v1/year=2026/_sources.json
+    {root}/us_stocks_sip/minute_aggs_v1/year=2026/date=2026-03-02/data.parquet
+    {root}/us_stocks_sip/minute_aggs_v1/year=2026/_sources.json
+
+* One file per year of day aggregates (~3M rows) and one per session of minute
+  aggregates (~1.8M rows); rows sorted by ``ticker`` then ``window_start``; zstd;
+  row groups of 32k rows with statistics, so a one-ticker read touches one row group
+  per file. Columns: ``ticker`` string, ``volume open close high low`` float64,
+  ``window_start`` timestamp[ns, UTC] (bar start), ``transactions`` int64.
+* ``_sources.json`` (ignored by Parquet readers) records each stored session's
+  source key, ETag and size, and sessions found missing upstream (when checked).
+* Writes: under an exclusive lock per year directory (``.lock``, ``fcntl``), to a
+  temporary file in the same directory, then ``os.replace``: a reader sees the old
+  file or the new one, never half of one, and two processes syncing at once merge
+  instead of overwriting each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import DataIntegrityError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PREFIX = "us_stocks_sip"
+ROW_GROUP = 32_768
+MANIFEST = "_sources.json"
+# A session missing upstream is asked for again after this long while it is recent
+# (files are published the next morning), and never again once it is old.
+RECHECK_SECONDS = 15 * 60
+RECENT_DAYS = 5
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str
+    etag: str
+    size: int
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one writer per process is still serialised by callers
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def to_store_table(table: pa.Table) -> pa.Table:
+    """A parsed aggregates file -> the stored schema, sorted by ticker then time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ws = pc.cast(table.column("window_start"), pa.timestamp("ns", tz="UTC"))
+    out = pa.table({
+        "ticker": table.column("ticker"), "volume": table.column("volume"), "open": table.column("open"),
+        "close": table.column("close"), "high": table.column("high"), "low": table.column("low"),
+        "window_start": ws, "transactions": table.column("transactions"),
+    })
+    return out.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+
+
+class Store:
+    """The flat-file store under ``root`` (``FINRPT_PROVIDERS_CACHE_DIR``/massive by default)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- layout -----------------------------------------------------------------
+    def year_dir(self, dataset: str, year: int) -> Path:
+        return self.root / PREFIX / dataset / f"year={year:04d}"
+
+    def data_path(self, dataset: str, day: dt.date) -> Path:
+        if dataset == "day_aggs_v1":
+            return self.year_dir(dataset, day.year) / "data.parquet"
+        return self.year_dir(dataset, day.year) / f"date={day.isoformat()}" / "data.parquet"
+
+    # -- manifest ---------------------------------------------------------------
+    def _manifest(self, dataset: str, year: int) -> dict[str, Any]:
+        path = self.year_dir(dataset, year) / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {"days": {}, "missing": {}}
+        except (OSError, ValueError) as e:
+            raise DataIntegrityError(f"the store's {path} is unreadable ({e}): delete it and sync again") from None
+        data.setdefault("days", {})
+        data.setdefault("missing", {})
+        return data
+
+    def _write_manifest(self, dataset: str, year: int, manifest: dict[str, Any]) -> None:
+        path = self.year_dir(dataset, year) / MANIFEST
+
+        def write(tmp: str) -> None:
+            Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+        _atomic_write(path, write)
+
+    def stored(self, dataset: str, days: Iterable[dt.date]) -> dict[dt.date, Source]:
+        """Sessions of ``days`` present in the store, with their source records."""
+        out: dict[dt.date, Source] = {}
+        by_year: dict[int, list[dt.date]] = {}
+        for d in days:
+            by_year.setdefault(d.year, []).append(d)
+        for year, ds in by_year.items():
+            m = self._manifest(dataset, year)["days"]
+            for d in ds:
+                rec = m.get(d.isoformat())
+                if rec and self.data_path(dataset, d).exists():
+                    out[d] = Source(rec["key"], rec["etag"], int(rec["size"]))
+        return out
+
+    def known_missing(self, dataset: str, days: Iterable[dt.date], now: dt.datetime | None = None) -> set[dt.date]:
+        """Sessions recorded missing upstream that need not be asked for again yet."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        out = set()
+        cache: dict[int, dict] = {}
+        for d in days:
+            m = cache.setdefault(d.year, self._manifest(dataset, d.year))["missing"]
+            rec = m.get(d.isoformat())
+            if not rec:
+                continue
+            checked = dt.datetime.fromisoformat(rec["checked_at"])
+            if (checked.date() - d).days > RECENT_DAYS or (now - checked).total_seconds() < RECHECK_SECONDS:
+                out.add(d)
+        return out
+
+    # -- writing ----------------------------------------------------------------
+    def put(self, dataset: str, tables: dict[dt.date, tuple[pa.Table, Source]]) -> None:
+        """Store parsed files (one table per session) atomically, merging with what is there."""
+        by_year: dict[int, dict[dt.date, tuple[pa.Table, Source]]] = {}
+        for d, item in tables.items():
+            by_year.setdefault(d.year, {})[d] = item
+        for year, items in by_year.items():
+            ydir = self.year_dir(dataset, year)
+            with _locked(ydir):
+                manifest = self._manifest(dataset, year)
+                if dataset == "day_aggs_v1":
+                    self._merge_year(ydir / "data.parquet", {d: t for d, (t, _) in items.items()})
+                else:
+                    for d, (t, _) in items.items():
+                        path = self.data_path(dataset, d)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        _write_parquet(path, to_store_table(t))
+                stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                for d, (t, src) in items.items():
+                    manifest["days"][d.isoformat()] = {"key": src.key, "etag": src.etag, "size": src.size,
+                                                       "rows": t.num_rows, "stored_at": stamp}
+                    manifest["missing"].pop(d.isoformat(), None)
+                self._write_manifest(dataset, year, manifest)
+
+    def _merge_year(self, path: Path, new: dict[dt.date, pa.Table]) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        parts = [to_store_table(t) for t in new.values()]
+        if path.exists():
+            old = pq.read_table(path)
+            days = pc.cast(pc.cast(old.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
+                           pa.date32()) if old.num_rows else None
+            if days is not None:
+                replaced = pa.array(sorted(new), type=pa.date32())
+                old = old.filter(pc.invert(pc.is_in(days, value_set=replaced)))
+            parts.insert(0, old)
+        merged = pa.concat_tables(parts).sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+        _write_parquet(path, merged)
+
+    def record_missing(self, dataset: str, days: Iterable[dt.date]) -> None:
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        by_year: dict[int, list[dt.date]] = {}
+        for d in days:
+            by_year.setdefault(d.year, []).append(d)
+        for year, ds in by_year.items():
+            with _locked(self.year_dir(dataset, year)):
+                manifest = self._manifest(dataset, year)
+                for d in ds:
+                    if d.isoformat() not in manifest["days"]:
+                        manifest["missing"][d.isoformat()] = {"checked_at": stamp}
+                self._write_manifest(dataset, year, manifest)
+
+    # -- reading ----------------------------------------------------------------
+    def read_ticker(self, dataset: str, days: Iterable[dt.date], ticker: str) -> pa.Table:
+        """``ticker``'s stored rows on ``days`` (reads only the row groups that can hold it)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        days = sorted(set(days))
+        files: dict[Path, list[dt.date]] = {}
+        for d in days:
+            files.setdefault(self.data_path(dataset, d), []).append(d)
+        tables = []
+        for path, ds in files.items():
+            t = _read_row_groups(path, ticker)
+            if t is None or t.num_rows == 0:
+                continue
+            if dataset == "day_aggs_v1":
+                local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
+                                pa.date32())
+                t = t.filter(pc.is_in(local, value_set=pa.array(ds, type=pa.date32())))
+            tables.append(t)
+        if not tables:
+            return _empty_table()
+        return pa.concat_tables(tables)
+
+
+def _empty_table() -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({"ticker": pa.array([], pa.string()), "volume": pa.array([], pa.float64()),
+                     "open": pa.array([], pa.float64()), "close": pa.array([], pa.float64()),
+                     "high": pa.array([], pa.float64()), "low": pa.array([], pa.float64()),
+                     "window_start": pa.array([], pa.timestamp("ns", tz="UTC")),
+                     "transactions": pa.array([], pa.int64())})
+
+
+def _write_parquet(path: Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    def write(tmp: str) -> None:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True)
+
+    _atomic_write(path, write)
+
+
+def _read_row_groups(path: Path, ticker: str) -> pa.Table | None:
+    """Rows of ``ticker`` from one sorted file, reading only row groups whose min/max admit it."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DataIntegrityError(f"the store's {path} is damaged ({e}): delete it and sync again") from None
+    meta = pf.metadata
+    col = pf.schema_arrow.get_field_index("ticker")
+    groups = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(col).statistics
+        if stats is None or not stats.has_min_max or stats.min <= ticker <= stats.max:
+            groups.append(i)
+    if not groups:
+        return None
+    t = pf.read_row_groups(groups)
+    return t.filter(pc.equal(t.column("ticker"), ticker))

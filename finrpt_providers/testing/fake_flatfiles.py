@@ -1,0 +1,234 @@
+"""The synthetic market as Massive's flat files, in moto's S3 server on 127.0.0.1.
+
+:class:`FakeFlatFiles` starts moto's ``ThreadedMotoServer`` (real S3 protocol; boto3
+talks to it over loopback) behind a small WSGI layer that counts requests and can
+inject what moto alone does not: wrong keys (403 InvalidAccessKeyId), a prefix
+outside the plan (403 AccessDenied), and 503 SlowDown bursts. It uploads the day
+and minute aggregates (and, for chosen sessions, trades and quotes) rendered
+exactly as Massive writes them: gzip CSV, header row, sorted by ticker then time,
+``window_start`` in ns, volumes decimal from 2026-02-23.
+
+Switches and operations: ``deny_prefixes``, ``slow_down`` (count), ``check_keys``;
+``remove(dataset, day)`` (a missing day), ``replace(dataset, day)`` (new content and
+ETag), ``truncate(dataset, day)``, ``put_raw(key, data)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import threading
+import uuid
+from collections.abc import Iterable
+
+import pandas as pd
+
+from .market import FRACTIONAL_VOLUME_FROM, SyntheticMarket, quotes, trades
+
+_AGG_HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
+_ERR = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{msg}</Message>'
+        '<RequestId>{rid}</RequestId></Error>')
+
+
+def _num(x: float) -> str:
+    return f"{x:.6f}"
+
+
+def render_aggs(market: SyntheticMarket, dataset: str, day: dt.date, tickers: Iterable[str] | None = None) -> bytes:
+    """One session's day or minute aggregates file (gzip CSV) for the market's tickers."""
+    lines = [_AGG_HEADER]
+    fractional = day >= FRACTIONAL_VOLUME_FROM
+    for t in sorted(tickers or market.tickers):
+        if dataset == "day_aggs_v1":
+            bars = market.daily(t)
+            bars = bars[bars.index.normalize() == pd.Timestamp(day, tz="America/New_York")]
+        else:
+            bars = market.minute(t, day)
+        if bars.empty:
+            continue
+        ns = bars.index.as_unit("ns").asi8
+        o, h, lo, c, v = (bars[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+        n = bars["transactions"].to_numpy(dtype="int64")
+        for i in range(len(bars)):
+            vol = _num(v[i]) if fractional else str(int(v[i]))
+            lines.append(f"{t},{vol},{_num(o[i])},{_num(c[i])},{_num(h[i])},{_num(lo[i])},{ns[i]},{n[i]}")
+    return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6)
+
+
+def render_ticks(market: SyntheticMarket, dataset: str, day: dt.date, per_day: int = 2000) -> bytes:
+    """One session's trades_v1 or quotes_v1 file (gzip CSV), every ticker, sorted by ticker."""
+    make = trades if dataset == "trades_v1" else quotes
+    frames = [make(market, t, day, per_day) for t in sorted(market.tickers)]
+    df = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    for col in ("size", "ask_size", "bid_size"):
+        if col in df:
+            df[col] = [(_num(x) if x % 1 else str(int(x))) for x in df[col].to_numpy()]
+    if "price" in df:
+        df["price"] = [f"{x:g}" for x in df["price"].to_numpy()]
+    return gzip.compress(df.to_csv(index=False).encode(), compresslevel=6)
+
+
+class _Gate:
+    """WSGI layer in front of moto: counts requests and injects S3 errors."""
+
+    def __init__(self, app, fake: "FakeFlatFiles"):
+        self.app, self.fake = app, fake
+
+    def __call__(self, environ, start_response):
+        fake = self.fake
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        with fake._lock:
+            fake.requests.append((method, path))
+            slow = fake.slow_down > 0
+            if slow:
+                fake.slow_down -= 1
+        rid = uuid.uuid4().hex[:16].upper()
+
+        def error(status: str, code: str, msg: str):
+            body = _ERR.format(code=code, msg=msg, rid=rid).encode()
+            start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        if fake.check_keys and f"Credential={fake.access_key}/" not in auth:
+            return error("403 Forbidden", "InvalidAccessKeyId",
+                         "The AWS Access Key Id you provided does not exist in our records.")
+        if slow:
+            return error("503 Slow Down", "SlowDown", "Please reduce your request rate.")
+        key = path.split("/", 2)[2] if path.count("/") >= 2 else ""
+        if method == "GET" and any(key.startswith(p) for p in fake.deny_prefixes):
+            return error("403 Forbidden", "AccessDenied", "Access Denied")
+        return self.app(environ, start_response)
+
+
+class FakeFlatFiles:
+    """moto S3 server with the synthetic market's flat files. Use as a context manager."""
+
+    def __init__(self, market: SyntheticMarket | None = None, days: Iterable[dt.date] | None = None,
+                 tick_days: Iterable[dt.date] = (), access_key: str = "fake-access-key",
+                 secret_key: str = "fake-secret-key", bucket: str | None = None, ticks_per_day: int = 2000):
+        self.market = market or SyntheticMarket()
+        self.days = list(days) if days is not None else list(self.market.sessions)
+        self.tick_days = list(tick_days)
+        self.access_key, self.secret_key = access_key, secret_key
+        self.bucket = bucket or f"flatfiles-{uuid.uuid4().hex[:8]}"  # moto's state is per process
+        self.ticks_per_day = ticks_per_day
+        self.requests: list[tuple[str, str]] = []
+        self.deny_prefixes: set[str] = set()
+        self.slow_down = 0
+        self.check_keys = True
+        self._lock = threading.Lock()
+        self._server = None
+        self._client = None
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> "FakeFlatFiles":
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        fake = self
+
+        class GatedMotoServer(ThreadedMotoServer):
+            def _server_entry(self) -> None:
+                from moto.moto_server.threaded_moto_server import MotoRequestHandler
+
+                class QuietHandler(MotoRequestHandler):
+                    def log(self, type: str, message: str, *args) -> None:  # keep test output clean
+                        if type == "error":
+                            super().log(type, message, *args)
+
+                app = _Gate(DomainDispatcherApplication(create_backend_app), fake)
+                self._server = make_server(self._ip_address, self._port, app, True,
+                                           request_handler=QuietHandler)
+                self._server_ready_event.set()
+                self._server.serve_forever()
+
+        self._server = GatedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        self.client.create_bucket(Bucket=self.bucket)
+        self.publish(self.days)
+        for day in self.tick_days:
+            for ds in ("trades_v1", "quotes_v1"):
+                self.put_raw(self.key(ds, day), render_ticks(self.market, ds, day, self.ticks_per_day))
+        self.requests.clear()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "FakeFlatFiles":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    @property
+    def client(self):
+        """A boto3 client of our own (its requests are counted too)."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            self._client = boto3.session.Session().client(
+                "s3", endpoint_url=self.url, aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key, region_name="us-east-1",
+                config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"}))
+        return self._client
+
+    def config(self) -> dict[str, str]:
+        """Settings that point the flat-file provider here."""
+        return {"MASSIVE_S3_ENDPOINT": self.url, "MASSIVE_S3_BUCKET": self.bucket,
+                "MASSIVE_S3_ACCESS_KEY": self.access_key, "MASSIVE_S3_SECRET_KEY": self.secret_key}
+
+    # -- content ------------------------------------------------------------------
+    @staticmethod
+    def key(dataset: str, day: dt.date) -> str:
+        return f"us_stocks_sip/{dataset}/{day.year:04d}/{day.month:02d}/{day.isoformat()}.csv.gz"
+
+    def put_raw(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def publish(self, days: Iterable[dt.date], datasets=("day_aggs_v1", "minute_aggs_v1")) -> None:
+        for day in days:
+            for ds in datasets:
+                self.put_raw(self.key(ds, day), render_aggs(self.market, ds, day))
+
+    def remove(self, dataset: str, day: dt.date) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(dataset, day))
+
+    def replace(self, dataset: str, day: dt.date, scale: float = 1.01) -> bytes:
+        """Re-publish a session with every price scaled (new content, new ETag); returns the file."""
+        text = gzip.decompress(render_aggs(self.market, dataset, day)).decode().splitlines()
+        out = [text[0]]
+        for line in text[1:]:
+            f = line.split(",")
+            for i in (2, 3, 4, 5):
+                f[i] = _num(float(f[i]) * scale)
+            out.append(",".join(f))
+        data = gzip.compress(("\n".join(out) + "\n").encode())
+        self.put_raw(self.key(dataset, day), data)
+        return data
+
+    def truncate(self, dataset: str, day: dt.date) -> None:
+        data = render_aggs(self.market, dataset, day)
+        self.put_raw(self.key(dataset, day), data[: len(data) * 2 // 3])
+
+    def count(self, method: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for m, _ in self.requests if method is None or m == method)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+
+__all__ = ["FakeFlatFiles", "render_aggs", "render_ticks"]
