@@ -60,6 +60,7 @@ def test_fetch_json_has_bars_and_what_the_chain_did(yahoo_env, fake_yahoo, marke
     assert data["bars"][0]["timestamp"] == "2026-03-02T00:00:00-05:00"
     assert data["bars"][0]["vwap"] is None and data["bars"][0]["transactions"] is None
     assert [a["outcome"] for a in data["attempts"]] == ["skipped", "skipped", "ok"]
+    assert "missing credentials" in data["attempts"][0]["detail"]
     assert data["sources"][0]["first"] == "2026-03-02T00:00:00-05:00"
 
 
@@ -98,18 +99,19 @@ def test_providers_and_config_never_print_secrets(monkeypatch):
 
 
 def test_providers_lists_the_chain_order(monkeypatch):
-    monkeypatch.setenv("FINRPT_PRICE_PROVIDERS", "yfinance,massive_flatfiles,massive_rest")
+    monkeypatch.setenv("FINRPT_PRICE_PROVIDERS", "yfinance,polygon_legacy,massive_rest")
     code, out, _ = run("providers")
     assert code == 0
-    assert "chain order: yfinance, massive_flatfiles (not installed), massive_rest" in out
+    assert "chain order: yfinance, polygon_legacy (not installed), massive_rest" in out
     assert "environment" in out
     assert "missing credentials: set MASSIVE_API_KEY" in out
+    assert "missing credentials: set MASSIVE_S3_ACCESS_KEY, MASSIVE_S3_SECRET_KEY" in out
 
 
 def test_sandbox_flag_fetches_offline():
     code, out, err = run("--sandbox", "fetch", "BRK.B", "--start", "2026-06-22", "--end", "2026-06-24")
     assert code == 0, err
-    assert "3 bars from massive_rest" in err
+    assert "3 bars from massive_flatfiles" in err
 
 
 def test_demo_runs_and_matches_the_truth():

@@ -31,28 +31,42 @@ _ERR = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Mess
 
 
 def _num(x: float) -> str:
-    return f"{x:.6f}"
+    return f"{x:.6f}"  # upstream writes six decimals
 
 
 def render_aggs(market: SyntheticMarket, dataset: str, day: dt.date, tickers: Iterable[str] | None = None) -> bytes:
     """One session's day or minute aggregates file (gzip CSV) for the market's tickers."""
-    lines = [_AGG_HEADER]
-    fractional = day >= FRACTIONAL_VOLUME_FROM
+    frames = []
     for t in sorted(tickers or market.tickers):
         if dataset == "day_aggs_v1":
             bars = market.daily(t)
             bars = bars[bars.index.normalize() == pd.Timestamp(day, tz="America/New_York")]
         else:
             bars = market.minute(t, day)
-        if bars.empty:
-            continue
-        ns = bars.index.as_unit("ns").asi8
-        o, h, lo, c, v = (bars[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
-        n = bars["transactions"].to_numpy(dtype="int64")
-        for i in range(len(bars)):
-            vol = _num(v[i]) if fractional else str(int(v[i]))
-            lines.append(f"{t},{vol},{_num(o[i])},{_num(c[i])},{_num(h[i])},{_num(lo[i])},{ns[i]},{n[i]}")
-    return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6)
+        if len(bars):
+            frames.append(pd.DataFrame({
+                "ticker": t, "volume": bars["volume"].to_numpy(), "open": bars["open"].to_numpy(),
+                "close": bars["close"].to_numpy(), "high": bars["high"].to_numpy(), "low": bars["low"].to_numpy(),
+                "window_start": bars.index.as_unit("ns").asi8, "transactions": bars["transactions"].to_numpy("int64"),
+            }))
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        {c: pd.Series(dtype="float64" if c not in ("ticker",) else "object") for c in _AGG_HEADER.split(",")})
+    if day < FRACTIONAL_VOLUME_FROM and len(df):
+        df["volume"] = df["volume"].astype("int64")  # whole shares before 2026-02-23, as upstream
+    return _gzip_csv(df)
+
+
+def _gzip_csv(df: pd.DataFrame) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    buf.write((",".join(df.columns) + "\n").encode())  # pyarrow would quote the header names
+    pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), buf,
+                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return gzip.compress(buf.getvalue(), compresslevel=6)
 
 
 def render_ticks(market: SyntheticMarket, dataset: str, day: dt.date, per_day: int = 2000) -> bytes:
@@ -198,9 +212,14 @@ class FakeFlatFiles:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def publish(self, days: Iterable[dt.date], datasets=("day_aggs_v1", "minute_aggs_v1")) -> None:
-        for day in days:
-            for ds in datasets:
-                self.put_raw(self.key(ds, day), render_aggs(self.market, ds, day))
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(item):
+            ds, day = item
+            self.put_raw(self.key(ds, day), render_aggs(self.market, ds, day))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(one, [(ds, d) for d in days for ds in datasets]))
 
     def remove(self, dataset: str, day: dt.date) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(dataset, day))

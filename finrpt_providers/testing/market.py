@@ -81,7 +81,7 @@ class SyntheticMarket:
         self._session_pos = {d: i for i, d in enumerate(self.sessions)}
         self._anchors = {t: self._daily_anchors(i, s) for i, (t, s) in enumerate(self.specs.items())}
         self._daily_cache: dict[str, pd.DataFrame] = {}
-        self.minute = lru_cache(maxsize=256)(self._minute)
+        self.minute = lru_cache(maxsize=4096)(self._minute)
 
     # -- what exists ---------------------------------------------------------------
     @property

@@ -5,10 +5,10 @@
     ...     df = finrpt_providers.get_prices("AAPL", "2026-03-02", "2026-03-13", config=config)
 
 The object yielded unpacks as ``(config, market)`` and also carries the running
-fakes (``.yahoo``, ``.rest``) so a demo or a test can flip their switches.
-Everything listens on 127.0.0.1; nothing reaches the internet. Today the sandbox
-runs the fake Yahoo and the fake Massive REST API (the flat files join them with
-their provider).
+fakes (``.yahoo``, ``.rest``, ``.flatfiles``) so a demo or a test can flip their
+switches. Everything listens on 127.0.0.1; nothing reaches the internet. The flat
+files lack the market's last session (as upstream lags a day), so the chain's
+stitching shows. Starting it takes a few seconds (the flat files are rendered).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 
 from ..config import Config
+from .fake_flatfiles import FakeFlatFiles
 from .fake_massive import FakeMassiveREST
 from .fake_yahoo import FakeYahoo
 from .market import SyntheticMarket
@@ -32,17 +33,20 @@ class Sandbox:
     market: SyntheticMarket
     yahoo: FakeYahoo
     rest: FakeMassiveREST
+    flatfiles: FakeFlatFiles
 
     def __iter__(self):
         return iter((self.config, self.market))
 
 
 @contextlib.contextmanager
-def sandbox(market: SyntheticMarket | None = None, **overrides: str) -> Iterator[Sandbox]:
-    """Start the fake services; yield a :class:`Sandbox`. ``overrides`` go on top of the config."""
+def sandbox(market: SyntheticMarket | None = None, *, tick_days=(), **overrides: str) -> Iterator[Sandbox]:
+    """Start the fake services; yield a :class:`Sandbox`. ``overrides`` go on top of the config;
+    ``tick_days``: sessions whose trades and quotes files are published too."""
     market = market or SyntheticMarket()
     with tempfile.TemporaryDirectory(prefix="finrpt-sandbox-") as cache, FakeYahoo(market) as yahoo, \
-            FakeMassiveREST(market, api_key=SANDBOX_API_KEY) as rest:
+            FakeMassiveREST(market, api_key=SANDBOX_API_KEY) as rest, \
+            FakeFlatFiles(market, days=market.sessions[:-1], tick_days=tick_days) as flatfiles:
         values = {
             "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest,yfinance",
             "FINRPT_YFINANCE_BASE_URL": yahoo.url,
@@ -51,8 +55,8 @@ def sandbox(market: SyntheticMarket | None = None, **overrides: str) -> Iterator
             "MASSIVE_API_KEY": SANDBOX_API_KEY, "MASSIVE_REST_BASE_URL": rest.url,
             # fakes answer at once: retry quickly so a demo of failures stays short
             "MASSIVE_REST_BACKOFF": "0.05", "MASSIVE_REST_MAX_RETRIES": "2",
-            "MASSIVE_S3_ACCESS_KEY": "", "MASSIVE_S3_SECRET_KEY": "",
+            **flatfiles.config(),
         }
         values.update(overrides)
         # Defaults + these values only: no environment, TOML or .env of the machine.
-        yield Sandbox(Config.load(values, environ={}, cwd=cache), market, yahoo, rest)
+        yield Sandbox(Config.load(values, environ={}, cwd=cache), market, yahoo, rest, flatfiles)

@@ -65,13 +65,25 @@ def actions_source(config: Config) -> str | None:
 
 
 def corporate_actions(config: Config, ticker: str) -> tuple[pd.Series, pd.Series]:
-    """(split ratios, cash dividends as declared), by ex-date, from the configured source."""
+    """(split ratios, cash dividends as declared), by ex-date, from the configured source.
+
+    With ``auto``, a failing Massive REST source (rate limit, outage) falls back to yfinance.
+    """
     source = actions_source(config)
     if source == "massive_rest":
         from ..massive_rest import MassiveClient
 
-        client = MassiveClient(config)
-        return client.splits(ticker), client.dividends(ticker)
+        try:
+            client = MassiveClient(config)
+            return client.splits(ticker), client.dividends(ticker)
+        except ProviderError as e:
+            import importlib.util
+
+            auto = (config.get("MASSIVE_FLATFILES_ACTIONS") or "auto").strip().lower() == "auto"
+            if not auto or importlib.util.find_spec("yfinance") is None:
+                raise
+            log.warning("corporate actions from Massive REST failed (%s); using yfinance's", e)
+            source = "yfinance"
     if source == "yfinance":
         from ..yfinance import corporate_actions as yahoo_actions
 
