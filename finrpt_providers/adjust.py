@@ -41,10 +41,24 @@ def split_factor(days: pd.DatetimeIndex, splits: pd.Series) -> np.ndarray:
     return out
 
 
-def dividend_factor(days: pd.DatetimeIndex, dividends: pd.Series, raw_closes: pd.Series) -> np.ndarray:
-    """D(d) for each of ``days``. ``dividends``: cash as declared by ex-date; ``raw_closes``:
-    as-traded daily closes by session (ET midnights), covering the session before every
-    ex-date that falls after the first of ``days``."""
+def prev_closes(closes: pd.Series, ex_dates) -> pd.Series:
+    """For each ex-date, the last close strictly before it (the session before, or the
+    last one the stock traded); ex-dates with no earlier close are left out."""
+    import pandas as pd
+
+    closes = closes.sort_index()
+    out = {}
+    for ex in ex_dates:
+        before = closes[closes.index < ex]
+        if len(before):
+            out[ex] = float(before.iloc[-1])
+    return pd.Series(out, dtype="float64")
+
+
+def dividend_factor(days: pd.DatetimeIndex, dividends: pd.Series, prev_close: pd.Series) -> np.ndarray:
+    """D(d) for each of ``days``. ``dividends``: cash as declared by ex-date; ``prev_close``:
+    the as-traded close before each ex-date (see :func:`prev_closes`); one that adjusts
+    a bar here but has no close is an error, never skipped."""
     import numpy as np
 
     out = np.ones(len(days))
@@ -54,29 +68,30 @@ def dividend_factor(days: pd.DatetimeIndex, dividends: pd.Series, raw_closes: pd
     for ex, cash in dividends.items():
         if ex <= first or not cash:
             continue  # affects no bar here
-        before = raw_closes[raw_closes.index < ex]
-        if before.empty:
+        if ex not in prev_close.index:
             raise DataIntegrityError(f"no close before the {ex.date()} ex-dividend date to adjust with")
-        factor = 1.0 - float(cash) / float(before.iloc[-1])
+        close = float(prev_close[ex])
+        factor = 1.0 - float(cash) / close
         if not 0.0 < factor <= 1.0:
             raise DataIntegrityError(f"dividend {cash} on {ex.date()} is not below the prior close "
-                                     f"{before.iloc[-1]}: the corporate-action data is wrong")
+                                     f"{close}: the corporate-action data is wrong")
         out[days < ex] *= factor
     return out
 
 
 def adjust_bars(raw: pd.DataFrame, adjustment: str, splits: pd.Series,
-                dividends: pd.Series | None = None, raw_closes: pd.Series | None = None) -> pd.DataFrame:
-    """As-traded bars -> ``adjustment`` ('raw', 'splits' or 'total'); a new frame, attrs kept."""
+                dividends: pd.Series | None = None, prev_close: pd.Series | None = None) -> pd.DataFrame:
+    """As-traded bars -> ``adjustment`` ('raw', 'splits' or 'total'); a new frame, attrs kept.
+    ``total`` needs ``dividends`` and ``prev_close`` (see :func:`dividend_factor`)."""
     if adjustment == "raw" or raw.empty:
         return raw.copy()
     days = _days(raw.index)
     s = split_factor(days, splits)
     price = 1.0 / s
     if adjustment == "total":
-        if dividends is None or raw_closes is None:
-            raise ValueError("total adjustment needs dividends and raw closes")
-        price = price * dividend_factor(days, dividends, raw_closes)
+        if dividends is None or prev_close is None:
+            raise ValueError("total adjustment needs dividends and the closes before their ex-dates")
+        price = price * dividend_factor(days, dividends, prev_close)
     elif adjustment != "splits":
         raise ValueError(f"unknown adjustment {adjustment!r}")
     out = raw.copy()

@@ -462,7 +462,7 @@ class MassiveRESTProvider(PriceProvider):
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         import pandas as pd
 
-        from ..adjust import adjust_bars
+        from ..adjust import adjust_bars, prev_closes
 
         client = self.client()
         if query.adjustment != "total":
@@ -484,8 +484,9 @@ class MassiveRESTProvider(PriceProvider):
             raw = raw[(raw.index >= pd.Timestamp(query.start, tz=ET))
                       & (raw.index < pd.Timestamp(query.end + dt.timedelta(days=1), tz=ET))]
             if not raw.empty:
-                bars = adjust_bars(raw, "total", client.splits(query.ticker), client.dividends(query.ticker),
-                                   daily["close"])
+                dividends = client.dividends(query.ticker)
+                bars = adjust_bars(raw, "total", client.splits(query.ticker), dividends,
+                                   prev_closes(daily["close"], dividends.index))
             else:
                 bars = raw
         if bars.empty:

@@ -6,7 +6,8 @@ inject what moto alone does not: wrong keys (403 InvalidAccessKeyId), a prefix
 outside the plan (403 AccessDenied), and 503 SlowDown bursts. It uploads the day
 and minute aggregates (and, for chosen sessions, trades and quotes) rendered
 exactly as Massive writes them: gzip CSV, header row, sorted by ticker then time,
-``window_start`` in ns, volumes decimal from 2026-02-23.
+``window_start`` in ns, volumes decimal from 2026-02-23. ``days`` (default: every
+session) get day files, ``minute_days`` (default: ``days``) minute files.
 
 Switches and operations: ``deny_prefixes``, ``slow_down`` (count), ``check_keys``;
 ``remove(dataset, day)`` (a missing day), ``replace(dataset, day)`` (new content and
@@ -120,10 +121,11 @@ class FakeFlatFiles:
     """moto S3 server with the synthetic market's flat files. Use as a context manager."""
 
     def __init__(self, market: SyntheticMarket | None = None, days: Iterable[dt.date] | None = None,
-                 tick_days: Iterable[dt.date] = (), access_key: str = "fake-access-key",
+                 tick_days: Iterable[dt.date] = (), minute_days: Iterable[dt.date] | None = None, access_key: str = "fake-access-key",
                  secret_key: str = "fake-secret-key", bucket: str | None = None, ticks_per_day: int = 2000):
         self.market = market or SyntheticMarket()
         self.days = list(days) if days is not None else list(self.market.sessions)
+        self.minute_days = list(minute_days) if minute_days is not None else self.days
         self.tick_days = list(tick_days)
         self.access_key, self.secret_key = access_key, secret_key
         self.bucket = bucket or f"flatfiles-{uuid.uuid4().hex[:8]}"  # moto's state is per process
@@ -162,7 +164,8 @@ class FakeFlatFiles:
         self._server = GatedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.client.create_bucket(Bucket=self.bucket)
-        self.publish(self.days)
+        self.publish(self.days, ["day_aggs_v1"])
+        self.publish(self.minute_days, ["minute_aggs_v1"])
         for day in self.tick_days:
             for ds in ("trades_v1", "quotes_v1"):
                 self.put_raw(self.key(ds, day), render_ticks(self.market, ds, day, self.ticks_per_day))

@@ -158,21 +158,30 @@ class MassiveFlatFilesProvider(PriceProvider):
         return adjust_bars(bars, query.adjustment, splits, dividends, closes)
 
     def _closes_before(self, lazy_s3, store: Store, ticker: str, bars, dividends):
-        """As-traded closes of the sessions just before each ex-date that adjusts these bars."""
-        import pandas as pd
+        """As-traded close before each ex-date that adjusts these bars, from the day files.
+
+        The file of the session just before an ex-date must be there: without it the
+        factor would silently use an older close.
+        """
+        from ...adjust import prev_closes
+        from ...errors import DataIntegrityError
 
         first = bars.index[0].normalize()
-        wanted = []
-        for ex in dividends.index:
-            if ex > first:
-                before = calendar.sessions(ex.date() - dt.timedelta(days=14), ex.date() - dt.timedelta(days=1))
-                if before:
-                    wanted.append(before[-1])
-        if not wanted:
-            return pd.Series(dtype="float64")
-        ensure(lazy_s3, store, "day_aggs_v1", sorted(set(wanted)), self.workers)
+        exs = [ex for ex in dividends.index if ex > first]
+        if not exs:
+            return prev_closes(bars["close"].iloc[:0], [])
+        windows = {ex: calendar.sessions(ex.date() - dt.timedelta(days=14), ex.date() - dt.timedelta(days=1))[-5:]
+                   for ex in exs}
+        wanted = sorted({d for w in windows.values() for d in w})
+        outcome = ensure(lazy_s3, store, "day_aggs_v1", wanted, self.workers)
+        lacking = [(ex, w[-1]) for ex, w in windows.items() if w and w[-1] in outcome.missing]
+        if lacking:
+            ex, prev = lacking[0]
+            raise DataIntegrityError(f"cannot apply the {ex.date()} dividend of {ticker}: the day file for {prev} "
+                                     "is missing upstream; ask for adjustment='raw' or another provider",
+                                     provider=NAME)
         daily = table_to_bars(store.read_ticker("day_aggs_v1", wanted, ticker))
-        return daily["close"]
+        return prev_closes(daily["close"], exs)
 
 
 class _Lazy:
