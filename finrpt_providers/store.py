@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import tempfile
@@ -81,8 +82,24 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def to_store_table(table: pa.Table) -> pa.Table:
-    """A parsed aggregates file -> the stored schema, sorted by ticker then time."""
+def _is_sorted(table: pa.Table) -> bool:
+    """True when rows are ordered by ticker then window_start (upstream files are)."""
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if n < 2:
+        return True
+    t, w = table.column("ticker"), table.column("window_start")
+    a, b = t.slice(0, n - 1), t.slice(1)
+    if not pc.all(pc.less_equal(a, b)).as_py():
+        return False
+    same = pc.equal(a, b)
+    return bool(pc.all(pc.or_(pc.invert(same), pc.less(w.slice(0, n - 1), w.slice(1)))).as_py())
+
+
+def to_store_table(table: pa.Table, sort: bool = True) -> pa.Table:
+    """A parsed aggregates file -> the stored schema, sorted by ticker then time
+    (the sort is skipped when the rows already are: it is the costly part)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -92,7 +109,9 @@ def to_store_table(table: pa.Table) -> pa.Table:
         "close": table.column("close"), "high": table.column("high"), "low": table.column("low"),
         "window_start": ws, "transactions": table.column("transactions"),
     })
-    return out.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+    if sort and not _is_sorted(out):
+        out = out.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+    return out
 
 
 class Store:
@@ -106,7 +125,7 @@ class Store:
 
     # -- layout -----------------------------------------------------------------
     def year_dir(self, dataset: str, year: int) -> Path:
-        return self.root / PREFIX / dataset / f"year={year:04d}"
+        return _year_dir(self.root, dataset, year)
 
     def data_path(self, dataset: str, day: dt.date) -> Path:
         if dataset == "day_aggs_v1":
@@ -192,7 +211,7 @@ class Store:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        parts = [to_store_table(t) for t in new.values()]
+        parts = [to_store_table(t, sort=False) for t in new.values()]  # sorted once, merged
         if path.exists():
             old = pq.read_table(path)
             days = pc.cast(pc.cast(old.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
@@ -201,7 +220,9 @@ class Store:
                 replaced = pa.array(sorted(new), type=pa.date32())
                 old = old.filter(pc.invert(pc.is_in(days, value_set=replaced)))
             parts.insert(0, old)
-        merged = pa.concat_tables(parts).sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+        merged = pa.concat_tables(parts)
+        if not _is_sorted(merged):
+            merged = merged.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
         _write_parquet(path, merged)
 
     def record_missing(self, dataset: str, days: Iterable[dt.date]) -> None:
@@ -240,6 +261,11 @@ class Store:
         if not tables:
             return _empty_table()
         return pa.concat_tables(tables)
+
+
+@functools.lru_cache(maxsize=1024)
+def _year_dir(root: Path, dataset: str, year: int) -> Path:
+    return root / PREFIX / dataset / f"year={year:04d}"
 
 
 def _empty_table() -> pa.Table:

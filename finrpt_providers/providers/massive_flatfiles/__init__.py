@@ -148,7 +148,8 @@ class MassiveFlatFilesProvider(PriceProvider):
             raise NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
                          f"{query.end}: check the ticker (flat files write share classes with a dot, e.g. BRK.B)",
                          provider=NAME)
-        bars = resample_bars(bars, query.interval)
+        if query.interval != "1d":
+            bars = resample_bars(bars, query.interval)
         if query.adjustment == "raw":
             return bars
         splits, dividends = corporate_actions(self.config, query.ticker)

@@ -88,7 +88,8 @@ def iter_decompressed(chunks: Iterator[bytes], key: str) -> Iterator[bytes]:
                                  "run the query or sync again", provider=NAME)
 
 
-def _chunks(data: bytes | BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
+def _chunks(data: bytes | BinaryIO, size: int | None = None) -> Iterator[bytes]:
+    size = size or READ_SIZE
     if isinstance(data, (bytes, bytearray, memoryview)):
         view = memoryview(data)
         for i in range(0, len(view), size):
@@ -145,56 +146,65 @@ def parse_file(data: bytes, dataset: str, key: str) -> pa.Table:
 
 
 def _ticker_at(buf: bytes, start: int) -> bytes:
-    comma = buf.find(b",", start)
+    comma = buf.find(b",", start, start + 64)
     return buf[start:comma if comma >= 0 else len(buf)]
-
-
-def _lines(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """Decompressed pieces -> buffers of whole lines (each ends with a newline)."""
-    carry = b""
-    for piece in pieces:
-        buf = carry + piece if carry else piece
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            yield buf[:cut]
-        carry = buf[cut:]
-    if carry:
-        yield carry + b"\n"
 
 
 def scan_ticker(source: bytes | BinaryIO, ticker: str, dataset: str, key: str,
                 max_block_bytes: int = 64 << 20) -> Iterator[pa.Table]:
     """Yield tables of ``ticker``'s rows from a gzip file sorted by ticker, in bounded memory.
 
-    Decompresses as a stream, skips whole chunks whose last ticker sorts before
-    ``ticker``, parses only the ticker's block (in pieces of at most
-    ``max_block_bytes``) and stops reading right after it. A file found not to be
-    sorted raises DataIntegrityError (skipping would then be wrong).
+    Decompresses as a stream and, until a chunk can hold the ticker, looks only at the
+    first and last whole line of each decompressed piece (no copy of the piece); parses
+    only the ticker's block (in pieces of at most ``max_block_bytes``) and stops reading
+    right after it. A file found not to be sorted raises DataIntegrityError (skipping
+    would then be wrong).
     """
     import numpy as np
 
     target = ticker.encode()
     header: bytes | None = None
+    head = b""  # bytes before the header line is complete
+    carry = b""  # the partial line at the end of the previous piece
     prev_last: bytes | None = None
     block: list[bytes] = []
     block_size = 0
 
-    for body in _lines(iter_decompressed(_chunks(source), key)):
+    def pieces() -> Iterator[bytes]:
+        yield from iter_decompressed(_chunks(source), key)
+        yield b"\n"  # closes a last line without a newline (an empty line is harmless)
+
+    for piece in pieces():
         if header is None:
-            nl = body.find(b"\n")
-            header, body = body[: nl + 1], body[nl + 1:]
-            check_header(header, dataset, key)
-            if not body:
+            head += piece
+            nl = head.find(b"\n")
+            if nl < 0:
                 continue
-        starts = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)[:-1] + 1
-        starts = np.concatenate(([0], starts))
-        first_t, last_t = _ticker_at(body, 0), _ticker_at(body, int(starts[-1]))
+            header, piece = head[: nl + 1], head[nl + 1:]
+            check_header(header, dataset, key)
+        last_nl = piece.rfind(b"\n")
+        if last_nl < 0:
+            carry += piece
+            continue
+        first_nl = piece.find(b"\n")
+        first_line = carry + piece[:first_nl]
+        prev_nl = piece.rfind(b"\n", 0, last_nl)
+        last_line = piece[prev_nl + 1:last_nl] if prev_nl >= 0 else first_line
+        if not first_line and not last_line:
+            carry = piece[last_nl + 1:]
+            continue
+        first_t, last_t = _ticker_at(first_line, 0), _ticker_at(last_line, 0)
         if (prev_last is not None and first_t < prev_last) or first_t > last_t:
             raise DataIntegrityError(f"{key} is not sorted by ticker: cannot pull one ticker out of it safely",
                                      provider=NAME)
         prev_last = last_t
         if last_t < target:
-            continue  # the whole chunk sorts before the ticker
+            carry = piece[last_nl + 1:]
+            continue  # the whole piece sorts before the ticker: nothing copied
+        body = carry + piece[: last_nl + 1]
+        carry = piece[last_nl + 1:]
+        starts = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)[:-1] + 1
+        starts = np.concatenate(([0], starts))
         lo = _bisect(body, starts, target, right=False)
         hi = _bisect(body, starts, target, right=True)
         if lo < hi:

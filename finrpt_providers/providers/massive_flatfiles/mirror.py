@@ -24,7 +24,11 @@ from .files import AGG_DATASETS, decompress, key_for, parse_csv
 from .s3 import FlatFilesS3
 
 log = logging.getLogger(__name__)
-DAY_BATCH = 32  # day files merged into the year file per write
+# Day files are merged into their year's file in batches: each merge rewrites the year
+# (~3M rows), so per-file merges would be quadratic; a batch or a minute bounds what an
+# interrupted sync loses.
+DAY_BATCH = 512
+DAY_FLUSH_SECONDS = 60.0
 
 
 @dataclass
@@ -94,6 +98,7 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
         return out
     pending: dict[dt.date, tuple] = {}
     lock = threading.Lock()
+    last_flush = [time.monotonic()]
 
     def one(day: dt.date):
         key = key_for(dataset, day)
@@ -109,6 +114,7 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
         if pending:
             store.put(dataset, dict(pending))
             pending.clear()
+        last_flush[0] = time.monotonic()
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(days))), thread_name_prefix="flatfiles") as pool:
         futures: list[Future] = [pool.submit(one, d) for d in days]
@@ -123,7 +129,8 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
                         out.bytes += nbytes
                         out.csv_bytes += ncsv
                         pending[day] = (table, src)
-                        if dataset != "day_aggs_v1" or len(pending) >= DAY_BATCH:
+                        if (dataset != "day_aggs_v1" or len(pending) >= DAY_BATCH
+                                or time.monotonic() - last_flush[0] > DAY_FLUSH_SECONDS):
                             flush()
                 if progress:
                     progress.advance(nbytes)
