@@ -140,9 +140,50 @@ def parse_csv(text: bytes, dataset: str, key: str) -> pa.Table:
         raise DataIntegrityError(f"{key} does not parse as {dataset} ({e}): it was not stored", provider=NAME) from None
 
 
+def parse_gzip(data: bytes, dataset: str, key: str) -> tuple[pa.Table, int]:
+    """A whole downloaded gzip file -> (its table, its decompressed size).
+
+    With ISA-L, decompression runs in its own thread while pyarrow parses (the
+    fastest combination measured here); otherwise decompress, then parse.
+    """
+    try:
+        from isal import igzip_threaded
+    except ImportError:
+        text = decompress(data, key)
+        return parse_csv(text, dataset, key), len(text)
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data:
+        raise DataIntegrityError(f"{key} is empty: it was not stored", provider=NAME)
+    fh = igzip_threaded.open(io.BytesIO(data), "rb", threads=1)
+    try:
+        check_header(fh.readline(), dataset, key)  # consumed: the names are given to pyarrow
+        table = pacsv.read_csv(fh, convert_options=_convert_options(dataset),
+                               read_options=pacsv.ReadOptions(block_size=16 << 20,
+                                                              column_names=list(COLUMNS[dataset])))
+        size = fh.tell()
+    except EOFError:
+        raise DataIntegrityError(f"{key} is truncated (the gzip stream ends early): it was not stored; "
+                                 "run the query or sync again", provider=NAME) from None
+    except DataIntegrityError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise DataIntegrityError(f"{key} does not parse as {dataset} ({e}): it was not stored",
+                                 provider=NAME) from None
+    except Exception as e:  # IsalError, OSError, gzip.BadGzipFile: a corrupt stream
+        raise DataIntegrityError(f"{key} is not a valid gzip file ({e}): it was not stored; run the "
+                                 "query or sync again", provider=NAME) from None
+    finally:
+        fh.close()
+    return table, size
+
+
 def parse_file(data: bytes, dataset: str, key: str) -> pa.Table:
     """A whole downloaded gzip file -> its table."""
-    return parse_csv(decompress(data, key), dataset, key)
+    return parse_gzip(data, dataset, key)[0]
 
 
 def _ticker_at(buf: bytes, start: int) -> bytes:

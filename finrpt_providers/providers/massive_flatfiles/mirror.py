@@ -20,7 +20,7 @@ from typing import TextIO
 
 from ...errors import ProviderError
 from ...store import Source, Store
-from .files import AGG_DATASETS, decompress, key_for, parse_csv
+from .files import AGG_DATASETS, key_for, parse_gzip
 from .s3 import FlatFilesS3
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,8 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
         if got is None:
             return day, None, None, 0, 0
         data, src = got
-        text = decompress(data, key)
-        table = parse_csv(text, dataset, key)
-        return day, table, src, len(data), len(text)
+        table, csv_size = parse_gzip(data, dataset, key)
+        return day, table, src, len(data), csv_size
 
     def flush() -> None:
         if pending:
