@@ -371,3 +371,27 @@ def test_total_never_uses_a_wrong_close_when_a_day_file_is_missing(cfg, ff, mark
                                    rtol=1e-12)
     finally:
         ff.publish([prev], ["day_aggs_v1"])
+
+
+def test_s3_key_pair_never_leaks(cfg, ff, caplog, capsys):
+    """botocore logs signed headers at DEBUG: the key pair must not reach any record."""
+    caplog.set_level(logging.DEBUG)
+    p = provider(cfg)
+    texts = [repr(p), repr(cfg), repr(p._s3())]
+    flat(cfg, "AAPL", "2026-02-02", "2026-02-04")
+    ff.deny_prefixes.add("us_stocks_sip/minute_aggs_v1/")
+    for c in (cfg, cfg.merged({"MASSIVE_S3_SECRET_KEY": "wrong-secret"})):
+        try:
+            flat(c, "AAPL", "2026-02-09", "2026-02-10", "1m")
+        except fp.ProviderError as e:
+            texts += [str(e), repr(e)]
+    texts += [r.getMessage() for r in caplog.records]
+    out = capsys.readouterr()
+    texts += [out.out, out.err]
+    assert any("botocore" in r.name for r in caplog.records)
+    for secret in (ff.access_key, ff.secret_key):
+        assert not [t for t in texts if secret in t]
+    for path in store_for(cfg).root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert ff.access_key.encode() not in data and ff.secret_key.encode() not in data
