@@ -6,7 +6,10 @@ import pytest
 
 from finrpt_providers import plugins
 from finrpt_providers.config import Config
-from finrpt_providers.testing import FakeYahoo, SyntheticMarket
+from finrpt_providers.providers import massive_rest
+from finrpt_providers.testing import FakeMassiveREST, FakeYahoo, SyntheticMarket
+
+REST_KEY = "test-rest-key-4242"
 
 _OUR_PREFIXES = ("MASSIVE_", "FINRPT_", "POLYGON_")
 
@@ -71,3 +74,18 @@ def register_plugin():
     for p in added:
         plugins.pm.unregister(p)
     plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def _rest_server(market):
+    with FakeMassiveREST(market, api_key=REST_KEY) as srv:
+        yield srv
+
+
+@pytest.fixture
+def rest(_rest_server):
+    """The fake Massive REST server (key ``REST_KEY``), switches reset, caches emptied."""
+    _rest_server.reset()
+    massive_rest.clear_caches()
+    yield _rest_server
+    _rest_server.reset()

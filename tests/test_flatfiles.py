@@ -19,13 +19,12 @@ import finrpt_providers as fp
 from finrpt_providers import AuthenticationFailed, DataIntegrityError, NoData, NotEntitled, PriceQuery
 from finrpt_providers.config import Config
 from finrpt_providers.plugins import registry
-from finrpt_providers.providers import massive_rest
 from finrpt_providers.providers.massive_flatfiles import iter_quotes, iter_trades, store_for
-from finrpt_providers.testing import FakeFlatFiles, FakeMassiveREST
+from finrpt_providers.testing import FakeFlatFiles
 from finrpt_providers.testing.market import quotes, trades
+from tests.conftest import REST_KEY
 
 ET = "America/New_York"
-REST_KEY = "ff-rest-key"
 TICK_DAY = dt.date(2026, 1, 20)
 
 
@@ -55,19 +54,6 @@ def ff(_ff, market):
     _ff.reset_counts()
     yield _ff
     _ff.deny_prefixes.clear()
-
-
-@pytest.fixture(scope="module")
-def _rest(market):
-    with FakeMassiveREST(market, api_key=REST_KEY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def rest(_rest):
-    _rest.reset()
-    massive_rest.clear_caches()
-    return _rest
 
 
 @pytest.fixture

@@ -13,23 +13,7 @@ import finrpt_providers as fp
 from finrpt_providers import DataIntegrityError, NoData, NotEntitled, PriceQuery, ProviderUnavailable
 from finrpt_providers.config import Config
 from finrpt_providers.providers import massive_rest as mr
-from finrpt_providers.testing import FakeMassiveREST
-
-KEY = "it-key-4242"
-
-
-@pytest.fixture(scope="module")
-def _server(market):
-    with FakeMassiveREST(market, api_key=KEY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def rest(_server):
-    _server.reset()
-    mr.clear_caches()
-    yield _server
-    _server.reset()
+from tests.conftest import REST_KEY as KEY
 
 
 @pytest.fixture

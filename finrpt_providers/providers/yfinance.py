@@ -138,21 +138,17 @@ def undo_splits(df: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
     A bar traded before an ex-date was quoted ``ratio`` times higher and with
     ``1/ratio`` of the volume; bars on the ex-date already trade post-split.
     """
-    import numpy as np
+    from ..adjust import PRICE_COLUMNS, split_factor
 
     splits = splits[(splits > 0) & (splits != 1)]
     if splits.empty or df.empty:
         return df
-    ex_dates = splits.index.tz_convert(ET).normalize() if splits.index.tz else splits.index.tz_localize(ET).normalize()
-    ratios = splits.to_numpy(dtype="float64")
-    bar_days = df.index.normalize()
-    factor = np.ones(len(df))
-    for day, ratio in zip(ex_dates, ratios):
-        factor[bar_days < day] *= ratio
+    ex_dates = splits.index.tz_convert(ET) if splits.index.tz else splits.index.tz_localize(ET)
+    factor = split_factor(df.index.normalize(), splits.set_axis(ex_dates.normalize()))
     out = df.copy()
-    for c in ("open", "high", "low", "close", "vwap"):
-        out[c] = out[c] * factor
-    out["volume"] = out["volume"] / factor
+    for c in PRICE_COLUMNS:
+        out[c] = out[c].to_numpy() * factor
+    out["volume"] = out["volume"].to_numpy() / factor
     return out
 
 
