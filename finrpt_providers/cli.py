@@ -163,7 +163,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print(f"   {a['provider']:<18} {a['outcome']:<8} {a['detail'][:150]}")
             print(f"   served by {df.attrs['provider']}; {len(df)} bars; close vs truth: max rel. diff {diff:.1e}\n")
         box.rest.reset()
-    ok = worst < 1e-9
+        from .compare import Tolerances, compare
+
+        print("== The three providers compared on NVDA, one quarter over its split, split-adjusted")
+        result = compare("NVDA", "2025-10-01", "2025-12-31", providers=["massive_flatfiles", "massive_rest", "yfinance"],
+                         adjustment="splits", config=cfg,
+                         # Yahoo volumes are whole shares, Massive's fractional: a hair apart
+                         tolerances=Tolerances(price_rtol=1e-9, volume_rtol=1e-6))
+        print(result.report())
+        result.plot(args.plot)
+        print(f"\nchart written to {args.plot}")
+    ok = worst < 1e-9 and result.agree
     print("All answers match the synthetic truth." if ok else f"MISMATCH against the truth: {worst:.3e}")
     return 0 if ok else 1
 
@@ -223,6 +233,25 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import Tolerances, compare
+
+    cfg = _config(args)
+    end = args.end or cfg.today().isoformat()
+    result = compare(args.ticker, args.start, end, providers=args.providers, interval=args.interval,
+                     adjustment=args.adjustment, config=cfg,
+                     tolerances=Tolerances(args.price_rtol, args.volume_rtol, args.missing_sessions))
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(result.report())
+    if args.plot:
+        result.plot(args.plot)
+        print(f"chart written to {args.plot}", file=sys.stderr)
+    return 0 if result.agree else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="finrpt-providers", description="US stock prices from yfinance, Massive REST and "
                 "Massive flat files behind one interface, with a fallback chain.")
@@ -240,6 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("config", help="show the resolved settings (secrets redacted) and where each came from")
     sc.set_defaults(func=cmd_config)
 
+    sc2 = sub.add_parser("compare", help="ask each provider alone and compare their bars (exit 1 if they disagree)")
+    sc2.add_argument("ticker")
+    sc2.add_argument("--start", required=True, help="first session, YYYY-MM-DD (inclusive)")
+    sc2.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
+    sc2.add_argument("--providers", nargs="+", metavar="NAME", help="default: FINRPT_PRICE_PROVIDERS")
+    sc2.add_argument("--interval", default="1d")
+    sc2.add_argument("--adjustment", default="splits")
+    sc2.add_argument("--price-rtol", type=float, default=5e-4, help="largest relative price difference (5e-4)")
+    sc2.add_argument("--volume-rtol", type=float, default=0.05, help="largest relative volume difference (0.05)")
+    sc2.add_argument("--missing-sessions", type=int, default=0, help="sessions a provider may lack (0)")
+    sc2.add_argument("--plot", metavar="FILE.png", help="write a chart: close by provider and their differences")
+    sc2.add_argument("--json", action="store_true", help="machine-readable output")
+    sc2.set_defaults(func=cmd_compare)
+
     ss = sub.add_parser("sync", help="mirror Massive flat files into the local Parquet store")
     ss.add_argument("--start", required=True, help="first session, YYYY-MM-DD (inclusive)")
     ss.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
@@ -250,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     ss.set_defaults(func=cmd_sync)
 
     sd = sub.add_parser("demo", help="the whole system against the built-in offline sandbox")
+    sd.add_argument("--plot", default="finrpt-providers-demo.png", metavar="FILE.png",
+                    help="where to write the comparison chart (default: ./finrpt-providers-demo.png)")
     sd.set_defaults(func=cmd_demo)
 
     sf = sub.add_parser("fetch", help="fetch bars for one ticker through the chain")

@@ -286,6 +286,30 @@ def corporate_actions(config, ticker: str):
     return splits.copy(), dividends.copy()
 
 
+def quarterly_statements(config, ticker: str) -> dict:
+    """yfinance's quarterly income statement, balance sheet and cash flow (line items as
+    rows, period ends as columns); a statement Yahoo has nothing for is an empty frame."""
+    import pandas as pd
+    from yfinance import exceptions as yfe
+
+    symbol = to_yahoo_symbol(ticker)
+    base_url = config.get("FINRPT_YFINANCE_BASE_URL") if config else None
+    query = PriceQuery(ticker, "1900-01-01", dt.date.today(), "1d", "raw")
+    out = {}
+    with _yfinance_scope(base_url) as yf:
+        t = yf.Ticker(symbol)
+        for attr in ("quarterly_income_stmt", "quarterly_balance_sheet", "quarterly_cashflow"):
+            try:
+                out[attr] = getattr(t, attr)
+            except yfe.YFException as e:
+                if "Empty fundamentals" not in str(e):
+                    raise _map_error(e, symbol, query) from None
+                out[attr] = pd.DataFrame()
+            except Exception as e:
+                raise _map_error(e, symbol, query) from None
+    return out
+
+
 @hookimpl
 def register_price_providers(register):
     register(YFinanceProvider())

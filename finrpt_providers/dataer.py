@@ -1,0 +1,211 @@
+"""The finrpt surface: what finrpt's ``Dataer`` calls for prices, backed by the chain.
+
+finrpt is never imported. Mix :class:`DataerMixin` into finrpt's ``Dataer`` (it
+overrides ``get_finacncials_yf`` and adds ``get_finacncials_massive``), or use the
+standalone :class:`Dataer`. Signatures and date semantics are finrpt's own:
+``'YYYY-MM-DD'`` strings, ``end_date`` EXCLUSIVE (as yfinance), and a default
+window of 3 months before ``end_date``.
+
+The returned dict (everything picklable)::
+
+    {"stock_info": {"symbol", "currency", "provider", ...},
+     "stock_data": yfinance-shaped frame: tz-aware index "Date",
+                   Open High Low Close Volume Dividends "Stock Splits", plus "date"
+                   (values whose str() is 'YYYY-MM-DD'),
+     "stock_income" / "stock_balance_sheet" / "stock_cash_flow": yfinance quarterly
+                   statements up to end_date (empty frames when yfinance is not usable),
+     "sp500_stock_data" and "csi300_stock_data": the SPY benchmark over the same window,
+                   with lowercase "date" and "close"}
+
+``get_finacncials_yf`` returns prices adjusted as yfinance's default
+(``auto_adjust=True``: splits and dividends); ``get_finacncials_massive`` as
+Massive's default (``adjusted=true``: splits only). Both go through the configured
+chain (``FINRPT_PRICE_PROVIDERS``), so either can be served by any provider.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidQuery, ProviderError, UnsupportedQuery
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import Config
+
+log = logging.getLogger(__name__)
+BENCHMARK = "SPY"
+_A_SHARE = re.compile(r"^(\d{6})(\.(SS|SZ|SH|BJ))?$", re.IGNORECASE)
+_STATEMENTS = {"stock_income": "quarterly_income_stmt", "stock_balance_sheet": "quarterly_balance_sheet",
+               "stock_cash_flow": "quarterly_cashflow"}
+
+
+def is_us_stock(code: str) -> bool:
+    """finrpt's routing rule: US unless it ends in .SS/.SZ or starts with six digits."""
+    code = code.strip().upper()
+    return not (code.endswith((".SS", ".SZ")) or re.match(r"^\d{6}", code))
+
+
+def _window(end_date: str, start_date: str | None) -> tuple[dt.date, dt.date]:
+    """finrpt's dates -> our inclusive session range (end_date is exclusive there)."""
+    from .provider import to_date
+
+    end_excl = to_date(end_date, "end_date")
+    if start_date is None:
+        import pandas as pd
+
+        start = (pd.Timestamp(end_excl) - pd.DateOffset(months=3)).date()
+    else:
+        start = to_date(start_date, "start_date")
+    last = end_excl - dt.timedelta(days=1)
+    if start > last:
+        raise InvalidQuery(f"start_date {start} is not before end_date {end_excl} (end_date is exclusive)")
+    return start, last
+
+
+class DataerMixin:
+    """Price methods for finrpt's ``Dataer``; needs no attribute from the host class.
+
+    ``finrpt_config`` (optional attribute or constructor argument of :class:`Dataer`):
+    a Config or a dict of settings; otherwise the usual configuration is read.
+    """
+
+    finrpt_config: Config | dict | None = None
+
+    # -- the two finrpt entry points ------------------------------------------------
+    def get_finacncials_yf(self, stock_code: str, end_date: str, start_date: str | None = None) -> dict[str, Any]:
+        return self._financials(stock_code, end_date, start_date, adjustment="total")
+
+    def get_finacncials_massive(self, stock_code: str, end_date: str, start_date: str | None = None) -> dict[str, Any]:
+        return self._financials(stock_code, end_date, start_date, adjustment="splits")
+
+    # -- the work ---------------------------------------------------------------------
+    def _config(self) -> Config:
+        from .chain import resolve_config
+
+        return resolve_config(self.finrpt_config)
+
+    def _financials(self, stock_code: str, end_date: str, start_date: str | None, adjustment: str) -> dict:
+        if not isinstance(stock_code, str) or not stock_code.strip():
+            raise InvalidQuery(f"stock_code must be a ticker such as 'AAPL', not {stock_code!r}")
+        if not is_us_stock(stock_code) or _A_SHARE.match(stock_code.strip()):
+            raise UnsupportedQuery(f"{stock_code!r} is an A-share code (Shanghai/Shenzhen): finrpt_providers serves "
+                                   "US equities; use finrpt's own akshare path (get_finacncials_ak) for it")
+        start, last = _window(end_date, start_date)
+        cfg = self._config()
+        from .chain import get_prices
+
+        bars = get_prices(stock_code, start, last, adjustment=adjustment, config=cfg)
+        ticker = bars.attrs["ticker"]
+        stock_data = to_yfinance_shape(bars, *self._actions(cfg, ticker))
+        bench = get_prices(BENCHMARK, start, last, adjustment=adjustment, config=cfg)
+        bench_frame = benchmark_frame(bench)
+        info = {"symbol": ticker, "currency": "USD", "provider": bars.attrs["provider"],
+                "adjustment": adjustment, "exchangeTimezoneName": "America/New_York",
+                "sources": [{k: str(v) for k, v in s.items()} for s in bars.attrs["sources"]]}
+        out: dict[str, Any] = {"stock_info": info, "stock_data": stock_data}
+        out.update(statements(cfg, ticker, last + dt.timedelta(days=1)))
+        out["sp500_stock_data"] = bench_frame
+        out["csi300_stock_data"] = bench_frame.copy()
+        return out
+
+    @staticmethod
+    def _actions(cfg: Config, ticker: str) -> tuple[pd.Series | None, pd.Series | None]:
+        from .providers.massive_flatfiles import actions_source, corporate_actions
+
+        if actions_source(cfg) is None:
+            log.info("no corporate-actions source configured: Dividends and Stock Splits are zero")
+            return None, None
+        try:
+            return corporate_actions(cfg, ticker)
+        except ProviderError as e:
+            log.warning("corporate actions for %s unavailable (%s): Dividends and Stock Splits are zero", ticker, e)
+            return None, None
+
+
+class Dataer(DataerMixin):
+    """A standalone Dataer with finrpt's price methods (no finrpt, no OpenAI key needed)."""
+
+    def __init__(self, config: Config | dict | None = None):
+        self.finrpt_config = config
+
+
+def to_yfinance_shape(bars: pd.DataFrame, splits: pd.Series | None, dividends: pd.Series | None) -> pd.DataFrame:
+    """Our bar frame (daily) -> yfinance's ``history()`` shape, plus finrpt's ``date`` column.
+
+    ``Dividends`` holds the cash per share on ex-dates in today's split basis (as Yahoo
+    reports it); ``Stock Splits`` the ratio on ex-dates (4.0 for 4-for-1), 0 elsewhere.
+    """
+    import numpy as np
+    import pandas as pd
+
+    idx = pd.DatetimeIndex(bars.index, name="Date")
+    df = pd.DataFrame({"Open": bars["open"].to_numpy(), "High": bars["high"].to_numpy(),
+                       "Low": bars["low"].to_numpy(), "Close": bars["close"].to_numpy(),
+                       "Volume": bars["volume"].to_numpy()}, index=idx)
+    div = np.zeros(len(df))
+    spl = np.zeros(len(df))
+    days = idx.normalize()
+    if splits is not None and len(splits):
+        for ex, ratio in splits.items():
+            spl[days == ex] = ratio
+    if dividends is not None and len(dividends):
+        later = splits if splits is not None else pd.Series(dtype="float64")
+        for ex, cash in dividends.items():
+            factor = float(np.prod(later[later.index > ex].to_numpy())) if len(later) else 1.0
+            div[days == ex] = cash / factor
+    df["Dividends"] = div
+    df["Stock Splits"] = spl
+    df["date"] = [d.date() for d in idx]  # str(datetime.date) == 'YYYY-MM-DD'
+    df.attrs = {}
+    return df
+
+
+def benchmark_frame(bars: pd.DataFrame) -> pd.DataFrame:
+    """The benchmark in finrpt's akshare-like shape: lowercase columns, a ``date`` column."""
+    import pandas as pd
+
+    df = pd.DataFrame({"date": [d.date() for d in bars.index], "open": bars["open"].to_numpy(),
+                       "high": bars["high"].to_numpy(), "low": bars["low"].to_numpy(),
+                       "close": bars["close"].to_numpy(), "volume": bars["volume"].to_numpy()})
+    return df
+
+
+def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd.DataFrame]:
+    """yfinance's quarterly statements up to ``end_exclusive`` (empty frames, with a logged
+    reason, when the yfinance provider is not usable)."""
+    import pandas as pd
+
+    from .plugins import registry
+
+    empty = {k: pd.DataFrame() for k in _STATEMENTS}
+    entry = registry().get("yfinance")
+    if entry is None:
+        log.info("statements: the yfinance provider is not installed; empty frames")
+        return empty
+    if "yfinance" not in cfg.providers:
+        log.info("statements: yfinance is not in FINRPT_PRICE_PROVIDERS; empty frames")
+        return empty
+    reason = entry.provider.configured(cfg).not_ready_reason()
+    if reason:
+        log.info("statements: yfinance not ready (%s); empty frames", reason)
+        return empty
+    from .providers.yfinance import quarterly_statements
+
+    try:
+        frames = quarterly_statements(cfg, ticker)
+    except ProviderError as e:
+        log.warning("statements for %s unavailable (%s); empty frames", ticker, e)
+        return empty
+    out = {}
+    cutoff = pd.Timestamp(end_exclusive)
+    for key, attr in _STATEMENTS.items():
+        frame = frames.get(attr, pd.DataFrame())
+        if len(frame.columns):
+            frame = frame[[c for c in frame.columns if pd.Timestamp(c) <= cutoff]]  # finrpt: periods <= end_date
+        out[key] = frame
+    return out
