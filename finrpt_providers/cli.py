@@ -252,6 +252,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if result.agree else 1
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check the flat-file store; optionally against upstream; optionally repair."""
+    from .providers.massive_flatfiles import store_for
+    from .providers.massive_flatfiles.files import AGG_DATASETS
+    from .providers.massive_flatfiles.mirror import verify
+    from .providers.massive_flatfiles.s3 import FlatFilesS3
+
+    cfg = _config(args)
+    store = store_for(cfg)
+    datasets = args.datasets or list(AGG_DATASETS)
+    print(f"store: {store.root}", file=sys.stderr)
+    left = verify(lambda: FlatFilesS3(cfg), store, datasets, upstream=args.upstream, repair=args.repair,
+                  workers=max(1, int(cfg.get_float("MASSIVE_FLATFILES_WORKERS", 4))), stream=sys.stderr)
+    if left and not args.repair:
+        print("run again with --repair to fetch the damaged sessions again", file=sys.stderr)
+    return 1 if left else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="finrpt-providers", description="US stock prices from yfinance, Massive REST and "
                 "Massive flat files behind one interface, with a fallback chain.")
@@ -291,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--workers", type=int, help="downloads at once (default MASSIVE_FLATFILES_WORKERS or 4)")
     ss.add_argument("--dry-run", action="store_true", help="print what would be fetched and its size, fetch nothing")
     ss.set_defaults(func=cmd_sync)
+
+    sv = sub.add_parser("verify", help="check the flat-file store against its manifest (and upstream); repair")
+    sv.add_argument("--datasets", nargs="+", metavar="DATASET", help="default: day_aggs_v1 minute_aggs_v1")
+    sv.add_argument("--upstream", action="store_true", help="also compare each session's ETag/size with S3")
+    sv.add_argument("--repair", action="store_true", help="remove temp files, fetch damaged/replaced sessions again")
+    sv.set_defaults(func=cmd_verify)
 
     sd = sub.add_parser("demo", help="the whole system against the built-in offline sandbox")
     sd.add_argument("--plot", default="finrpt-providers-demo.png", metavar="FILE.png",

@@ -48,6 +48,17 @@ RECENT_DAYS = 5
 
 
 @dataclass(frozen=True)
+class Problem:
+    dataset: str
+    day: dt.date | None
+    what: str  # "missing file", "unreadable", "row count", "stale temp file", "untracked rows"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.dataset} {self.day or ''}: {self.what}: {self.detail}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
 class Source:
     key: str
     etag: str
@@ -191,6 +202,8 @@ class Store:
         for year, items in by_year.items():
             ydir = self.year_dir(dataset, year)
             with _locked(ydir):
+                for tmp in ydir.rglob(".*.tmp"):  # left by a writer that was killed: we hold the lock
+                    tmp.unlink(missing_ok=True)
                 manifest = self._manifest(dataset, year)
                 if dataset == "day_aggs_v1":
                     self._merge_year(ydir / "data.parquet", {d: t for d, (t, _) in items.items()})
@@ -224,6 +237,83 @@ class Store:
         if not _is_sorted(merged):
             merged = merged.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
         _write_parquet(path, merged)
+
+    def years(self, dataset: str) -> list[int]:
+        base = self.root / PREFIX / dataset
+        if not base.is_dir():
+            return []
+        return sorted(int(p.name[5:]) for p in base.glob("year=*") if p.name[5:].isdigit())
+
+    def verify(self, dataset: str, clean_temp: bool = False) -> list[Problem]:
+        """Check every stored session against the manifest: file present and readable, row
+        count as recorded, no rows the manifest does not know, no temp file left by a
+        killed writer (removed when ``clean_temp``)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        problems: list[Problem] = []
+        for year in self.years(dataset):
+            ydir = self.year_dir(dataset, year)
+            with _locked(ydir):
+                for tmp in ydir.rglob(".*.tmp"):
+                    problems.append(Problem(dataset, None, "stale temp file", str(tmp)))
+                    if clean_temp:
+                        tmp.unlink(missing_ok=True)
+                days = self._manifest(dataset, year)["days"]
+                counts: dict[str, int] = {}
+                if dataset == "day_aggs_v1":
+                    path = ydir / "data.parquet"
+                    if path.exists():
+                        try:
+                            ws = pq.read_table(path, columns=["window_start"]).column("window_start")
+                            local = pc.cast(pc.cast(ws, pa.timestamp("ns", tz="America/New_York")), pa.date32())
+                            vc = pc.value_counts(local)
+                            counts = {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
+                        except Exception as e:
+                            problems.append(Problem(dataset, None, "unreadable", f"{path}: {e}"))
+                            counts = None  # type: ignore[assignment]
+                    for day in sorted(set(counts or {}) - set(days)):
+                        problems.append(Problem(dataset, dt.date.fromisoformat(day), "untracked rows",
+                                                f"{counts[day]} rows not in the manifest"))
+                else:
+                    for ddir in ydir.glob("date=*"):
+                        if ddir.name[5:] not in days and (ddir / "data.parquet").exists():
+                            problems.append(Problem(dataset, dt.date.fromisoformat(ddir.name[5:]),
+                                                    "untracked rows", f"{ddir / 'data.parquet'} not in the manifest"))
+                for day, rec in sorted(days.items()):
+                    d = dt.date.fromisoformat(day)
+                    path = self.data_path(dataset, d)
+                    if not path.exists():
+                        problems.append(Problem(dataset, d, "missing file", str(path)))
+                        continue
+                    if dataset == "day_aggs_v1":
+                        if counts is None:
+                            continue
+                        got = counts.get(day, 0)
+                    else:
+                        try:
+                            got = pq.ParquetFile(path).metadata.num_rows
+                        except Exception as e:
+                            problems.append(Problem(dataset, d, "unreadable", f"{path}: {e}"))
+                            continue
+                    if got != int(rec.get("rows", got)):
+                        problems.append(Problem(dataset, d, "row count", f"{got} rows, {rec.get('rows')} recorded"))
+        return problems
+
+    def forget(self, dataset: str, days: Iterable[dt.date]) -> None:
+        """Drop sessions from the manifest (and their minute files) so they are fetched again."""
+        by_year: dict[int, list[dt.date]] = {}
+        for d in days:
+            by_year.setdefault(d.year, []).append(d)
+        for year, ds in by_year.items():
+            with _locked(self.year_dir(dataset, year)):
+                manifest = self._manifest(dataset, year)
+                for d in ds:
+                    manifest["days"].pop(d.isoformat(), None)
+                    if dataset != "day_aggs_v1":
+                        self.data_path(dataset, d).unlink(missing_ok=True)
+                self._write_manifest(dataset, year, manifest)
 
     def record_missing(self, dataset: str, days: Iterable[dt.date]) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -43,7 +43,8 @@ def fake_yahoo(_yahoo_server) -> FakeYahoo:
     from yfinance.data import YfData
 
     srv = _yahoo_server
-    srv.rate_limited, srv.fail_status, srv.delay = False, None, 0.0
+    srv.rate_limited, srv.fail_status, srv.delay, srv.malformed = False, None, 0.0, False
+    srv.reset_next = srv.hang_next = 0
     YfData.cache_get.cache_clear()
     with srv._lock:
         srv.requests.clear()

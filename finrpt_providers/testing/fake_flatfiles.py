@@ -9,7 +9,10 @@ exactly as Massive writes them: gzip CSV, header row, sorted by ticker then time
 ``window_start`` in ns, volumes decimal from 2026-02-23. ``days`` (default: every
 session) get day files, ``minute_days`` (default: ``days``) minute files.
 
-Switches and operations: ``deny_prefixes``, ``slow_down`` (count), ``check_keys``;
+Switches and operations: ``deny_prefixes``, ``slow_down``, ``fail_next`` (500
+InternalError), ``cut_next`` (a GET's body cut mid-way, connection dropped),
+``hang_next`` (accepted, not answered for ``hang_seconds``) — counts of next
+requests —, ``check_keys``;
 ``remove(dataset, day)`` (a missing day), ``replace(dataset, day)`` (new content and
 ETag), ``truncate(dataset, day)``, ``put_raw(key, data)``.
 """
@@ -99,6 +102,15 @@ class _Gate:
             slow = fake.slow_down > 0
             if slow:
                 fake.slow_down -= 1
+            fail = fake.fail_next > 0
+            if fail:
+                fake.fail_next -= 1
+            hang = fake.hang_next > 0
+            if hang:
+                fake.hang_next -= 1
+            cut = method == "GET" and fake.cut_next > 0 and not fail and not hang and not slow
+            if cut:
+                fake.cut_next -= 1
         rid = uuid.uuid4().hex[:16].upper()
 
         def error(status: str, code: str, msg: str):
@@ -109,12 +121,43 @@ class _Gate:
         if fake.check_keys and f"Credential={fake.access_key}/" not in auth:
             return error("403 Forbidden", "InvalidAccessKeyId",
                          "The AWS Access Key Id you provided does not exist in our records.")
+        if hang:
+            fake._stopping.wait(fake.hang_seconds)
+            return error("503 Slow Down", "SlowDown", "late")
         if slow:
             return error("503 Slow Down", "SlowDown", "Please reduce your request rate.")
+        if fail:
+            return error("500 Internal Server Error", "InternalError", "We encountered an internal error.")
         key = path.split("/", 2)[2] if path.count("/") >= 2 else ""
         if method == "GET" and any(key.startswith(p) for p in fake.deny_prefixes):
             return error("403 Forbidden", "AccessDenied", "Access Denied")
+        if cut:
+            return self._cut(environ, start_response)
         return self.app(environ, start_response)
+
+    def _cut(self, environ, start_response):
+        """Send the headers and half the body, then drop the connection (a reset mid-body)."""
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        body = b"".join(self.app(environ, capture))
+        start_response(captured["status"], captured["headers"])
+        sock = environ.get("werkzeug.socket")
+
+        def stream():
+            yield body[: len(body) // 2]
+            if sock is not None:
+                import socket
+
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        return stream()
 
 
 class FakeFlatFiles:
@@ -133,6 +176,11 @@ class FakeFlatFiles:
         self.requests: list[tuple[str, str]] = []
         self.deny_prefixes: set[str] = set()
         self.slow_down = 0
+        self.fail_next = 0
+        self.cut_next = 0
+        self.hang_next = 0
+        self.hang_seconds = 30.0
+        self._stopping = threading.Event()
         self.check_keys = True
         self._lock = threading.Lock()
         self._server = None
@@ -173,6 +221,7 @@ class FakeFlatFiles:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.stop()
             self._server = None

@@ -107,6 +107,7 @@ class FakeMassiveREST(FakeHTTPServer):
                   "fail_status", "delay", "page_size", "reference_page_size", "null_results", "cursor_keeps_adjusted", "reference_v1",
                   "repeat_cursor"):
             setattr(self, k, getattr(fresh, k))
+        self.reset_next = self.hang_next = 0
         with self._lock:
             self.requests.clear()
         self._count = 0

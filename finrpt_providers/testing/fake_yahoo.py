@@ -11,7 +11,9 @@ bars at the 09:30 open), unknown symbols a 404 with Yahoo's error body.
 
 Switches (attributes, change them at any time): ``rate_limited`` (every chart
 request answers 429), ``fail_status`` (chart requests answer this status with an
-HTML page), ``delay`` (seconds before answering a chart request).
+HTML page), ``delay`` (seconds before answering a chart request), ``malformed``
+(chart requests answer cut-off JSON), and the base class's ``reset_next`` /
+``hang_next``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class FakeYahoo(FakeHTTPServer):
         self.rate_limited = False
         self.fail_status: int | None = None
         self.delay = 0.0
+        self.malformed = False
 
     def chart_requests(self) -> list[Request]:
         with self._lock:
@@ -57,6 +60,9 @@ class FakeYahoo(FakeHTTPServer):
             if self.fail_status:
                 return Response.text("<html><body>Will be right back...</body></html>", self.fail_status,
                                      content_type="text/html")
+            if self.malformed:
+                return Response.text('{"chart": {"result": [{"meta": {"currency": "USD"', 200,
+                                     content_type="application/json")
             return self._chart(req.path.rsplit("/", 1)[-1], req.query)
         if req.path.startswith("/ws/fundamentals-timeseries/v1/finance/timeseries/"):
             return self._timeseries(req.path.rsplit("/", 1)[-1], req.query.get("type", ""))

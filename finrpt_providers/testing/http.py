@@ -23,6 +23,8 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: send only this many body bytes (the full Content-Length announced), then drop the connection
+    cut_at: int | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200, **headers: str) -> "Response":
@@ -37,10 +39,17 @@ class FakeHTTPServer:
     """Serve ``handle(Request) -> Response`` on 127.0.0.1, port 0, in a daemon thread.
 
     Use as a context manager. ``requests`` logs every request (thread-safe).
+    Faults for every fake: ``reset_next`` (that many next answers are cut mid-body and
+    the connection dropped) and ``hang_next`` (that many next requests are accepted and
+    never answered, until ``hang_seconds`` pass or the server stops).
     """
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.reset_next = 0
+        self.hang_next = 0
+        self.hang_seconds = 30.0
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -56,6 +65,7 @@ class FakeHTTPServer:
 
     def start(self) -> "FakeHTTPServer":
         outer = self
+        self._stopping.clear()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -74,16 +84,41 @@ class FakeHTTPServer:
                 else:
                     with outer._lock:
                         outer.requests.append(req)
+                    hang = cut = False
+                    with outer._lock:
+                        if outer.hang_next > 0:
+                            outer.hang_next -= 1
+                            hang = True
+                        elif outer.reset_next > 0:
+                            outer.reset_next -= 1
+                            cut = True
+                    if hang:
+                        outer._stopping.wait(outer.hang_seconds)
+                        self.close_connection = True
+                        return
                     try:
                         resp = outer.handle(req)
                     except Exception as e:  # a fake's bug shows up as a 500 with the reason
                         resp = Response.text(f"fake server error: {type(e).__name__}: {e}", 500)
+                    if cut:
+                        resp.cut_at = max(1, len(resp.body) // 2)
                 self.send_response(resp.status)
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(resp.body)))
                 self.end_headers()
                 if self.command != "HEAD":
+                    if resp.cut_at is not None:
+                        self.wfile.write(resp.body[: resp.cut_at])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        import socket
+
+                        try:
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                        return
                     self.wfile.write(resp.body)
 
             do_GET = do_POST = do_HEAD = _serve
@@ -98,6 +133,7 @@ class FakeHTTPServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

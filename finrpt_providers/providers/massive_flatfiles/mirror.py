@@ -224,3 +224,40 @@ def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date]
         out.missing = sorted(set(out.missing) | set(absent))
         results[dataset] = out
     return results
+
+
+def verify(s3_factory, store: Store, datasets: list[str], upstream: bool, repair: bool, workers: int,
+           stream: TextIO | None = None) -> list:
+    """Check the store (and, with ``upstream``, each session's ETag/size against the bucket);
+    with ``repair``, remove stale temp files and fetch damaged or replaced sessions again.
+    Returns the problems that remain."""
+    stream = stream or sys.stderr
+    remaining = []
+    for dataset in datasets:
+        problems = store.verify(dataset, clean_temp=repair)
+        if upstream:
+            days = sorted(d for y in store.years(dataset)
+                          for d in store.stored(dataset, _manifest_days(store, dataset, y)))
+            if days:
+                todo, _absent = plan(s3_factory(), store, dataset, days)
+                from ...store import Problem
+
+                problems += [Problem(dataset, p.day, "replaced upstream", p.key) for p in todo]
+        for p in problems:
+            print(f"  {p}", file=stream)
+        damaged = sorted({p.day for p in problems if p.day is not None})
+        if repair and damaged:
+            store.forget(dataset, damaged)
+            out = fetch_days(s3_factory(), store, dataset, damaged, workers)
+            print(f"{dataset}: repaired {len(out.fetched)} session(s)"
+                  + (f"; {len(out.missing)} no longer upstream" if out.missing else ""), file=stream)
+            problems = store.verify(dataset)
+        elif repair:
+            problems = [p for p in problems if p.what != "stale temp file"]
+        print(f"{dataset}: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=stream)
+        remaining += problems
+    return remaining
+
+
+def _manifest_days(store: Store, dataset: str, year: int) -> list[dt.date]:
+    return [dt.date.fromisoformat(d) for d in store._manifest(dataset, year)["days"]]
