@@ -45,6 +45,7 @@ def fake_yahoo(_yahoo_server) -> FakeYahoo:
     srv = _yahoo_server
     srv.rate_limited, srv.fail_status, srv.delay, srv.malformed = False, None, 0.0, False
     srv.reset_next = srv.hang_next = 0
+    srv.chart_body = None
     YfData.cache_get.cache_clear()
     with srv._lock:
         srv.requests.clear()

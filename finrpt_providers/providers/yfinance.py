@@ -45,7 +45,11 @@ REQUEST_SPAN_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 365, "1d": 3
 YAHOO_INTERVAL = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d"}
 
 _lock = threading.RLock()
-_yfdata_by_base: dict[str | None, object] = {}
+_yfdata_by_base: dict[tuple[str | None, float], object] = {}
+
+
+def _timeout(config) -> float:
+    return config.get_float("FINRPT_YFINANCE_TIMEOUT", 15.0) if config else 15.0
 
 
 def to_yahoo_symbol(ticker: str) -> str:
@@ -53,31 +57,31 @@ def to_yahoo_symbol(ticker: str) -> str:
     return ticker.replace(".", "-")
 
 
-def _make_session(base_url: str | None):
+def _make_session(base_url: str | None, timeout: float):
+    """A curl_cffi session (Chrome impersonation, as yfinance uses) whose every request is
+    bounded by ``timeout``: yfinance's own cookie and crumb calls wait up to 30 s otherwise.
+    With ``base_url``, every ``https://*.yahoo.com`` request goes there (the sandbox)."""
+    from urllib.parse import urlsplit
+
     from curl_cffi import requests as curl_requests
 
-    if not base_url:
-        return curl_requests.Session(impersonate="chrome")
-    base = base_url.rstrip("/")
+    base = base_url.rstrip("/") if base_url else None
 
-    class RedirectingSession(curl_requests.Session):
-        """Sends every ``https://*.yahoo.com`` request to ``base`` (the sandbox's fake Yahoo)."""
-
+    class BoundedSession(curl_requests.Session):
         def request(self, method, url, *args, **kwargs):
-            from urllib.parse import urlsplit
-
-            parts = urlsplit(url)
-            if parts.hostname and (parts.hostname == "yahoo.com" or parts.hostname.endswith(".yahoo.com")):
-                url = base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                kwargs.setdefault("headers", {})
-                kwargs["headers"] = {**(kwargs["headers"] or {}), "X-Yahoo-Host": parts.hostname}
+            given = kwargs.get("timeout")
+            kwargs["timeout"] = timeout if given is None else min(float(given), timeout)
+            if base:
+                parts = urlsplit(url)
+                if parts.hostname and (parts.hostname == "yahoo.com" or parts.hostname.endswith(".yahoo.com")):
+                    url = base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             return super().request(method, url, *args, **kwargs)
 
-    return RedirectingSession()
+    return BoundedSession(impersonate="chrome")
 
 
 @contextlib.contextmanager
-def _yfinance_scope(base_url: str | None) -> Iterator[object]:
+def _yfinance_scope(base_url: str | None, timeout: float = 15.0) -> Iterator[object]:
     """Use our own YfData (session, cookie, crumb) and raise errors, then restore."""
     import yfinance as yf
     from yfinance.data import SingletonMeta, YfData
@@ -87,11 +91,11 @@ def _yfinance_scope(base_url: str | None) -> Iterator[object]:
         warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
         prev_hide = yf.config.debug.hide_exceptions
         prev_instance = SingletonMeta._instances.get(YfData)
-        ours = _yfdata_by_base.get(base_url)
+        ours = _yfdata_by_base.get((base_url, timeout))
         if ours is None:
             SingletonMeta._instances.pop(YfData, None)
-            ours = YfData(session=_make_session(base_url))
-            _yfdata_by_base[base_url] = ours
+            ours = YfData(session=_make_session(base_url, timeout))
+            _yfdata_by_base[(base_url, timeout)] = ours
         SingletonMeta._instances[YfData] = ours
         yf.config.debug.hide_exceptions = False
         try:
@@ -169,7 +173,7 @@ class YFinanceProvider(PriceProvider):
         span = REQUEST_SPAN_DAYS[interval]
         frames = []
         lo = start
-        timeout = self.config.get_float("FINRPT_YFINANCE_TIMEOUT", 15.0) if self.config else 15.0
+        timeout = _timeout(self.config)
         while lo <= end_inclusive:
             hi = min(end_inclusive, lo + dt.timedelta(days=span - 1))
             df = ticker.history(start=lo.isoformat(), end=(hi + dt.timedelta(days=1)).isoformat(),
@@ -190,7 +194,7 @@ class YFinanceProvider(PriceProvider):
         base_url = self.config.get("FINRPT_YFINANCE_BASE_URL") if self.config else None
         today = self.config.today() if self.config else dt.date.today()
         try:
-            with _yfinance_scope(base_url) as yf:
+            with _yfinance_scope(base_url, _timeout(self.config)) as yf:
                 ticker = yf.Ticker(symbol)
                 auto_adjust = query.adjustment == "total"
                 splits = None
@@ -260,10 +264,10 @@ def corporate_actions(config, ticker: str):
         s, d = _actions_cache[cache_key]
         return s.copy(), d.copy()
     symbol = to_yahoo_symbol(ticker)
-    timeout = config.get_float("FINRPT_YFINANCE_TIMEOUT", 15.0) if config else 15.0
+    timeout = _timeout(config)
     query = PriceQuery(ticker, "1900-01-01", dt.date.today(), "1d", "raw")
     try:
-        with _yfinance_scope(base_url) as yf:
+        with _yfinance_scope(base_url, timeout) as yf:
             hist = yf.Ticker(symbol).history(period="max", interval="1d", auto_adjust=False, actions=True,
                                              repair=False, timeout=timeout)
     except Exception as e:
@@ -296,7 +300,7 @@ def quarterly_statements(config, ticker: str) -> dict:
     base_url = config.get("FINRPT_YFINANCE_BASE_URL") if config else None
     query = PriceQuery(ticker, "1900-01-01", dt.date.today(), "1d", "raw")
     out = {}
-    with _yfinance_scope(base_url) as yf:
+    with _yfinance_scope(base_url, _timeout(config)) as yf:
         t = yf.Ticker(symbol)
         for attr in ("quarterly_income_stmt", "quarterly_balance_sheet", "quarterly_cashflow"):
             try:

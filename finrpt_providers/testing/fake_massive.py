@@ -18,7 +18,10 @@ Switches (attributes; change them at any time):
   no ``results`` key; ``cursor_keeps_adjusted``: whether ``next_url`` cursors carry
   ``adjusted`` (default False: a client must re-add it); ``reference_v1``: False
   makes ``/stocks/v1/*`` answer 404 (only legacy endpoints);
-  ``repeat_cursor``: every ``next_url`` points to the same page (a loop).
+  ``repeat_cursor``: every ``next_url`` points to the same page (a loop);
+  ``malformed_next``: that many next answers are cut-off JSON with status 200;
+  ``always_null``: every aggregates answer is ``"results": null`` (OK, but no bars);
+  and the base class's ``reset_next`` / ``hang_next``.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class FakeMassiveREST(FakeHTTPServer):
         self.cursor_keeps_adjusted = False
         self.reference_v1 = True
         self.repeat_cursor = False
+        self.malformed_next = 0
+        self.always_null = False
         self._count = 0
         self._count_lock = threading.Lock()
         self._frames: dict[tuple[str, str, bool], pd.DataFrame] = {}
@@ -104,7 +109,7 @@ class FakeMassiveREST(FakeHTTPServer):
         """Switches back to defaults and the request log emptied."""
         fresh = FakeMassiveREST(self.market, self.api_key)
         for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
-                  "fail_status", "delay", "page_size", "reference_page_size", "null_results", "cursor_keeps_adjusted", "reference_v1",
+                  "fail_status", "delay", "page_size", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
                   "repeat_cursor"):
             setattr(self, k, getattr(fresh, k))
         self.reset_next = self.hang_next = 0
@@ -128,6 +133,10 @@ class FakeMassiveREST(FakeHTTPServer):
                 return Response.text("<html><head><title>502 Bad Gateway</title></head><body><center><h1>"
                                      "502 Bad Gateway</h1></center></body></html>", self.fail_status,
                                      content_type="text/html")
+            if self.malformed_next > 0:
+                self.malformed_next -= 1
+                return Response.text('{"ticker":"AAPL","status":"OK","results":[{"o":1.0,"c"', 200,
+                                     content_type="application/json")
         rid = uuid.uuid4().hex
         if self.rate_limit_all or (self.rate_limit_every and n % self.rate_limit_every == 0):
             headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
@@ -180,7 +189,7 @@ class FakeMassiveREST(FakeHTTPServer):
         adjusted = q.get("adjusted", "true") != "false"
         limit = min(int(q.get("limit", 5000)), 50000)
         bars = pd.DataFrame()
-        if ticker in self.market.specs:
+        if ticker in self.market.specs and not self.always_null:
             whole = self.frame(ticker, interval, adjusted)
             i, j = whole.index.searchsorted(lo, "left"), whole.index.searchsorted(hi, "right")
             bars = whole.iloc[i:j]
@@ -192,7 +201,7 @@ class FakeMassiveREST(FakeHTTPServer):
         if len(page):
             body["results"] = _results(page)
             body["count"] = len(page)
-        elif self.null_results:
+        elif self.null_results or self.always_null:
             body["results"] = None
         if len(rest):
             nxt_from = frm if self.repeat_cursor else str(_ms(rest.index[0]))

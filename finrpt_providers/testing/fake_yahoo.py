@@ -44,6 +44,7 @@ class FakeYahoo(FakeHTTPServer):
         self.fail_status: int | None = None
         self.delay = 0.0
         self.malformed = False
+        self.chart_body: bytes | None = None  # serve these bytes for every chart request (fuzzing)
 
     def chart_requests(self) -> list[Request]:
         with self._lock:
@@ -60,6 +61,8 @@ class FakeYahoo(FakeHTTPServer):
             if self.fail_status:
                 return Response.text("<html><body>Will be right back...</body></html>", self.fail_status,
                                      content_type="text/html")
+            if self.chart_body is not None:
+                return Response(200, self.chart_body, {"Content-Type": "application/json"})
             if self.malformed:
                 return Response.text('{"chart": {"result": [{"meta": {"currency": "USD"', 200,
                                      content_type="application/json")
