@@ -121,6 +121,8 @@ class _Gate:
         if fake.check_keys and f"Credential={fake.access_key}/" not in auth:
             return error("403 Forbidden", "InvalidAccessKeyId",
                          "The AWS Access Key Id you provided does not exist in our records.")
+        if fake.delay:
+            fake._stopping.wait(fake.delay)
         if hang:
             fake._stopping.wait(fake.hang_seconds)
             return error("503 Slow Down", "SlowDown", "late")
@@ -180,6 +182,7 @@ class FakeFlatFiles:
         self.cut_next = 0
         self.hang_next = 0
         self.hang_seconds = 30.0
+        self.delay = 0.0  # seconds before answering each request
         self._stopping = threading.Event()
         self.check_keys = True
         self._lock = threading.Lock()

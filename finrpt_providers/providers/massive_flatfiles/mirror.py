@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 # (~3M rows), so per-file merges would be quadratic; a batch or a minute bounds what an
 # interrupted sync loses.
 DAY_BATCH = 512
-DAY_FLUSH_SECONDS = 60.0
+DAY_FLUSH_SECONDS = 20.0
 
 
 @dataclass
@@ -99,6 +100,7 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
     pending: dict[dt.date, tuple] = {}
     lock = threading.Lock()
     last_flush = [time.monotonic()]
+    flush_seconds = float(os.environ.get("MASSIVE_FLATFILES_DAY_FLUSH_SECONDS", DAY_FLUSH_SECONDS))
 
     def one(day: dt.date):
         key = key_for(dataset, day)
@@ -129,7 +131,7 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
                         out.csv_bytes += ncsv
                         pending[day] = (table, src)
                         if (dataset != "day_aggs_v1" or len(pending) >= DAY_BATCH
-                                or time.monotonic() - last_flush[0] > DAY_FLUSH_SECONDS):
+                                or time.monotonic() - last_flush[0] > flush_seconds):
                             flush()
                 if progress:
                     progress.advance(nbytes)
