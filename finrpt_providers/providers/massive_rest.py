@@ -272,10 +272,14 @@ class MassiveClient:
 
     # -- pagination -------------------------------------------------------------
     def pages(self, path: str, params: dict[str, str], keep: tuple[str, ...] = ()) -> list[dict]:
-        """Every page of a paginated endpoint. ``keep``: params to re-add when a cursor drops them."""
-        out = [self.get(path, params)]
+        """Every page of a paginated endpoint. ``keep``: params to re-add when a cursor drops them.
+        Each page's ``results`` is checked to be a list of objects."""
+        out = [_checked(self.get(path, params), path)]
         seen: set[str] = set()
         while out[-1].get("next_url"):
+            if not isinstance(out[-1]["next_url"], str):
+                raise DataIntegrityError(f"Massive sent a next_url that is not a URL for {path.split('?')[0]}",
+                                         provider=NAME)
             nxt = urlsplit(out[-1]["next_url"])
             query = dict(parse_qsl(nxt.query, keep_blank_values=True))
             query.pop("apiKey", None)  # never send (or log) a key from a URL
@@ -289,7 +293,7 @@ class MassiveClient:
             for k in keep:
                 if k not in query and k not in carried and k in params:
                     query[k] = params[k]
-            out.append(self.get(nxt.path + ("?" + urlencode(query) if query else "")))
+            out.append(_checked(self.get(nxt.path + ("?" + urlencode(query) if query else "")), path))
         return out
 
     # -- aggregates -------------------------------------------------------------
@@ -395,6 +399,14 @@ class MassiveClient:
         return self._cached("dividends", ticker, fetch).copy()
 
 
+def _checked(page: dict, path: str) -> dict:
+    results = page.get("results")
+    if results is not None and not (isinstance(results, list) and all(isinstance(r, dict) for r in results)):
+        raise DataIntegrityError(f"Massive's answer for {path.split('?')[0]} has malformed results "
+                                 f"({type(results).__name__})", provider=NAME)
+    return page
+
+
 def _cursor_params(cursor: str) -> dict[str, str]:
     """Massive's cursor is base64 of a query string (e.g. ``limit=2&sort=asc``)."""
     if not cursor:
@@ -436,10 +448,10 @@ def results_to_bars(results: list[dict], interval: str) -> pd.DataFrame:
         cols["vwap"] = np.fromiter((r.get("vw", np.nan) if r.get("vw") is not None else np.nan for r in results),
                                    dtype="float64", count=len(results))
         tx = pd.array([r.get("n") for r in results], dtype="Int64")
-    except (KeyError, TypeError, ValueError) as e:
+        idx = pd.to_datetime(t, unit="ms", utc=True).tz_convert(ET).as_unit("ns").rename("timestamp")
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise DataIntegrityError(f"malformed aggregate in Massive's answer ({type(e).__name__}: {e})",
                                  provider=NAME) from None
-    idx = pd.to_datetime(t, unit="ms", utc=True).tz_convert(ET).as_unit("ns").rename("timestamp")
     df = pd.DataFrame(cols, index=idx)
     df["transactions"] = tx
     return df
