@@ -73,6 +73,7 @@ def test_a_thousand_warm_queries_leave_fds_and_memory_flat(all_cfg, ff):
         assert len(df)
     gc.collect()
     fds1, rss1 = _fds(), _rss_mb()
+    print(f"1,000 warm queries: open fds {fds0} -> {fds1}, RSS {rss0:.0f} -> {rss1:.0f} MB")
     assert ff.count() == 0  # warm: no S3 call at all
     assert fds1 - fds0 <= 2, f"open file descriptors grew from {fds0} to {fds1}"
     assert rss1 - rss0 < 40, f"RSS grew from {rss0:.0f} MB to {rss1:.0f} MB over 1,000 queries"
