@@ -167,10 +167,7 @@ class Store:
     def stored(self, dataset: str, days: Iterable[dt.date]) -> dict[dt.date, Source]:
         """Sessions of ``days`` present in the store, with their source records."""
         out: dict[dt.date, Source] = {}
-        by_year: dict[int, list[dt.date]] = {}
-        for d in days:
-            by_year.setdefault(d.year, []).append(d)
-        for year, ds in by_year.items():
+        for year, ds in _by_year(days).items():
             m = self._manifest(dataset, year)["days"]
             for d in ds:
                 rec = m.get(d.isoformat())
@@ -301,32 +298,34 @@ class Store:
                         problems.append(Problem(dataset, d, "row count", f"{got} rows, {rec.get('rows')} recorded"))
         return problems
 
-    def forget(self, dataset: str, days: Iterable[dt.date]) -> None:
-        """Drop sessions from the manifest (and their minute files) so they are fetched again."""
-        by_year: dict[int, list[dt.date]] = {}
-        for d in days:
-            by_year.setdefault(d.year, []).append(d)
-        for year, ds in by_year.items():
+    def _update_manifests(self, dataset: str, days: Iterable[dt.date], edit) -> None:
+        """Apply ``edit(manifest, days_of_that_year)`` to each year's manifest, under its lock."""
+        for year, ds in _by_year(days).items():
             with _locked(self.year_dir(dataset, year)):
                 manifest = self._manifest(dataset, year)
-                for d in ds:
-                    manifest["days"].pop(d.isoformat(), None)
-                    if dataset != "day_aggs_v1":
-                        self.data_path(dataset, d).unlink(missing_ok=True)
+                edit(manifest, ds)
                 self._write_manifest(dataset, year, manifest)
+
+    def forget(self, dataset: str, days: Iterable[dt.date]) -> None:
+        """Drop sessions from the manifest (and their minute files) so they are fetched again."""
+
+        def edit(manifest: dict, ds: list[dt.date]) -> None:
+            for d in ds:
+                manifest["days"].pop(d.isoformat(), None)
+                if dataset != "day_aggs_v1":
+                    self.data_path(dataset, d).unlink(missing_ok=True)
+
+        self._update_manifests(dataset, days, edit)
 
     def record_missing(self, dataset: str, days: Iterable[dt.date]) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        by_year: dict[int, list[dt.date]] = {}
-        for d in days:
-            by_year.setdefault(d.year, []).append(d)
-        for year, ds in by_year.items():
-            with _locked(self.year_dir(dataset, year)):
-                manifest = self._manifest(dataset, year)
-                for d in ds:
-                    if d.isoformat() not in manifest["days"]:
-                        manifest["missing"][d.isoformat()] = {"checked_at": stamp}
-                self._write_manifest(dataset, year, manifest)
+
+        def edit(manifest: dict, ds: list[dt.date]) -> None:
+            for d in ds:
+                if d.isoformat() not in manifest["days"]:
+                    manifest["missing"][d.isoformat()] = {"checked_at": stamp}
+
+        self._update_manifests(dataset, days, edit)
 
     # -- reading ----------------------------------------------------------------
     def read_ticker(self, dataset: str, days: Iterable[dt.date], ticker: str) -> pa.Table:
@@ -351,6 +350,13 @@ class Store:
         if not tables:
             return _empty_table()
         return pa.concat_tables(tables)
+
+
+def _by_year(days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
+    out: dict[int, list[dt.date]] = {}
+    for d in days:
+        out.setdefault(d.year, []).append(d)
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
