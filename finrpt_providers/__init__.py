@@ -50,9 +50,29 @@ def list_providers(config: Config | dict | None = None) -> list[dict]:
     return out
 
 
+_LAZY = {
+    "compare": ("finrpt_providers.compare", "compare"),
+    "Dataer": ("finrpt_providers.dataer", "Dataer"),
+    "DataerMixin": ("finrpt_providers.dataer", "DataerMixin"),
+    "iter_trades": ("finrpt_providers.providers.massive_flatfiles", "iter_trades"),
+    "iter_quotes": ("finrpt_providers.providers.massive_flatfiles", "iter_quotes"),
+}
+
+
+def __getattr__(name: str):
+    """The heavier parts load on first use, so `import finrpt_providers` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'finrpt_providers' has no attribute {name!r}")
+
+
 __all__ = [
     "get_prices", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "AllProvidersFailed",
+    "compare", "Dataer", "DataerMixin", "iter_trades", "iter_quotes",
 ]

@@ -140,3 +140,14 @@ def test_light_imports():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_public_shortcuts_load_lazily():
+    import finrpt_providers as fp
+    from finrpt_providers import compare, dataer
+    from finrpt_providers.providers import massive_flatfiles
+
+    assert fp.iter_trades is massive_flatfiles.iter_trades and fp.iter_quotes is massive_flatfiles.iter_quotes
+    assert fp.compare is compare.compare and fp.Dataer is dataer.Dataer and fp.DataerMixin is dataer.DataerMixin
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fp.nope  # noqa: B018
