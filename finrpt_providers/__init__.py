@@ -51,7 +51,6 @@ def list_providers(config: Config | dict | None = None) -> list[dict]:
 
 
 _LAZY = {
-    "compare": ("finrpt_providers.compare", "compare"),
     "Dataer": ("finrpt_providers.dataer", "Dataer"),
     "DataerMixin": ("finrpt_providers.dataer", "DataerMixin"),
     "iter_trades": ("finrpt_providers.providers.massive_flatfiles", "iter_trades"),
@@ -60,7 +59,8 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    """The heavier parts load on first use, so `import finrpt_providers` stays light."""
+    """The heavier parts load on first use, so `import finrpt_providers` stays light.
+    (The comparison is `finrpt_providers.compare.compare`: its module has the name.)"""
     if name in _LAZY:
         import importlib
 
@@ -74,5 +74,5 @@ __all__ = [
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "AllProvidersFailed",
-    "compare", "Dataer", "DataerMixin", "iter_trades", "iter_quotes",
+    "Dataer", "DataerMixin", "iter_trades", "iter_quotes",
 ]
