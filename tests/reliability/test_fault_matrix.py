@@ -26,6 +26,7 @@ from finrpt_providers import (
 )
 from finrpt_providers.plugins import registry
 from finrpt_providers.providers.massive_flatfiles import store_for
+from tests.conftest import REST_KEY
 
 BOUND = 25.0  # seconds any fault may take to surface (timeouts are 1-3 s, retries 1-2)
 DAY = ("AAPL", "2026-03-02", "2026-03-06")
@@ -88,7 +89,7 @@ def fakes(ff, rest, fake_yahoo, market):
     f = Fakes(ff, rest, fake_yahoo)
     yield f
     rest.reset()
-    rest.api_key = "test-rest-key-4242"
+    rest.api_key = REST_KEY
     fake_yahoo.reset_next = fake_yahoo.hang_next = 0
     ff.deny_prefixes.clear()
     ff.slow_down = ff.fail_next = ff.cut_next = ff.hang_next = 0
