@@ -20,6 +20,7 @@ from finrpt_providers import AuthenticationFailed, DataIntegrityError, NoData, N
 from finrpt_providers.config import Config
 from finrpt_providers.plugins import registry
 from finrpt_providers.providers.massive_flatfiles import iter_quotes, iter_trades, store_for
+from finrpt_providers.providers.massive_flatfiles.s3 import FlatFilesS3
 from finrpt_providers.testing import FakeFlatFiles
 from finrpt_providers.testing.market import quotes, trades
 from tests.conftest import REST_KEY
@@ -363,7 +364,7 @@ def test_s3_key_pair_never_leaks(cfg, ff, caplog, capsys):
     """botocore logs signed headers at DEBUG: the key pair must not reach any record."""
     caplog.set_level(logging.DEBUG)
     p = provider(cfg)
-    texts = [repr(p), repr(cfg), repr(p._s3())]
+    texts = [repr(p), repr(cfg), repr(FlatFilesS3(cfg))]
     flat(cfg, "AAPL", "2026-02-02", "2026-02-04")
     ff.deny_prefixes.add("us_stocks_sip/minute_aggs_v1/")
     for c in (cfg, cfg.merged({"MASSIVE_S3_SECRET_KEY": "wrong-secret"})):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import socket
 import threading
 import uuid
 from collections.abc import Iterable
@@ -152,8 +153,6 @@ class _Gate:
         def stream():
             yield body[: len(body) // 2]
             if sock is not None:
-                import socket
-
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -261,7 +260,9 @@ class FakeFlatFiles:
     # -- content ------------------------------------------------------------------
     @staticmethod
     def key(dataset: str, day: dt.date) -> str:
-        return f"us_stocks_sip/{dataset}/{day.year:04d}/{day.month:02d}/{day.isoformat()}.csv.gz"
+        from ..providers.massive_flatfiles.files import key_for
+
+        return key_for(dataset, day)
 
     def put_raw(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)

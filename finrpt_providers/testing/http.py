@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -112,8 +113,6 @@ class FakeHTTPServer:
                         self.wfile.write(resp.body[: resp.cut_at])
                         self.wfile.flush()
                         self.close_connection = True
-                        import socket
-
                         try:
                             self.connection.shutdown(socket.SHUT_RDWR)
                         except OSError:

@@ -226,7 +226,11 @@ class SyntheticMarket:
 
     # -- truth --------------------------------------------------------------------
     def factors(self, ticker: str, days: pd.DatetimeIndex, adjustment: str) -> tuple[np.ndarray, np.ndarray]:
-        """(price multiplier, volume multiplier) for bars on ``days`` (normalised, ET)."""
+        """(price multiplier, volume multiplier) for bars on ``days`` (normalised, ET).
+
+        Written apart from :mod:`finrpt_providers.adjust` on purpose: the truth the
+        providers are checked against must not share their code.
+        """
         price = np.ones(len(days))
         volume = np.ones(len(days))
         if adjustment == "raw":

@@ -122,9 +122,6 @@ class MassiveFlatFilesProvider(PriceProvider):
                     "yfinance (flat files are as traded)")
         return reason
 
-    def _s3(self) -> FlatFilesS3:
-        return FlatFilesS3(self.config)
-
     @property
     def workers(self) -> int:
         return max(1, int(self.config.get_float("MASSIVE_FLATFILES_WORKERS", 4)))
@@ -132,13 +129,12 @@ class MassiveFlatFilesProvider(PriceProvider):
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         from ...adjust import adjust_bars
 
-        FlatFilesS3(self.config)  # missing keys fail here, before anything else
+        s3 = FlatFilesS3(self.config)  # missing keys fail here; the boto3 client is built on first use
         store = store_for(self.config)
         today = self.config.today()
         days = calendar.sessions(query.start, min(query.end, today))
         dataset = "day_aggs_v1" if query.interval == "1d" else "minute_aggs_v1"
-        lazy_s3 = _Lazy(self._s3)
-        outcome = ensure(lazy_s3, store, dataset, days, self.workers)
+        outcome = ensure(s3, store, dataset, days, self.workers)
         if outcome.missing:
             log.warning("%s: no %s file upstream for %s (not published yet, or absent): the answer lacks "
                         "%s", NAME, dataset, ", ".join(d.isoformat() for d in outcome.missing),
@@ -155,10 +151,10 @@ class MassiveFlatFilesProvider(PriceProvider):
         splits, dividends = corporate_actions(self.config, query.ticker)
         closes = None
         if query.adjustment == "total":
-            closes = self._closes_before(lazy_s3, store, query.ticker, bars, dividends)
+            closes = self._closes_before(s3, store, query.ticker, bars, dividends)
         return adjust_bars(bars, query.adjustment, splits, dividends, closes)
 
-    def _closes_before(self, lazy_s3, store: Store, ticker: str, bars, dividends):
+    def _closes_before(self, s3: FlatFilesS3, store: Store, ticker: str, bars, dividends):
         """As-traded close before each ex-date that adjusts these bars, from the day files.
 
         The file of the session just before an ex-date must be there: without it the
@@ -170,11 +166,11 @@ class MassiveFlatFilesProvider(PriceProvider):
         first = bars.index[0].normalize()
         exs = [ex for ex in dividends.index if ex > first]
         if not exs:
-            return prev_closes(bars["close"].iloc[:0], [])
+            return bars["close"].iloc[:0]
         windows = {ex: calendar.sessions(ex.date() - dt.timedelta(days=14), ex.date() - dt.timedelta(days=1))[-5:]
                    for ex in exs}
         wanted = sorted({d for w in windows.values() for d in w})
-        outcome = ensure(lazy_s3, store, "day_aggs_v1", wanted, self.workers)
+        outcome = ensure(s3, store, "day_aggs_v1", wanted, self.workers)
         lacking = [(ex, w[-1]) for ex, w in windows.items() if w and w[-1] in outcome.missing]
         if lacking:
             ex, prev = lacking[0]
@@ -183,18 +179,6 @@ class MassiveFlatFilesProvider(PriceProvider):
                                      provider=NAME)
         daily = table_to_bars(store.read_ticker("day_aggs_v1", wanted, ticker))
         return prev_closes(daily["close"], exs)
-
-
-class _Lazy:
-    """Builds the S3 access object on first call only (warm queries never do)."""
-
-    def __init__(self, factory):
-        self.factory, self.value = factory, None
-
-    def __call__(self):
-        if self.value is None:
-            self.value = self.factory()
-        return self.value
 
 
 def _stream_ticker(dataset: str, ticker: str, date: Any, config: Config | dict | None) -> Iterator[pd.DataFrame]:

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from ...errors import DataIntegrityError
+from ...store import PREFIX  # the bucket's layout, mirrored by the store
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 NAME = "massive_flatfiles"
-PREFIX = "us_stocks_sip"
 
 AGG_COLUMNS = ("ticker", "volume", "open", "close", "high", "low", "window_start", "transactions")
 TRADE_COLUMNS = ("ticker", "conditions", "correction", "exchange", "id", "participant_timestamp", "price",

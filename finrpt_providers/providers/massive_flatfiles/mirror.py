@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from ...errors import ProviderError
-from ...store import Source, Store
+from ...store import PREFIX, Source, Store
 from .files import AGG_DATASETS, key_for, parse_gzip
 from .s3 import FlatFilesS3
 
@@ -157,18 +157,18 @@ def _as_completed(futures: list[Future]):
             yield f
 
 
-def ensure(s3_factory, store: Store, dataset: str, days: list[dt.date], workers: int) -> Outcome:
+def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int) -> Outcome:
     """Make ``days`` of ``dataset`` present in the store, fetching only what it lacks.
 
-    ``s3_factory`` is called only when something must be fetched: a warm query never
-    builds a client, let alone calls S3. Sessions recently found missing upstream are
-    not asked for again until they may have been published.
+    ``s3`` builds its boto3 client on first use, so a warm query never builds one, let
+    alone calls S3. Sessions recently found missing upstream are not asked for again
+    until they may have been published.
     """
     stored = store.stored(dataset, days)
     lacking = [d for d in days if d not in stored]
     skip = store.known_missing(dataset, lacking)
     todo = [d for d in lacking if d not in skip]
-    out = fetch_days(s3_factory(), store, dataset, todo, workers) if todo else Outcome()
+    out = fetch_days(s3, store, dataset, todo, workers) if todo else Outcome()
     out.missing = sorted(set(out.missing) | skip)
     return out
 
@@ -178,7 +178,7 @@ def plan(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date]) -> tu
     sessions with no file upstream. One listing per month."""
     listing: dict[str, Source] = {}
     for year, month in sorted({(d.year, d.month) for d in days}):
-        listing.update(s3.list(f"us_stocks_sip/{dataset}/{year:04d}/{month:02d}/", dataset))
+        listing.update(s3.list(f"{PREFIX}/{dataset}/{year:04d}/{month:02d}/", dataset))
     have = store.stored(dataset, days)
     todo, absent = [], []
     for d in days:
