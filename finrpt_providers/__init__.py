@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from .chain import get_prices
-from .config import Config
+from .config import Config, ConfigurationError
 from .errors import (
     AllProvidersFailed,
     AuthenticationFailed,
@@ -23,26 +23,36 @@ from .errors import (
     UnsupportedQuery,
 )
 from .hookspecs import hookimpl
-from .provider import BAR_COLUMNS, INTERVALS, PriceProvider, PriceQuery, empty_bars, validate_bars
+from .intervals import INTERVALS
+from .provider import BAR_COLUMNS, PriceProvider, PriceQuery, empty_bars, validate_bars
 
 __version__ = "0.1.0"
 
 
-def list_providers(config: Config | dict | None = None) -> list[dict]:
-    """Every registered provider: name, plugin, what it serves, and ready or why not."""
+def list_providers(config: Config | dict | None = None, *, check_imports: bool = False) -> list[dict]:
+    """Every registered provider: name, plugin, what it serves natively, and ready or why not.
+
+    ``check_imports`` also tries importing each provider's required modules, in a child
+    process (so this one stays light), and reports a broken install as not ready."""
     from .chain import resolve_config
     from .plugins import registry
 
     cfg = resolve_config(config)
+    broken = _import_failures({m for e in registry().values() for m in e.provider.requires}) if check_imports else {}
     out = []
     for name, entry in registry().items():
         p = entry.provider.configured(cfg)
         reason = p.not_ready_reason()
+        bad = {m: broken[m] for m in p.requires if m in broken}
+        if reason is None and bad:
+            reason = (f"not installed or broken ({'; '.join(f'{m}: {w}' for m, w in bad.items())}): "
+                      f"pip install --upgrade {' '.join(bad)}")
         out.append({
             "name": name,
             "plugin": entry.plugin,
             "intervals": [i for i in INTERVALS if i in p.intervals],
             "adjustments": sorted(p.adjustments),
+            "serves": [w for w, on in (("actions", p.serves_actions), ("statements", p.serves_statements)) if on],
             "ready": reason is None,
             "reason": reason or "",
             "description": p.description,
@@ -50,11 +60,29 @@ def list_providers(config: Config | dict | None = None) -> list[dict]:
     return out
 
 
+def _import_failures(modules: set[str]) -> dict[str, str]:
+    """module -> why it fails to import, tried in a child process."""
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import importlib, json, sys\nout = {}\nfor m in sys.argv[1:]:\n    try:\n"
+             "        importlib.import_module(m)\n    except Exception as e:\n"
+             "        out[m] = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else \"\"}'[:200]\n"
+             "print(json.dumps(out))\n")
+    if not modules:
+        return {}
+    try:
+        done = subprocess.run([sys.executable, "-c", probe, *sorted(modules)], capture_output=True, text=True,
+                              timeout=120)
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {}
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return {}
+
+
 _LAZY = {
     "Dataer": ("finrpt_providers.dataer", "Dataer"),
     "DataerMixin": ("finrpt_providers.dataer", "DataerMixin"),
-    "iter_trades": ("finrpt_providers.providers.massive_flatfiles", "iter_trades"),
-    "iter_quotes": ("finrpt_providers.providers.massive_flatfiles", "iter_quotes"),
 }
 
 
@@ -74,5 +102,5 @@ __all__ = [
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "AllProvidersFailed",
-    "Dataer", "DataerMixin", "iter_trades", "iter_quotes",
+    "Dataer", "DataerMixin", "ConfigurationError", "INTERVALS",
 ]

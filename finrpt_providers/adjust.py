@@ -9,7 +9,8 @@ For a bar on session day d:
   (the rule of Yahoo's Adj Close and of CRSP-style total-return series).
 
 ``splits``: prices / S(d), volume x S(d).  ``total``: prices / S(d) x D(d), volume
-x S(d) (dividends never change volume).  ``raw``: unchanged.
+x S(d) (dividends never change volume).  ``raw``: unchanged. Which of these a query
+gets, and from what, is decided in one place: :mod:`finrpt_providers.pipeline`.
 """
 
 from __future__ import annotations
@@ -41,24 +42,10 @@ def split_factor(days: pd.DatetimeIndex, splits: pd.Series) -> np.ndarray:
     return out
 
 
-def prev_closes(closes: pd.Series, ex_dates) -> pd.Series:
-    """For each ex-date, the last close strictly before it (the session before, or the
-    last one the stock traded); ex-dates with no earlier close are left out."""
-    import pandas as pd
-
-    closes = closes.sort_index()
-    out = {}
-    for ex in ex_dates:
-        before = closes[closes.index < ex]
-        if len(before):
-            out[ex] = float(before.iloc[-1])
-    return pd.Series(out, dtype="float64")
-
-
 def dividend_factor(days: pd.DatetimeIndex, dividends: pd.Series, prev_close: pd.Series) -> np.ndarray:
     """D(d) for each of ``days``. ``dividends``: cash as declared by ex-date; ``prev_close``:
-    the as-traded close before each ex-date (see :func:`prev_closes`); one that adjusts
-    a bar here but has no close is an error, never skipped."""
+    the as-traded close of the session immediately before each ex-date; one that adjusts
+    a bar here but has no close is an error, never skipped (nor taken from an older close)."""
     import numpy as np
 
     out = np.ones(len(days))
@@ -79,23 +66,10 @@ def dividend_factor(days: pd.DatetimeIndex, dividends: pd.Series, prev_close: pd
     return out
 
 
-def adjust_bars(raw: pd.DataFrame, adjustment: str, splits: pd.Series,
-                dividends: pd.Series | None = None, prev_close: pd.Series | None = None) -> pd.DataFrame:
-    """As-traded bars -> ``adjustment`` ('raw', 'splits' or 'total'); a new frame, attrs kept.
-    ``total`` needs ``dividends`` and ``prev_close`` (see :func:`dividend_factor`)."""
-    if adjustment == "raw" or raw.empty:
-        return raw.copy()
-    days = _days(raw.index)
-    s = split_factor(days, splits)
-    price = 1.0 / s
-    if adjustment == "total":
-        if dividends is None or prev_close is None:
-            raise ValueError("total adjustment needs dividends and the closes before their ex-dates")
-        price = price * dividend_factor(days, dividends, prev_close)
-    elif adjustment != "splits":
-        raise ValueError(f"unknown adjustment {adjustment!r}")
-    out = raw.copy()
+def apply_factors(bars: pd.DataFrame, price, volume) -> pd.DataFrame:
+    """A new frame: prices (and vwap) times ``price``, volume times ``volume``; attrs kept."""
+    out = bars.copy()
     for c in PRICE_COLUMNS:
         out[c] = out[c].to_numpy() * price
-    out["volume"] = out["volume"].to_numpy() * s
+    out["volume"] = out["volume"].to_numpy() * volume
     return out

@@ -3,15 +3,17 @@
 Plain Python over the configured order (pluggy's ``firstresult`` cannot say who
 answered, nor move on after an error). For each provider, in order:
 
-* skip it before calling when it is not installed, lacks credentials, or declares
-  that it cannot serve the interval, adjustment or range;
+* skip it before calling when it is not installed, lacks credentials, or can neither
+  serve nor derive the interval, adjustment or range (:func:`pipeline.plan`);
 * call it; after any :class:`ProviderError` but :class:`InvalidQuery` move on
   (an invalid question stops the chain: no provider could answer it);
 * when its answer leaves whole NYSE sessions uncovered at either end of the range
   (flat files lag a day, a plan's history is limited), ask the providers after it
   for just that span and stitch the answers.
 
-Every provider considered lands in ``attrs["attempts"]``.
+Every provider considered lands in ``attrs["attempts"]``. Period intervals (``1wk``
+``1mo`` ``3mo``) are answered from the stitched daily bars of the range widened to
+whole periods (:mod:`finrpt_providers.intervals`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import calendar
+from . import calendar, pipeline
 from .config import Config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, ProviderError
+from .intervals import is_period, period_end, resample_periods, widen
 from .plugins import registry
-from .provider import ET, PriceQuery, empty_bars, validate_bars
+from .provider import PriceQuery, empty_bars
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,17 +39,6 @@ log = logging.getLogger(__name__)
 def expected_sessions(query: PriceQuery, today: dt.date) -> list[dt.date]:
     """Sessions in the query's range that should have bars by ``today``."""
     return calendar.sessions(query.start, min(query.end, today))
-
-
-def _clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
-    """Drop bars outside the asked sessions (providers may return whole pages)."""
-    import pandas as pd
-
-    if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None or df.empty:
-        return df
-    days = df.index.tz_convert(ET).normalize()
-    keep = (days >= pd.Timestamp(query.start, tz=ET)) & (days <= pd.Timestamp(query.end, tz=ET))
-    return df if keep.all() else df[keep]
 
 
 class Chain:
@@ -61,6 +53,9 @@ class Chain:
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         today = self.config.today()
+        query.check_not_future(today)
+        if is_period(query.interval):
+            return self._fetch_periods(query, today)
         attempts: list[dict[str, Any]] = []
         if not expected_sessions(query, today):
             # Holidays/weekends only (or entirely after today): nothing to ask anyone.
@@ -79,8 +74,19 @@ class Chain:
             provider="+".join(dict.fromkeys(s["provider"] for s in sources)),
             sources=sources,
             attempts=attempts,
+            actions="+".join(dict.fromkeys(s["actions"] for s in sources if s.get("actions"))),
         )
         return df
+
+    def _fetch_periods(self, query: PriceQuery, today: dt.date) -> pd.DataFrame:
+        start, end = widen(query.start, query.end, query.interval)
+        daily = self.fetch(query.replace(interval="1d", start=start, end=end))
+        out = resample_periods(daily, query.interval)
+        out.attrs = dict(daily.attrs)
+        out.attrs["interval"] = query.interval
+        # A period that today falls in is still running: its bar ends at the last session.
+        out.attrs["partial_last"] = bool(len(out)) and period_end(out.index[-1].date(), query.interval) >= today
+        return out
 
     def _resolve(self, query: PriceQuery, names: list[str], attempts: list[dict[str, Any]],
                  today: dt.date, note: str) -> tuple[pd.DataFrame, list[dict[str, Any]]] | None:
@@ -97,12 +103,12 @@ class Chain:
                        f"(installed: {', '.join(sorted(reg)) or 'none'})")
                 continue
             provider = entry.provider.configured(self.config)
-            reason = provider.cannot_serve(query, today)
+            _native, reason = pipeline.plan(provider, query, today)
             if reason:
                 record(name, "skipped", reason)
                 continue
             try:
-                df = validate_bars(_clip(provider.fetch(query), query), query, provider=name)
+                df = pipeline.fetch(provider, query, today)
             except InvalidQuery:
                 raise
             except ProviderError as e:
@@ -115,9 +121,11 @@ class Chain:
             if df.empty:
                 record(name, "empty", f"no bars for {query.describe()}")
                 continue
-            record(name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}")
+            used = df.attrs.get("actions", "")
+            record(name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
+                   + (f" (adjusted with corporate actions from {used})" if used else ""))
             parts = [df]
-            sources = [{"provider": name, "first": df.index[0], "last": df.index[-1]}]
+            sources = [{"provider": name, "first": df.index[0], "last": df.index[-1], "actions": used}]
             for gap in self._gaps(query, df, today):
                 sub = self._resolve(gap, names[i + 1:], attempts, today,
                                     note=f"gap {gap.start}..{gap.end} left by {name}: ")
@@ -167,3 +175,20 @@ def get_prices(ticker: str, start: Any, end: Any, *, interval: str = "1d", adjus
         providers = [p for p in providers.split(",") if p.strip()]
     names = list(providers) if providers is not None else cfg.providers
     return Chain(names, cfg).fetch(query)
+
+
+def fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.DataFrame:
+    """One provider instance answering ``query`` through the core's pipeline (derived
+    intervals and adjustments included), without the chain's fallback. For tests and
+    the conformance kit: the provider need not be registered."""
+    cfg = config or provider.config or resolve_config(None)
+    provider = provider.configured(cfg) if provider.config is not cfg else provider
+    today = cfg.today()
+    query.check_not_future(today)
+    if is_period(query.interval):
+        start, end = widen(query.start, query.end, query.interval)
+        daily = fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg)
+        out = resample_periods(daily, query.interval)
+        out.attrs["partial_last"] = bool(len(out)) and period_end(out.index[-1].date(), query.interval) >= today
+        return out
+    return pipeline.fetch(provider, query, today)

@@ -10,8 +10,10 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TextIO
 
 from .errors import InvalidQuery, ProviderError
 
@@ -45,8 +47,9 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     rows = [[p["name"], p["plugin"], "ready" if p["ready"] else f"not ready: {p['reason']}",
-             " ".join(p["intervals"]), " ".join(p["adjustments"])] for p in list_providers(cfg)]
-    print(_table(rows, ["provider", "plugin", "status", "intervals", "adjustments"]))
+             " ".join(p["intervals"]), " ".join(p["adjustments"]), " ".join(p["serves"])]
+            for p in list_providers(cfg, check_imports=True)]
+    print(_table(rows, ["provider", "plugin", "status", "intervals (native)", "adjustments (native)", "also"]))
     known = {r[0] for r in rows}
     order = [f"{n}{'' if n in known else ' (not installed)'}" for n in cfg.providers]
     print(f"\nchain order: {', '.join(order) or '(empty)'}  [FINRPT_PRICE_PROVIDERS from "
@@ -55,10 +58,13 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .config import TOML_NAMES
+    from .config import all_settings
 
     cfg = _config(args)
-    print(_table([list(r) for r in cfg.describe(sorted(TOML_NAMES))], ["setting", "value", "from"]))
+    settings = all_settings()
+    rows = [[name, value, origin, f"[{settings[name].section}] {settings[name].key}"]
+            for name, value, origin in cfg.describe(sorted(settings))]
+    print(_table(rows, ["setting", "value", "from", "toml"]))
     return 0
 
 
@@ -88,8 +94,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .chain import get_prices
 
     cfg = _config(args)
-    if args.dataset in ("trades", "quotes"):
-        return _fetch_ticks(args, cfg)
     end = args.end or cfg.today().isoformat()
     df = get_prices(args.ticker, args.start, end, interval=args.interval, adjustment=args.adjustment,
                     providers=args.provider or None, config=cfg)
@@ -106,7 +110,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             print(df if len(df) else "(no bars: the range holds no sessions)")
     for a in df.attrs["attempts"]:
         print(f"  {a['provider']}: {a['outcome']}: {a['detail']}", file=sys.stderr)
-    print(f"{len(df)} bars from {df.attrs['provider'] or 'nobody (no sessions in range)'}", file=sys.stderr)
+    extra = ""
+    if df.attrs.get("actions"):
+        extra += f"; adjusted with corporate actions from {df.attrs['actions']}"
+    if df.attrs.get("partial_last"):
+        extra += "; the last period is still running"
+    print(f"{len(df)} bars from {df.attrs['provider'] or 'nobody (no sessions in range)'}{extra}", file=sys.stderr)
     return 0
 
 
@@ -178,61 +187,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _fetch_ticks(args: argparse.Namespace, cfg) -> int:
-    """One ticker's trades or quotes on one session, streamed out of the day's flat file."""
-    import pandas as pd
-
-    from .providers.massive_flatfiles import iter_quotes, iter_trades
-    from .provider import to_date
-
-    if args.end and to_date(args.end, "end") != to_date(args.start, "start"):
-        raise InvalidQuery(f"--dataset {args.dataset} reads one session: give --start only (or --end equal to it)")
-    it = (iter_trades if args.dataset == "trades" else iter_quotes)(args.ticker, args.start, cfg)
-    rows = 0
-    for i, chunk in enumerate(it):
-        rows += len(chunk)
-        if args.format == "csv":
-            chunk.to_csv(sys.stdout, index=False, header=i == 0)
-        elif args.format == "json":
-            sys.stdout.write(chunk.to_json(orient="records", lines=True, date_format="iso"))
-        elif i == 0:  # a table shows the first chunk; the count below covers them all
-            with pd.option_context("display.max_rows", args.max_rows, "display.width", 200, "display.max_columns", 20):
-                print(chunk)
-    print(f"{rows} {args.dataset} for {args.ticker} on {args.start} from massive_flatfiles", file=sys.stderr)
-    return 0
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    """Mirror flat files into the local store."""
-    from . import calendar
-    from .provider import to_date
-    from .providers.massive_flatfiles import store_for
-    from .providers.massive_flatfiles.files import AGG_DATASETS
-    from .providers.massive_flatfiles.mirror import sync
-    from .providers.massive_flatfiles.s3 import FlatFilesS3
-
-    cfg = _config(args)
-    start = to_date(args.start, "start")
-    end = to_date(args.end, "end") if args.end else cfg.today()
-    if start > end:
-        raise InvalidQuery(f"start {start} is after end {end}: swap them (both are inclusive)")
-    datasets = args.datasets or ["day_aggs_v1"]
-    bad = [d for d in datasets if d not in AGG_DATASETS]
-    if bad:
-        raise InvalidQuery(f"cannot sync {', '.join(bad)}: choose from {', '.join(AGG_DATASETS)} (trades and quotes "
-                           "are streamed per ticker with `fetch --dataset trades`)")
-    days = calendar.sessions(start, min(end, cfg.today()))
-    store = store_for(cfg)
-    workers = args.workers or max(1, int(cfg.get_float("MASSIVE_FLATFILES_WORKERS", 4)))
-    results = sync(FlatFilesS3(cfg), store, datasets, days, workers, dry_run=args.dry_run, stream=sys.stderr)
-    for dataset, out in results.items():
-        if not args.dry_run:
-            print(f"{dataset}: fetched {len(out.fetched)} files ({out.bytes / 1e6:.1f} MB gz, "
-                  f"{out.csv_bytes / 1e6:.1f} MB CSV); {len(out.missing)} sessions not upstream; "
-                  f"store: {store.root}", file=sys.stderr)
-    return 0
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import Tolerances, compare
 
@@ -252,22 +206,82 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if result.agree else 1
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Check the flat-file store; optionally against upstream; optionally repair."""
-    from .providers.massive_flatfiles import store_for
-    from .providers.massive_flatfiles.files import AGG_DATASETS
-    from .providers.massive_flatfiles.mirror import verify
-    from .providers.massive_flatfiles.s3 import FlatFilesS3
+class ProgressBar:
+    """files, bytes, rate and ETA on one line of ``stream`` (a line every few seconds when not a TTY)."""
 
-    cfg = _config(args)
-    store = store_for(cfg)
-    datasets = args.datasets or list(AGG_DATASETS)
-    print(f"store: {store.root}", file=sys.stderr)
-    left = verify(lambda: FlatFilesS3(cfg), store, datasets, upstream=args.upstream, repair=args.repair,
-                  workers=max(1, int(cfg.get_float("MASSIVE_FLATFILES_WORKERS", 4))), stream=sys.stderr)
-    if left and not args.repair:
-        print("run again with --repair to fetch the damaged sessions again", file=sys.stderr)
-    return 1 if left else 0
+    def __init__(self, total_files: int, total_bytes: int | None, label: str, stream: TextIO | None = None):
+        self.total_files, self.total_bytes, self.label = total_files, total_bytes, label
+        self.files = self.bytes = 0
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = time.monotonic()
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            self.files, self.bytes = files, nbytes
+            now = time.monotonic()
+            if self.tty or now - self._last >= 2.0 or self.files == self.total_files:
+                self._last = now
+                self._draw(now)
+            if self.files == self.total_files and self.tty:
+                self.stream.write("\n")
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self.t0, 1e-9)
+        rate = self.bytes / elapsed
+        if self.total_bytes:
+            left = max(self.total_bytes - self.bytes, 0) / rate if rate else float("inf")
+        else:
+            left = (self.total_files - self.files) * elapsed / self.files if self.files else float("inf")
+        frac = self.files / self.total_files if self.total_files else 1.0
+        bar = "#" * int(frac * 24)
+        size = f"{self.bytes / 1e6:.1f}" + (f"/{self.total_bytes / 1e6:.1f}" if self.total_bytes else "")
+        eta = "--" if left == float("inf") else f"{left:.0f}s"
+        line = (f"{self.label} [{bar:<24}] {self.files}/{self.total_files} files  {size} MB  "
+                f"{rate / 1e6:.1f} MB/s  ETA {eta}")
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+
+class Context:
+    """What a plugin command's handler gets besides its arguments."""
+
+    def __init__(self, config, out: TextIO | None = None, err: TextIO | None = None):
+        self.config = config
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def echo(self, line: str) -> None:
+        """A line for people (stderr: stdout stays clean for data)."""
+        print(line, file=self.err)
+
+    def progress(self, label: str, total_files: int, total_bytes: int | None = None) -> Callable[[int, int], None]:
+        """A progress bar; call what it returns with (files done, bytes done)."""
+        return ProgressBar(total_files, total_bytes, label, self.err)
+
+
+class Commands:
+    """What the ``register_commands(cli)`` hook receives."""
+
+    def __init__(self, sub: Any, taken: set[str]):
+        self._sub, self._taken = sub, taken
+
+    def command(self, name: str, help: str, handler: Callable[[argparse.Namespace, Context], int]
+                ) -> argparse.ArgumentParser:
+        """Add ``finrpt-providers NAME``; ``handler(args, ctx)`` returns the exit code.
+        Returns the argparse parser, to add arguments to."""
+        if name in self._taken:
+            raise ValueError(f"the command {name!r} exists already")
+        self._taken.add(name)
+        p = self._sub.add_parser(name, help=help, description=help)
+
+        def run(args: argparse.Namespace) -> int:
+            return handler(args, Context(_config(args)))
+
+        p.set_defaults(func=run)
+        return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,21 +315,6 @@ def build_parser() -> argparse.ArgumentParser:
     sc2.add_argument("--json", action="store_true", help="machine-readable output")
     sc2.set_defaults(func=cmd_compare)
 
-    ss = sub.add_parser("sync", help="mirror Massive flat files into the local Parquet store")
-    ss.add_argument("--start", required=True, help="first session, YYYY-MM-DD (inclusive)")
-    ss.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
-    ss.add_argument("--datasets", nargs="+", metavar="DATASET",
-                    help="day_aggs_v1 (default) and/or minute_aggs_v1")
-    ss.add_argument("--workers", type=int, help="downloads at once (default MASSIVE_FLATFILES_WORKERS or 4)")
-    ss.add_argument("--dry-run", action="store_true", help="print what would be fetched and its size, fetch nothing")
-    ss.set_defaults(func=cmd_sync)
-
-    sv = sub.add_parser("verify", help="check the flat-file store against its manifest (and upstream); repair")
-    sv.add_argument("--datasets", nargs="+", metavar="DATASET", help="default: day_aggs_v1 minute_aggs_v1")
-    sv.add_argument("--upstream", action="store_true", help="also compare each session's ETag/size with S3")
-    sv.add_argument("--repair", action="store_true", help="remove temp files, fetch damaged/replaced sessions again")
-    sv.set_defaults(func=cmd_verify)
-
     sd = sub.add_parser("demo", help="the whole system against the built-in offline sandbox")
     sd.add_argument("--plot", default="finrpt-providers-demo.png", metavar="FILE.png",
                     help="where to write the comparison chart (default: ./finrpt-providers-demo.png)")
@@ -325,15 +324,24 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("ticker", help="US ticker as the SIP writes it, e.g. AAPL or BRK.B")
     sf.add_argument("--start", required=True, help="first session, YYYY-MM-DD (inclusive)")
     sf.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
-    sf.add_argument("--interval", default="1d", help="1m 5m 15m 30m 1h 1d (default 1d)")
+    sf.add_argument("--interval", default="1d", help="1m 5m 15m 30m 1h 1d 1wk 1mo 3mo (default 1d)")
     sf.add_argument("--adjustment", default="splits", help="raw, splits or total (default splits)")
     sf.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
                     help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
     sf.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    sf.add_argument("--dataset", choices=["bars", "trades", "quotes"], default="bars",
-                    help="bars (default), or one session's trades/quotes from the flat files")
     sf.add_argument("--max-rows", type=int, default=60, help="rows shown by --format table")
     sf.set_defaults(func=cmd_fetch)
+
+    from .plugins import load_plugins, pm
+
+    load_plugins()
+    cli = Commands(sub, set(sub.choices))
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as e:  # a broken plugin must not break the command line
+            warnings.warn(f"skipped the commands of plugin {impl.plugin_name!r}: {type(e).__name__}: {e}",
+                          stacklevel=2)
     return p
 
 

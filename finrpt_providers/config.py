@@ -7,6 +7,7 @@ settings never appear in ``repr``/``str`` or in :meth:`Config.describe`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Mapping
@@ -17,49 +18,154 @@ from .errors import InvalidQuery
 
 DEFAULT_PROVIDERS = ("massive_flatfiles", "massive_rest", "yfinance")
 
-# canonical name -> (TOML section, TOML key)
-TOML_NAMES: dict[str, tuple[str, str]] = {
-    "FINRPT_PRICE_PROVIDERS": ("chain", "providers"),
-    "MASSIVE_API_KEY": ("massive_rest", "api_key"),
-    "MASSIVE_REST_BASE_URL": ("massive_rest", "base_url"),
-    "MASSIVE_REST_CONNECT_TIMEOUT": ("massive_rest", "connect_timeout"),
-    "MASSIVE_REST_READ_TIMEOUT": ("massive_rest", "read_timeout"),
-    "MASSIVE_REST_MAX_RETRIES": ("massive_rest", "max_retries"),
-    "MASSIVE_REST_BACKOFF": ("massive_rest", "backoff"),
-    "MASSIVE_REST_MAX_WAIT": ("massive_rest", "max_wait"),
-    "MASSIVE_REST_REQUESTS_PER_MINUTE": ("massive_rest", "requests_per_minute"),
-    "MASSIVE_REST_WORKERS": ("massive_rest", "workers"),
-    "MASSIVE_S3_ACCESS_KEY": ("massive_flatfiles", "access_key"),
-    "MASSIVE_S3_SECRET_KEY": ("massive_flatfiles", "secret_key"),
-    "MASSIVE_S3_ENDPOINT": ("massive_flatfiles", "endpoint"),
-    "MASSIVE_S3_BUCKET": ("massive_flatfiles", "bucket"),
-    "MASSIVE_S3_CONNECT_TIMEOUT": ("massive_flatfiles", "connect_timeout"),
-    "MASSIVE_S3_READ_TIMEOUT": ("massive_flatfiles", "read_timeout"),
-    "MASSIVE_S3_MAX_RETRIES": ("massive_flatfiles", "max_retries"),
-    "MASSIVE_FLATFILES_WORKERS": ("massive_flatfiles", "workers"),
-    "MASSIVE_FLATFILES_ACTIONS": ("massive_flatfiles", "actions"),
-    "FINRPT_PROVIDERS_CACHE_DIR": ("store", "path"),
-    "FINRPT_YFINANCE_BASE_URL": ("yfinance", "base_url"),
-    "FINRPT_YFINANCE_TIMEOUT": ("yfinance", "timeout"),
-    "FINRPT_PROVIDERS_TODAY": ("chain", "today"),
-}
-_BY_TOML = {v: k for k, v in TOML_NAMES.items()}
 
-DEFAULTS: dict[str, str] = {
-    "FINRPT_PRICE_PROVIDERS": ",".join(DEFAULT_PROVIDERS),
-    "MASSIVE_REST_BASE_URL": "https://api.massive.com",
-    "MASSIVE_S3_ENDPOINT": "https://files.massive.com",
-    "MASSIVE_S3_BUCKET": "flatfiles",
-}
+class ConfigurationError(InvalidQuery):
+    """A setting has a value outside what it accepts (the message names both)."""
 
-SECRET_NAMES = frozenset({"MASSIVE_API_KEY", "POLYGON_API_KEY", "MASSIVE_S3_ACCESS_KEY", "MASSIVE_S3_SECRET_KEY"})
+
+_TYPES = ("str", "int", "float", "bool", "list", "url", "path", "date")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting a provider (or the core) reads, declared once.
+
+    ``name`` is the canonical environment name; ``section``/``key`` its place in the
+    TOML file. ``type`` is one of str, int, float, bool, list (comma list), url
+    (http/https), path, date. Bounds: ``ge``/``gt``/``le``; ``choices`` for a closed
+    set. ``secret`` values are redacted everywhere people can see them. ``aliases``
+    are other environment names read when ``name`` is unset (e.g. POLYGON_API_KEY).
+    """
+
+    name: str
+    section: str
+    key: str
+    type: str = "str"
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] | None = None
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPES:
+            raise ValueError(f"setting {self.name}: type must be one of {', '.join(_TYPES)}, not {self.type!r}")
+
+    def accepted(self) -> str:
+        """The accepted values, in words (for errors and docs)."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        bounds = []
+        if self.gt is not None:
+            bounds.append(f"> {self.gt:g}")
+        if self.ge is not None:
+            bounds.append(f">= {self.ge:g}")
+        if self.le is not None:
+            bounds.append(f"<= {self.le:g}")
+        what = {"int": "a whole number", "float": "a number", "bool": "true or false", "url": "an http(s) URL",
+                "list": "a comma-separated list", "date": "a date YYYY-MM-DD", "path": "a path",
+                "str": "text"}[self.type]
+        return what + (" " + " and ".join(bounds) if bounds else "")
+
+    def parse(self, raw: str) -> Any:
+        """The typed value of ``raw``; ConfigurationError naming the setting and what it accepts."""
+        import math
+
+        def bad(why: str = "") -> ConfigurationError:
+            shown = "****" if self.secret else repr(raw)
+            return ConfigurationError(f"setting {self.name} ([{self.section}] {self.key}) = {shown} is not valid"
+                                      f"{': ' + why if why else ''}: use {self.accepted()}")
+
+        text = raw.strip()
+        if self.type == "int":
+            try:
+                value: Any = float(text)
+            except ValueError:
+                raise bad() from None
+            if not math.isfinite(value) or value != int(value):
+                raise bad()
+            value = int(value)
+        elif self.type == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise bad() from None
+            if not math.isfinite(value):
+                raise bad()
+        elif self.type == "bool":
+            low = text.lower()
+            if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise bad()
+            value = low in ("1", "true", "yes", "on")
+        elif self.type == "list":
+            value = [p.strip() for p in text.split(",") if p.strip()]
+        elif self.type == "url":
+            if not text.lower().startswith(("http://", "https://")) or len(text.split("://", 1)[1]) == 0:
+                raise bad()
+            value = text.rstrip("/")
+        elif self.type == "date":
+            try:
+                value = dt.date.fromisoformat(text)
+            except ValueError:
+                raise bad() from None
+        elif self.type == "path":
+            value = Path(text).expanduser()
+        else:
+            value = text
+        if self.choices and str(value).lower() not in self.choices:
+            raise bad()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (self.gt is not None and not value > self.gt) or (self.ge is not None and not value >= self.ge) \
+                    or (self.le is not None and not value <= self.le):
+                raise bad("out of range")
+        return value
+
+
+#: the core's own settings (providers declare theirs on their class)
+CORE_SETTINGS: tuple[Setting, ...] = (
+    Setting("FINRPT_PRICE_PROVIDERS", "chain", "providers", "list", ",".join(DEFAULT_PROVIDERS),
+            help="providers to try, in order"),
+    Setting("FINRPT_ACTIONS_PROVIDERS", "chain", "actions", "list",
+            help="where splits and dividends come from, in order (default: the providers that serve them, "
+                 "in chain order, then the other installed ones; empty list: none)"),
+    Setting("FINRPT_PROVIDERS_TODAY", "chain", "today", "date",
+            help="pin the date 'today' in New York (the sandbox and tests do)"),
+    Setting("FINRPT_PROVIDERS_CACHE_DIR", "store", "path", "path",
+            help="where stores and caches live (default: the platform user cache dir)"),
+)
+
+
+def all_settings() -> dict[str, Setting]:
+    """Every declared setting by canonical name: the core's, then each registered provider's."""
+    from .plugins import registry
+
+    out = {s.name: s for s in CORE_SETTINGS}
+    for entry in registry().values():
+        for s in entry.provider.settings:
+            out.setdefault(s.name, s)
+    return out
+
+
+def toml_names() -> dict[str, tuple[str, str]]:
+    """Canonical name -> (TOML section, TOML key), from the declarations."""
+    return {s.name: (s.section, s.key) for s in all_settings().values()}
+
+
 _SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 
 def is_secret(name: str) -> bool:
-    """Built-in secrets, and any third-party setting whose name says it is one."""
+    """Declared secrets, and any undeclared setting whose name says it is one."""
     up = name.upper()
-    return up in SECRET_NAMES or any(m in up.rsplit("_", 1)[-1] for m in _SECRET_MARKERS)
+    decl = all_settings()
+    if up in decl:
+        return decl[up].secret
+    if any(up in s.aliases and s.secret for s in decl.values()):
+        return True
+    return any(m in up.rsplit("_", 1)[-1] for m in _SECRET_MARKERS)
 
 
 def redact(value: str) -> str:
@@ -68,7 +174,8 @@ def redact(value: str) -> str:
 
 def canonical_name(section: str, key: str) -> str:
     """TOML ``[section] key`` -> canonical name (``[myprov] api_key`` -> ``MYPROV_API_KEY``)."""
-    return _BY_TOML.get((section, key), f"{section}_{key}".upper())
+    by_toml = {v: k for k, v in toml_names().items()}
+    return by_toml.get((section, key), f"{section}_{key}".upper())
 
 
 def _as_str(name: str, value: Any) -> str:
@@ -101,6 +208,9 @@ def _read_toml(path: Path) -> dict[str, str]:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
+    if path.is_dir():
+        raise ConfigurationError(f"config file {path} is a directory: point FINRPT_PROVIDERS_CONFIG (or --config) "
+                                 "at a .toml file, or unset it")
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -139,7 +249,9 @@ class Config:
         """
         env = dict(os.environ if environ is None else environ)
         here = Path(cwd) if cwd is not None else Path.cwd()
-        layers: list[tuple[str, dict[str, str]]] = [("default", dict(DEFAULTS))]
+        declared = all_settings()
+        defaults = {n: _as_str(n, s.default) for n, s in declared.items() if s.default is not None}
+        layers: list[tuple[str, dict[str, str]]] = [("default", defaults)]
 
         dotenv_file = Path(dotenv_path) if dotenv_path else here / ".env"
         if dotenv_file.is_file():
@@ -152,7 +264,7 @@ class Config:
             toml_path = env.get("FINRPT_PROVIDERS_CONFIG") or None
             if toml_path is None and (here / "finrpt_providers.toml").is_file():
                 toml_path = here / "finrpt_providers.toml"
-            elif toml_path is not None and not Path(toml_path).is_file():
+            elif toml_path is not None and not Path(toml_path).exists():
                 raise InvalidQuery(f"FINRPT_PROVIDERS_CONFIG points to {toml_path}, which does not exist: fix the path or unset it")
         if toml_path is not None:
             layers.append((f"toml ({toml_path})", _read_toml(Path(toml_path))))
@@ -166,14 +278,41 @@ class Config:
             for k, v in layer.items():
                 values[k] = v
                 sources[k] = origin
-        return cls(values, sources)
+        for name, s in declared.items():  # aliases fill a setting left at its default
+            if sources.get(name, "default") == "default":
+                for alias in s.aliases:
+                    if values.get(alias):
+                        values[name], sources[name] = values[alias], sources[alias]
+                        break
+        cfg = cls(values, sources)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """Parse every declared setting that has a value: a bad one fails here, naming it."""
+        for name, s in all_settings().items():
+            raw = self._values.get(name)
+            if raw not in (None, ""):
+                s.parse(raw)
+
+    def value(self, name: str) -> Any:
+        """The typed value of a declared setting (its default when unset; None when it has none)."""
+        s = all_settings().get(name.upper())
+        if s is None:
+            raise KeyError(f"{name} is not a declared setting")
+        raw = self.get(name)
+        if raw is None:
+            return s.parse(_as_str(name, s.default)) if s.default is not None else None
+        return s.parse(raw)
 
     def merged(self, overrides: Mapping[str, Any] | None) -> "Config":
         """This config with ``overrides`` (canonical or TOML-shaped) on top."""
         if not overrides:
             return self
         over = _flatten(overrides, "arguments")
-        return Config({**self._values, **over}, {**self._sources, **{k: "arguments" for k in over}})
+        cfg = Config({**self._values, **over}, {**self._sources, **{k: "arguments" for k in over}})
+        cfg.check()
+        return cfg
 
     def get(self, name: str, default: str | None = None) -> str | None:
         v = self._values.get(name.upper())
@@ -182,9 +321,10 @@ class Config:
     def section(self, section: str) -> dict[str, str]:
         """Settings of a TOML section, keyed by their TOML key (for third-party providers)."""
         prefix = section.upper() + "_"
-        out = {key: self._values[name] for name, (sec, key) in TOML_NAMES.items() if sec == section and name in self._values}
+        names = toml_names()
+        out = {key: self._values[name] for name, (sec, key) in names.items() if sec == section and name in self._values}
         for name, v in self._values.items():
-            if name.startswith(prefix) and name not in TOML_NAMES:
+            if name.startswith(prefix) and name not in names:
                 out[name[len(prefix):].lower()] = v
         return out
 
@@ -192,49 +332,55 @@ class Config:
         return self._sources.get(name.upper())
 
     def get_float(self, name: str, default: float) -> float:
+        """A number from an undeclared setting (declared ones: use :meth:`value`)."""
         raw = self.get(name)
         if raw is None:
             return default
         try:
             return float(raw)
         except ValueError:
-            raise InvalidQuery(f"setting {name}={raw!r} is not a number: fix it") from None
+            raise ConfigurationError(f"setting {name}={raw!r} is not a number: fix it") from None
 
     @property
     def providers(self) -> list[str]:
-        raw = self.get("FINRPT_PRICE_PROVIDERS", "")
-        return [p.strip() for p in raw.split(",") if p.strip()]
+        return list(self.value("FINRPT_PRICE_PROVIDERS") or [])
+
+    @property
+    def actions_providers(self) -> list[str] | None:
+        """The configured corporate-actions source order (None: unset, use the default order)."""
+        if self.get("FINRPT_ACTIONS_PROVIDERS") is None and self.source("FINRPT_ACTIONS_PROVIDERS") is None:
+            return None
+        return list(self.value("FINRPT_ACTIONS_PROVIDERS") or [])
 
     @property
     def cache_dir(self) -> Path:
-        p = self.get("FINRPT_PROVIDERS_CACHE_DIR")
+        p = self.value("FINRPT_PROVIDERS_CACHE_DIR")
         if p:
-            return Path(p).expanduser()
+            return p
         import platformdirs
 
         return Path(platformdirs.user_cache_dir("finrpt-providers"))
 
     def today(self) -> dt.date:
-        """The date 'now' in ET (pinned by FINRPT_PROVIDERS_TODAY, e.g. in the sandbox)."""
-        pinned = self.get("FINRPT_PROVIDERS_TODAY")
+        """The date 'now' in ET (pinned by FINRPT_PROVIDERS_TODAY, e.g. in the sandbox).
+        Every 'today' in the package comes from here."""
+        pinned = self.value("FINRPT_PROVIDERS_TODAY")
         if pinned:
-            try:
-                return dt.date.fromisoformat(pinned)
-            except ValueError:
-                raise InvalidQuery(f"FINRPT_PROVIDERS_TODAY={pinned!r} is not a date: write 'YYYY-MM-DD'") from None
+            return pinned
         from .calendar import today_et
 
         return today_et()
 
     def describe(self, names: list[str] | None = None) -> list[tuple[str, str, str]]:
         """(name, value with secrets redacted, where it came from) for display."""
-        keys = names if names is not None else sorted(set(self._values) & (set(TOML_NAMES) | set(DEFAULTS)))
+        keys = names if names is not None else sorted(all_settings())
         return [(k, redact(self._values.get(k, "")) if is_secret(k) else self._values.get(k, ""),
                  self._sources.get(k, "unset")) for k in keys]
 
     def __repr__(self) -> str:
+        names = all_settings()
         shown = {k: (redact(v) if is_secret(k) else v) for k, v in sorted(self._values.items())
-                 if k in TOML_NAMES or self._sources.get(k, "").startswith(("toml", "arguments"))}
+                 if k in names or self._sources.get(k, "").startswith(("toml", "arguments"))}
         return f"Config({shown!r})"
 
     __str__ = __repr__

@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 BENCHMARK = "SPY"
 _A_SHARE = re.compile(r"^(\d{6})(\.(SS|SZ|SH|BJ))?$", re.IGNORECASE)
-_STATEMENTS = {"stock_income": "quarterly_income_stmt", "stock_balance_sheet": "quarterly_balance_sheet",
-               "stock_cash_flow": "quarterly_cashflow"}
+_STATEMENTS = {"stock_income": "income", "stock_balance_sheet": "balance_sheet", "stock_cash_flow": "cash_flow"}
 
 
 def is_us_stock(code: str) -> bool:
@@ -115,13 +114,14 @@ class DataerMixin:
 
     @staticmethod
     def _actions(cfg: Config, ticker: str) -> tuple[pd.Series | None, pd.Series | None]:
-        from .providers.massive_flatfiles import actions_source, corporate_actions
+        from .actions import available, get_actions
 
-        if actions_source(cfg) is None:
+        if not available(cfg)[0]:
             log.info("no corporate-actions source configured: Dividends and Stock Splits are zero")
             return None, None
         try:
-            return corporate_actions(cfg, ticker)
+            acts = get_actions(ticker, cfg)
+            return acts.splits, acts.dividends
         except ProviderError as e:
             log.warning("corporate actions for %s unavailable (%s): Dividends and Stock Splits are zero", ticker, e)
             return None, None
@@ -176,35 +176,36 @@ def benchmark_frame(bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd.DataFrame]:
-    """yfinance's quarterly statements up to ``end_exclusive`` (empty frames, with a logged
-    reason, when the yfinance provider is not usable)."""
+    """Quarterly statements up to ``end_exclusive`` from the first provider of the chain
+    that serves them and is ready (empty frames, with a logged reason, when none does)."""
     import pandas as pd
 
     from .plugins import registry
 
     empty = {k: pd.DataFrame() for k in _STATEMENTS}
-    entry = registry().get("yfinance")
-    if entry is None:
-        log.info("statements: the yfinance provider is not installed; empty frames")
-        return empty
-    if "yfinance" not in cfg.providers:
-        log.info("statements: yfinance is not in FINRPT_PRICE_PROVIDERS; empty frames")
-        return empty
-    reason = entry.provider.configured(cfg).not_ready_reason()
-    if reason:
-        log.info("statements: yfinance not ready (%s); empty frames", reason)
-        return empty
-    from .providers.yfinance import quarterly_statements
-
-    try:
-        frames = quarterly_statements(cfg, ticker)
-    except ProviderError as e:
-        log.warning("statements for %s unavailable (%s); empty frames", ticker, e)
+    reg = registry()
+    frames = None
+    for name in cfg.providers:
+        entry = reg.get(name)
+        if entry is None or not entry.provider.serves_statements:
+            continue
+        provider = entry.provider.configured(cfg)
+        reason = provider.not_ready_reason()
+        if reason:
+            log.info("statements: %s not ready (%s)", name, reason)
+            continue
+        try:
+            frames = provider.fetch_statements(ticker)
+            break
+        except ProviderError as e:
+            log.warning("statements for %s from %s unavailable (%s)", ticker, name, e)
+    if frames is None:
+        log.info("statements: no provider in FINRPT_PRICE_PROVIDERS serves them; empty frames")
         return empty
     out = {}
     cutoff = pd.Timestamp(end_exclusive)
-    for key, attr in _STATEMENTS.items():
-        frame = frames.get(attr, pd.DataFrame())
+    for key, kind in _STATEMENTS.items():
+        frame = frames.get(kind, pd.DataFrame())
         if len(frame.columns):
             frame = frame[[c for c in frame.columns if pd.Timestamp(c) <= cutoff]]  # finrpt: periods <= end_date
         out[key] = frame

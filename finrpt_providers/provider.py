@@ -17,18 +17,17 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from .errors import DataIntegrityError, InvalidQuery
+from .errors import DataIntegrityError, InvalidQuery, UnsupportedQuery
+from .intervals import BASE_INTERVALS, INTERVAL_MINUTES, INTERVALS, MINUTE_INTERVALS, normalize_interval
 
 if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` light
     import pandas as pd
 
-    from .config import Config
+    from .config import Config, Setting
 
 ET = "America/New_York"
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "transactions")
 FLOAT_COLUMNS = BAR_COLUMNS[:6]
-INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
-INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": 1440}
 ADJUSTMENTS = ("raw", "splits", "total")
 EARLIEST_DATE = dt.date(1900, 1, 1)
 
@@ -36,8 +35,6 @@ EARLIEST_DATE = dt.date(1900, 1, 1)
 # optional share class after a dot (BRK.B); Massive also uses lower-case letters
 # inside some symbols (preferreds such as "JPMpC"), so case is kept when mixed.
 _TICKER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}(\.[A-Za-z0-9]{1,5})?$")
-_INTERVAL_ALIASES = {"1min": "1m", "60m": "1h", "1hr": "1h", "1day": "1d", "d": "1d", "day": "1d",
-                     "1d": "1d", "5min": "5m", "15min": "15m", "30min": "30m"}
 
 
 def normalize_ticker(ticker: Any) -> str:
@@ -89,15 +86,6 @@ def to_date(value: Any, what: str) -> dt.date:
     raise InvalidQuery(f"{what} must be 'YYYY-MM-DD', a date or a datetime, not {type(value).__name__}")
 
 
-def normalize_interval(interval: Any) -> str:
-    key = str(interval).strip().lower() if isinstance(interval, str) else None
-    if key in INTERVALS:
-        return key
-    if key in _INTERVAL_ALIASES:
-        return _INTERVAL_ALIASES[key]
-    raise InvalidQuery(f"interval {interval!r} is not supported: use one of {', '.join(INTERVALS)}")
-
-
 def normalize_adjustment(adjustment: Any) -> str:
     if isinstance(adjustment, str) and adjustment.strip().lower() in ADJUSTMENTS:
         return adjustment.strip().lower()
@@ -112,7 +100,9 @@ class PriceQuery:
     """A validated question: one ticker, an inclusive range of session dates (ET).
 
     Construct it with any accepted spelling; the fields hold the normalised values.
-    Everything is checked here, so a bad question fails before any I/O.
+    Everything that does not depend on the date today is checked here, so a bad
+    question fails before any I/O (the chain checks "not in the future" against the
+    configured clock).
     """
 
     ticker: str
@@ -132,13 +122,15 @@ class PriceQuery:
             raise InvalidQuery(f"start {self.start} is after end {self.end}: swap them (both are inclusive)")
         if self.start < EARLIEST_DATE:
             raise InvalidQuery(f"start {self.start} is before {EARLIEST_DATE}: no US price data exists that far back")
-        latest = dt.date.today() + dt.timedelta(days=1)
-        if self.start > latest:
-            raise InvalidQuery(f"start {self.start} is in the future: no bars exist yet")
+
+    def check_not_future(self, today: dt.date) -> None:
+        """InvalidQuery when the range starts after ``today`` (the configured clock's date)."""
+        if self.start > today + dt.timedelta(days=1):
+            raise InvalidQuery(f"start {self.start} is in the future (today is {today}): no bars exist yet")
 
     @property
     def intraday(self) -> bool:
-        return self.interval != "1d"
+        return self.interval in MINUTE_INTERVALS
 
     def replace(self, **changes: Any) -> "PriceQuery":
         return dataclasses.replace(self, **changes)
@@ -150,20 +142,28 @@ class PriceQuery:
 class PriceProvider:
     """Base class of every price source. Subclass it and register an instance.
 
-    Declare what you can serve (class attributes) so the chain can skip you before
-    calling; implement :meth:`fetch`. ``self.config`` is the active
+    Declare what you serve NATIVELY (class attributes) and implement :meth:`fetch` for
+    exactly that; the core derives the rest (see :mod:`finrpt_providers.pipeline`):
+    other adjustments from the configured corporate actions, ``5m``..``1h`` from ``1m``,
+    ``1wk``/``1mo``/``3mo`` from ``1d``. ``self.config`` is the active
     :class:`~finrpt_providers.config.Config` (set by :meth:`configured`).
     """
 
     #: unique name users put in FINRPT_PRICE_PROVIDERS
     name: ClassVar[str] = ""
-    #: intervals this provider can serve
+    #: intervals served natively (a subset of BASE_INTERVALS: 1m 5m 15m 30m 1h 1d)
     intervals: ClassVar[frozenset[str]] = frozenset({"1d"})
-    #: adjustments this provider can serve
+    #: adjustments served natively ("raw", "splits", "total")
     adjustments: ClassVar[frozenset[str]] = frozenset(ADJUSTMENTS)
-    #: config names (e.g. "MASSIVE_API_KEY") that must be set for the provider to work
+    #: True when :meth:`fetch_actions` serves splits and cash dividends
+    serves_actions: ClassVar[bool] = False
+    #: True when :meth:`fetch_statements` serves quarterly financial statements
+    serves_statements: ClassVar[bool] = False
+    #: the settings this provider reads (see :class:`~finrpt_providers.config.Setting`)
+    settings: ClassVar[tuple["Setting", ...]] = ()
+    #: setting names (e.g. "MASSIVE_API_KEY") that must be set for the provider to work
     credentials: ClassVar[tuple[str, ...]] = ()
-    #: modules that must be importable (optional dependencies)
+    #: modules that must import (optional dependencies)
     requires: ClassVar[tuple[str, ...]] = ()
     #: one-line description for `finrpt-providers providers`
     description: ClassVar[str] = ""
@@ -184,24 +184,31 @@ class PriceProvider:
         cfg = self.config
         return [name for name in self.credentials if not (cfg and cfg.get(name))]
 
-    def missing_modules(self) -> list[str]:
-        import importlib.util
+    def missing_modules(self, deep: bool = False) -> dict[str, str]:
+        """Required modules that are absent (or, with ``deep``, fail to import: a broken
+        install, such as a numpy/pyarrow mismatch), each with why."""
+        out = {}
+        for m in self.requires:
+            problem = _import_problem(m, deep)
+            if problem:
+                out[m] = problem
+        return out
 
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
-
-    def not_ready_reason(self) -> str | None:
-        """Why this provider cannot answer anything now (None when it is ready)."""
-        mods = self.missing_modules()
+    def not_ready_reason(self, deep: bool = False) -> str | None:
+        """Why this provider cannot answer anything now (None when it is ready). ``deep``
+        imports the required modules (the chain does, right before calling)."""
+        mods = self.missing_modules(deep)
         if mods:
-            return f"not installed: missing module(s) {', '.join(mods)} (pip install {' '.join(mods)})"
+            detail = "; ".join(f"{m}: {why}" for m, why in mods.items())
+            return f"not installed or broken ({detail}): pip install --upgrade {' '.join(mods)}"
         creds = self.missing_credentials()
         if creds:
             return f"missing credentials: set {', '.join(creds)}"
         return None
 
     def cannot_serve(self, query: PriceQuery, today: dt.date) -> str | None:
-        """Why this provider cannot answer ``query`` (None when it can). No I/O."""
-        reason = self.not_ready_reason()
+        """Why this provider cannot answer ``query`` natively (None when it can). No I/O."""
+        reason = self.not_ready_reason(deep=True)
         if reason:
             return reason
         if query.interval not in self.intervals:
@@ -214,11 +221,66 @@ class PriceProvider:
         return None
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
-        """Return the bar frame for ``query`` or raise a ProviderError subclass."""
+        """The bar frame for ``query`` (a native interval and adjustment), or raise a ProviderError."""
         raise NotImplementedError
+
+    def fetch_sessions(self, ticker: str, sessions: list[dt.date], adjustment: str) -> pd.DataFrame:
+        """Daily bars of ``ticker`` on ``sessions`` (native ``adjustment``); the core uses it for
+        the closes before ex-dates and around splits. Default: one daily fetch over the
+        span; override when asking for a few sessions is cheaper (flat files)."""
+        if not sessions:
+            return empty_bars()
+        df = self.fetch(PriceQuery(ticker, min(sessions), max(sessions), "1d", adjustment))
+        keep = df.index.normalize().isin([_et_midnight(d) for d in sessions])
+        return df[keep]
+
+    def fetch_actions(self, ticker: str) -> tuple[pd.Series, pd.Series]:
+        """(split ratios, cash dividends AS DECLARED) by ex-date (ET midnight), all history.
+        A ratio is ``to / from`` (4.0 for 4-for-1). Only when ``serves_actions``."""
+        raise UnsupportedQuery(f"{self.name} does not serve corporate actions", provider=self.name)
+
+    def fetch_statements(self, ticker: str) -> dict[str, pd.DataFrame]:
+        """Quarterly ``income``, ``balance_sheet`` and ``cash_flow`` frames (line items as rows,
+        period ends as columns). Only when ``serves_statements``."""
+        raise UnsupportedQuery(f"{self.name} does not serve financial statements", provider=self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+_import_problems: dict[str, str | None] = {}
+
+
+def _import_problem(module: str, deep: bool) -> str | None:
+    """None when ``module`` is installed (``deep``: and imports); else why not. A deep
+    answer is cached: importing twice changes nothing."""
+    import importlib.util
+
+    if module in _import_problems:
+        return _import_problems[module]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return "not installed"
+    if not deep:
+        return None
+    import importlib
+
+    try:
+        importlib.import_module(module)
+        _import_problems[module] = None
+    except Exception as e:  # ImportError, or a binary mismatch raising anything at import
+        first = str(e).splitlines()[0] if str(e) else ""
+        _import_problems[module] = f"fails to import: {type(e).__name__}: {first}"[:240]
+    return _import_problems[module]
+
+
+def _et_midnight(day: dt.date):
+    import pandas as pd
+
+    return pd.Timestamp(day, tz=ET)
 
 
 def empty_bars() -> pd.DataFrame:
@@ -295,27 +357,4 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
             if outside.any():
                 raise bad(f"bar {out.index[outside][0]} is outside the asked range {query.start}..{query.end}")
     out.attrs = attrs
-    return out
-
-
-def resample_bars(df: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """1m bars -> ``interval`` bars in ET with bar-start labels (clock-aligned: 09:00, 09:05...).
-
-    open/close: first/last; high/low: max/min; volume and transactions: summed; vwap:
-    volume-weighted (missing when the minutes have none).
-    """
-    import pandas as pd
-
-    if interval == "1m" or df.empty:
-        return df
-    keys = df.index.floor(f"{INTERVAL_MINUTES[interval]}min")
-    g = df.groupby(keys)
-    out = pd.DataFrame({
-        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
-        "volume": g["volume"].sum(),
-    })
-    pv = (df["vwap"] * df["volume"]).groupby(keys).sum(min_count=1)
-    out["vwap"] = pv / out["volume"].where(out["volume"] > 0)
-    out["transactions"] = g["transactions"].sum(min_count=1).astype("Int64")
-    out.index.name = "timestamp"
     return out

@@ -1,14 +1,15 @@
-"""The local Parquet store of Massive flat-file aggregates.
+"""A local Parquet store of per-session bar files (every ticker of a session at once).
 
-Layout (plain Hive-style Parquet: DuckDB, Polars, Spark and pyarrow read it as is)::
+Generic: its owner (a provider) declares the ``prefix`` and, per dataset, the layout:
+``"year"`` (one merged file per year, for small sessions such as daily bars) or
+``"session"`` (one file per session, for large ones such as minute bars). Layout
+(plain Hive-style Parquet: DuckDB, Polars, Spark and pyarrow read it as is)::
 
-    {root}/us_stocks_sip/day_aggs_v1/year=2026/data.parquet
-    {root}/us_stocks_sip/day_aggs_v1/year=2026/_sources.json
-    {root}/us_stocks_sip/minute_aggs_v1/year=2026/date=2026-03-02/data.parquet
-    {root}/us_stocks_sip/minute_aggs_v1/year=2026/_sources.json
+    {root}/{prefix}/{dataset}/year=2026/data.parquet                  ("year")
+    {root}/{prefix}/{dataset}/year=2026/date=2026-03-02/data.parquet  ("session")
+    {root}/{prefix}/{dataset}/year=2026/_sources.json
 
-* One file per year of day aggregates (~3M rows) and one per session of minute
-  aggregates (~1.8M rows); rows sorted by ``ticker`` then ``window_start``; zstd;
+* Rows sorted by ``ticker`` then ``window_start``; zstd;
   row groups of 32k rows with statistics, so a one-ticker read touches one row group
   per file. Columns: ``ticker`` string, ``volume open close high low`` float64,
   ``window_start`` timestamp[ns, UTC] (bar start), ``transactions`` int64.
@@ -38,7 +39,7 @@ from .errors import DataIntegrityError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-PREFIX = "us_stocks_sip"
+YEAR, SESSION = "year", "session"
 ROW_GROUP = 32_768
 MANIFEST = "_sources.json"
 # A session missing upstream is asked for again after this long while it is recent
@@ -126,22 +127,39 @@ def to_store_table(table: pa.Table, sort: bool = True) -> pa.Table:
 
 
 class Store:
-    """The flat-file store under ``root`` (``FINRPT_PROVIDERS_CACHE_DIR``/massive by default)."""
+    """A store under ``root``/``prefix`` whose datasets have the declared ``layouts``
+    (dataset name -> ``"year"`` or ``"session"``)."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, prefix: str, layouts: dict[str, str]):
         self.root = Path(root)
+        self.prefix = prefix
+        bad = {d: v for d, v in layouts.items() if v not in (YEAR, SESSION)}
+        if bad:
+            raise ValueError(f"store layouts must be {YEAR!r} or {SESSION!r}: {bad}")
+        self.layouts = dict(layouts)
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"Store({str(self.root)!r}, {self.prefix!r})"
 
     # -- layout -----------------------------------------------------------------
+    def per_year(self, dataset: str) -> bool:
+        """True when ``dataset``'s sessions are merged into one file per year."""
+        try:
+            return self.layouts[dataset] == YEAR
+        except KeyError:
+            raise ValueError(f"{dataset!r} is not a dataset of this store ({', '.join(self.layouts)})") from None
+
     def year_dir(self, dataset: str, year: int) -> Path:
-        return _year_dir(self.root, dataset, year)
+        return _year_dir(self.root / self.prefix, dataset, year)
 
     def data_path(self, dataset: str, day: dt.date) -> Path:
-        if dataset == "day_aggs_v1":
+        if self.per_year(dataset):
             return self.year_dir(dataset, day.year) / "data.parquet"
         return self.year_dir(dataset, day.year) / f"date={day.isoformat()}" / "data.parquet"
+
+    def days(self, dataset: str, year: int) -> list[dt.date]:
+        """Sessions of ``year`` the manifest records as stored."""
+        return [dt.date.fromisoformat(d) for d in self._manifest(dataset, year)["days"]]
 
     # -- manifest ---------------------------------------------------------------
     def _manifest(self, dataset: str, year: int) -> dict[str, Any]:
@@ -175,8 +193,11 @@ class Store:
                     out[d] = Source(rec["key"], rec["etag"], int(rec["size"]))
         return out
 
-    def known_missing(self, dataset: str, days: Iterable[dt.date], now: dt.datetime | None = None) -> set[dt.date]:
-        """Sessions recorded missing upstream that need not be asked for again yet."""
+    def known_missing(self, dataset: str, days: Iterable[dt.date], today: dt.date,
+                      now: dt.datetime | None = None) -> set[dt.date]:
+        """Sessions recorded missing upstream that need not be asked for again yet: old
+        ones (by ``today``, the configured clock's date) never, recent ones after a while
+        of wall-clock time."""
         now = now or dt.datetime.now(dt.timezone.utc)
         out = set()
         cache: dict[int, dict] = {}
@@ -186,7 +207,7 @@ class Store:
             if not rec:
                 continue
             checked = dt.datetime.fromisoformat(rec["checked_at"])
-            if (checked.date() - d).days > RECENT_DAYS or (now - checked).total_seconds() < RECHECK_SECONDS:
+            if (today - d).days > RECENT_DAYS or (now - checked).total_seconds() < RECHECK_SECONDS:
                 out.add(d)
         return out
 
@@ -202,7 +223,7 @@ class Store:
                 for tmp in ydir.rglob(".*.tmp"):  # left by a writer that was killed: we hold the lock
                     tmp.unlink(missing_ok=True)
                 manifest = self._manifest(dataset, year)
-                if dataset == "day_aggs_v1":
+                if self.per_year(dataset):
                     self._merge_year(ydir / "data.parquet", {d: t for d, (t, _) in items.items()})
                 else:
                     for d, (t, _) in items.items():
@@ -236,7 +257,7 @@ class Store:
         _write_parquet(path, merged)
 
     def years(self, dataset: str) -> list[int]:
-        base = self.root / PREFIX / dataset
+        base = self.root / self.prefix / dataset
         if not base.is_dir():
             return []
         return sorted(int(p.name[5:]) for p in base.glob("year=*") if p.name[5:].isdigit())
@@ -259,7 +280,7 @@ class Store:
                         tmp.unlink(missing_ok=True)
                 days = self._manifest(dataset, year)["days"]
                 counts: dict[str, int] = {}
-                if dataset == "day_aggs_v1":
+                if self.per_year(dataset):
                     path = ydir / "data.parquet"
                     if path.exists():
                         try:
@@ -284,7 +305,7 @@ class Store:
                     if not path.exists():
                         problems.append(Problem(dataset, d, "missing file", str(path)))
                         continue
-                    if dataset == "day_aggs_v1":
+                    if self.per_year(dataset):
                         if counts is None:
                             continue
                         got = counts.get(day, 0)
@@ -312,7 +333,7 @@ class Store:
         def edit(manifest: dict, ds: list[dt.date]) -> None:
             for d in ds:
                 manifest["days"].pop(d.isoformat(), None)
-                if dataset != "day_aggs_v1":
+                if not self.per_year(dataset):
                     self.data_path(dataset, d).unlink(missing_ok=True)
 
         self._update_manifests(dataset, days, edit)
@@ -342,7 +363,7 @@ class Store:
             t = _read_row_groups(path, ticker)
             if t is None or t.num_rows == 0:
                 continue
-            if dataset == "day_aggs_v1":
+            if self.per_year(dataset):
                 local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
                                 pa.date32())
                 t = t.filter(pc.is_in(local, value_set=pa.array(ds, type=pa.date32())))
@@ -360,8 +381,8 @@ def _by_year(days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _year_dir(root: Path, dataset: str, year: int) -> Path:
-    return root / PREFIX / dataset / f"year={year:04d}"
+def _year_dir(base: Path, dataset: str, year: int) -> Path:
+    return base / dataset / f"year={year:04d}"
 
 
 def _empty_table() -> pa.Table:

@@ -12,12 +12,10 @@
   5xx, HTML pages and network errors are retried the same way; then
   ``RateLimited``/``ProviderUnavailable``. An optional client-side limit
   (``MASSIVE_REST_REQUESTS_PER_MINUTE``, 5 on the free plan) avoids 429s altogether.
-* Adjustment: ``raw`` = ``adjusted=false``; ``splits`` = ``adjusted=true`` (Massive
-  adjusts prices and volume for splits); ``total`` = as-traded bars adjusted here
-  with the splits and cash dividends of the corporate-actions endpoints (see
-  :mod:`finrpt_providers.adjust` for the formula).
-
-:class:`MassiveClient` is also the corporate-actions API the flat-file provider uses.
+* Native adjustments: ``raw`` = ``adjusted=false``; ``splits`` = ``adjusted=true``
+  (Massive adjusts prices and volume for splits). ``total`` is derived by the core.
+* Corporate actions (``serves_actions``): the splits and dividends endpoints (current
+  ones, legacy ones on 404), as listed; the core validates and caches them.
 """
 
 from __future__ import annotations
@@ -44,8 +42,9 @@ from ..errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from ..config import Setting
 from ..hookspecs import hookimpl
-from ..provider import ET, INTERVALS, PriceProvider, PriceQuery
+from ..provider import ET, PriceProvider, PriceQuery
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,6 +59,27 @@ TIMESPANS = {"1m": (1, "minute"), "5m": (5, "minute"), "15m": (15, "minute"), "3
              "1h": (1, "hour"), "1d": (1, "day")}
 MAX_LIMIT = 50000
 SUCCESS = ("OK", "DELAYED")
+
+
+SETTINGS = (
+    Setting("MASSIVE_API_KEY", NAME, "api_key", secret=True, aliases=("POLYGON_API_KEY",),
+            help="the REST API key from your Massive dashboard (not the S3 key pair)"),
+    Setting("MASSIVE_REST_BASE_URL", NAME, "base_url", "url", "https://api.massive.com", help="REST host"),
+    Setting("MASSIVE_REST_CONNECT_TIMEOUT", NAME, "connect_timeout", "float", 5.0, gt=0, le=300,
+            help="seconds to connect"),
+    Setting("MASSIVE_REST_READ_TIMEOUT", NAME, "read_timeout", "float", 30.0, gt=0, le=3600,
+            help="seconds to wait for an answer"),
+    Setting("MASSIVE_REST_MAX_RETRIES", NAME, "max_retries", "int", 4, ge=0, le=20,
+            help="retries after 429, 5xx and network errors"),
+    Setting("MASSIVE_REST_BACKOFF", NAME, "backoff", "float", 0.5, ge=0, le=60,
+            help="first retry pause in seconds (doubles, capped at 8 s, with jitter)"),
+    Setting("MASSIVE_REST_MAX_WAIT", NAME, "max_wait", "float", 60.0, ge=0, le=3600,
+            help="longest Retry-After we wait for before failing"),
+    Setting("MASSIVE_REST_REQUESTS_PER_MINUTE", NAME, "requests_per_minute", "int", 0, ge=0,
+            help="client-side limit (5 on the free plan; 0 = none)"),
+    Setting("MASSIVE_REST_WORKERS", NAME, "workers", "int", 4, ge=1, le=64,
+            help="month windows fetched at once"),
+)
 
 
 def api_key(config: Config | None) -> str | None:
@@ -100,7 +120,6 @@ class RateLimiter:
 _shared_lock = threading.Lock()
 _sessions: dict[str, requests.Session] = {}
 _limiters: dict[tuple[str, str, int], RateLimiter] = {}
-_actions_cache: dict[tuple[str, str, str], Any] = {}
 
 
 def _key_id(key: str) -> str:
@@ -124,9 +143,10 @@ def _session(base_url: str, pool: int) -> requests.Session:
 
 
 def clear_caches() -> None:
-    """Forget cached corporate actions (they are cached for the process)."""
-    with _shared_lock:
-        _actions_cache.clear()
+    """Forget cached corporate actions (the core keeps them: one cache for every source)."""
+    from ..actions import clear_cache
+
+    clear_cache()
 
 
 def _message(body: Any) -> str:
@@ -159,17 +179,14 @@ class MassiveClient:
             raise MissingCredentials("no Massive API key: set MASSIVE_API_KEY (or [massive_rest] api_key "
                                      "in finrpt_providers.toml)", provider=NAME)
         self._auth = {"Authorization": f"Bearer {key}"}
-        self.base_url = (config.get("MASSIVE_REST_BASE_URL") or "https://api.massive.com").rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise InvalidQuery(f"MASSIVE_REST_BASE_URL={self.base_url!r} is not an http(s) URL: fix it", provider=NAME)
-        self.timeout = (config.get_float("MASSIVE_REST_CONNECT_TIMEOUT", 5.0),
-                        config.get_float("MASSIVE_REST_READ_TIMEOUT", 30.0))
-        self.max_retries = int(config.get_float("MASSIVE_REST_MAX_RETRIES", 4))
-        self.backoff = config.get_float("MASSIVE_REST_BACKOFF", 0.5)
+        self.base_url = config.value("MASSIVE_REST_BASE_URL")
+        self.timeout = (config.value("MASSIVE_REST_CONNECT_TIMEOUT"), config.value("MASSIVE_REST_READ_TIMEOUT"))
+        self.max_retries = config.value("MASSIVE_REST_MAX_RETRIES")
+        self.backoff = config.value("MASSIVE_REST_BACKOFF")
         self.max_backoff = 8.0
-        self.max_wait = config.get_float("MASSIVE_REST_MAX_WAIT", 60.0)
-        self.workers = max(1, int(config.get_float("MASSIVE_REST_WORKERS", 4)))
-        rpm = config.get_float("MASSIVE_REST_REQUESTS_PER_MINUTE", 0.0)
+        self.max_wait = config.value("MASSIVE_REST_MAX_WAIT")
+        self.workers = config.value("MASSIVE_REST_WORKERS")
+        rpm = config.value("MASSIVE_REST_REQUESTS_PER_MINUTE")
         self.limiter = None
         if rpm > 0:
             ident = (self.base_url, _key_id(key), int(rpm))
@@ -333,16 +350,6 @@ class MassiveClient:
         return merged
 
     # -- corporate actions ------------------------------------------------------
-    def _cached(self, kind: str, ticker: str, fetch):
-        key = (self.base_url + "|" + self._ident, kind, ticker)
-        with _shared_lock:
-            if key in _actions_cache:
-                return _actions_cache[key]
-        value = fetch()
-        with _shared_lock:
-            _actions_cache[key] = value
-        return value
-
     def _reference(self, new_path: str, legacy_path: str, ticker: str, sort: str) -> list[dict]:
         try:
             pages = self.pages(new_path, {"ticker": ticker, "limit": "5000", "sort": sort})
@@ -356,47 +363,42 @@ class MassiveClient:
         return [r for p in pages for r in (p.get("results") or []) if r.get("ticker", ticker) == ticker]
 
     def splits(self, ticker: str) -> pd.Series:
-        """Split ratio (split_to / split_from: 4.0 for 4-for-1) by ex-date (ET), all history."""
+        """Split ratio (split_to / split_from: 4.0 for 4-for-1) by ex-date (ET), all history, as
+        listed (the core merges duplicates and checks ratios against prices)."""
         import pandas as pd
 
-        def fetch():
-            rows = self._reference("/stocks/v1/splits", "/v3/reference/splits", ticker, "execution_date.asc")
-            items = {}
-            for r in rows:
-                try:
-                    day = dt.date.fromisoformat(r["execution_date"])
-                    ratio = float(r["split_to"]) / float(r["split_from"])
-                except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
-                    raise DataIntegrityError(f"malformed split record for {ticker}: {e}", provider=NAME) from None
-                items[day] = ratio  # one event per day (the endpoints may list it twice)
-            ordered = sorted(items.items())
-            return pd.Series([v for _, v in ordered], dtype="float64", name="ratio",
-                             index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in ordered]).as_unit("ns"))
-
-        return self._cached("splits", ticker, fetch).copy()
+        rows = self._reference("/stocks/v1/splits", "/v3/reference/splits", ticker, "execution_date.asc")
+        items = {}
+        for r in rows:
+            try:
+                day = dt.date.fromisoformat(r["execution_date"])
+                ratio = float(r["split_to"]) / float(r["split_from"])
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                raise DataIntegrityError(f"malformed split record for {ticker}: {e}", provider=NAME) from None
+            items[day] = ratio  # one event per day (the endpoints may list it twice)
+        ordered = sorted(items.items())
+        return pd.Series([v for _, v in ordered], dtype="float64", name="ratio",
+                         index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in ordered]).as_unit("ns"))
 
     def dividends(self, ticker: str) -> pd.Series:
         """Cash dividend per share as declared (as traded then) by ex-date (ET), all history."""
         import pandas as pd
 
-        def fetch():
-            rows = self._reference("/stocks/v1/dividends", "/v3/reference/dividends", ticker,
-                                   "ex_dividend_date.asc")
-            items: dict[dt.date, float] = {}
-            for r in rows:
-                try:
-                    day = dt.date.fromisoformat(r["ex_dividend_date"])
-                    cash = float(r["cash_amount"])
-                except (KeyError, TypeError, ValueError) as e:
-                    raise DataIntegrityError(f"malformed dividend record for {ticker}: {e}", provider=NAME) from None
-                if r.get("currency", "USD") not in ("USD", None):
-                    log.warning("%s dividend on %s is in %s; used as if in USD", ticker, day, r.get("currency"))
-                items[day] = items.get(day, 0.0) + cash  # a regular and a special on one day add up
-            ordered = sorted(items.items())
-            return pd.Series([v for _, v in ordered], dtype="float64", name="cash",
-                             index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in ordered]).as_unit("ns"))
-
-        return self._cached("dividends", ticker, fetch).copy()
+        rows = self._reference("/stocks/v1/dividends", "/v3/reference/dividends", ticker,
+                               "ex_dividend_date.asc")
+        items: dict[dt.date, float] = {}
+        for r in rows:
+            try:
+                day = dt.date.fromisoformat(r["ex_dividend_date"])
+                cash = float(r["cash_amount"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise DataIntegrityError(f"malformed dividend record for {ticker}: {e}", provider=NAME) from None
+            if r.get("currency", "USD") not in ("USD", None):
+                log.warning("%s dividend on %s is in %s; used as if in USD", ticker, day, r.get("currency"))
+            items[day] = items.get(day, 0.0) + cash  # a regular and a special on one day add up
+        ordered = sorted(items.items())
+        return pd.Series([v for _, v in ordered], dtype="float64", name="cash",
+                         index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in ordered]).as_unit("ns"))
 
 
 def _checked(page: dict, path: str) -> dict:
@@ -459,8 +461,10 @@ def results_to_bars(results: list[dict], interval: str) -> pd.DataFrame:
 
 class MassiveRESTProvider(PriceProvider):
     name = NAME
-    intervals = frozenset(INTERVALS)
-    adjustments = frozenset({"raw", "splits", "total"})
+    intervals = frozenset({"1m", "5m", "15m", "30m", "1h", "1d"})
+    adjustments = frozenset({"raw", "splits"})
+    serves_actions = True
+    settings = SETTINGS
     credentials = ("MASSIVE_API_KEY",)
     requires = ("requests",)
     description = "Massive (formerly Polygon.io) REST aggregates (API key; splits/dividends endpoints)"
@@ -472,40 +476,17 @@ class MassiveRESTProvider(PriceProvider):
         return MassiveClient(self.config)
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
-        import pandas as pd
-
-        from ..adjust import adjust_bars, prev_closes
-
-        client = self.client()
-        if query.adjustment != "total":
-            bars = results_to_bars(
-                client.aggregates(query.ticker, query.interval, query.start, query.end,
-                                  adjusted=query.adjustment == "splits"), query.interval)
-        else:
-            # As traded, then our own split + dividend adjustment; the dividend factor
-            # needs the close before every later ex-date, so read daily closes to today.
-            today = self.config.today()
-            lookback = query.start - dt.timedelta(days=10)
-            daily = results_to_bars(client.aggregates(query.ticker, "1d", lookback, max(query.end, today),
-                                                      adjusted=False), "1d")
-            if query.interval == "1d":
-                raw = daily
-            else:
-                raw = results_to_bars(client.aggregates(query.ticker, query.interval, query.start, query.end,
-                                                        adjusted=False), query.interval)
-            raw = raw[(raw.index >= pd.Timestamp(query.start, tz=ET))
-                      & (raw.index < pd.Timestamp(query.end + dt.timedelta(days=1), tz=ET))]
-            if not raw.empty:
-                dividends = client.dividends(query.ticker)
-                bars = adjust_bars(raw, "total", client.splits(query.ticker), dividends,
-                                   prev_closes(daily["close"], dividends.index))
-            else:
-                bars = raw
+        bars = results_to_bars(self.client().aggregates(query.ticker, query.interval, query.start, query.end,
+                                                        adjusted=query.adjustment == "splits"), query.interval)
         if bars.empty:
             raise NoData(f"Massive has no {query.interval} bars for {query.ticker} from {query.start} to "
                          f"{query.end}: check the ticker (Massive writes share classes with a dot, e.g. BRK.B)",
                          provider=NAME)
         return bars
+
+    def fetch_actions(self, ticker: str) -> tuple[pd.Series, pd.Series]:
+        client = self.client()
+        return client.splits(ticker), client.dividends(ticker)
 
 
 @hookimpl

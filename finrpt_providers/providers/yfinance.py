@@ -1,10 +1,12 @@
 """Provider ``yfinance``: Yahoo Finance through the yfinance library (free, no key).
 
 * ``Ticker.history`` per symbol; our inclusive ``end`` becomes Yahoo's exclusive one.
-* ``total`` = ``auto_adjust=True`` (splits and dividends); ``splits`` =
-  ``auto_adjust=False`` and its ``Close`` (Yahoo only serves split-adjusted prices);
-  ``raw`` = the split-adjusted bars with every later split undone (prices multiplied,
-  volume divided by the ratios in ``Stock Splits``, fetched up to today).
+* Native adjustments: ``total`` = ``auto_adjust=True`` (splits and dividends);
+  ``splits`` = ``auto_adjust=False`` and its ``Close``. Yahoo never serves as-traded
+  prices: the core derives ``raw`` by undoing the configured splits.
+* Corporate actions (``serves_actions``): ``Stock Splits`` and ``Dividends`` of the whole
+  history, dividends converted back to the cash declared then; quarterly statements
+  (``serves_statements``) for the finrpt surface.
 * Yahoo volumes are whole shares (yfinance casts them to int64); ``vwap`` and
   ``transactions`` are not served, so they are missing.
 * Intraday bars include pre- and post-market (04:00-20:00 ET), like Massive; Yahoo
@@ -32,8 +34,9 @@ from ..errors import (
     RateLimited,
     UnsupportedQuery,
 )
+from ..config import Setting
 from ..hookspecs import hookimpl
-from ..provider import ET, INTERVALS, PriceProvider, PriceQuery
+from ..provider import ET, PriceProvider, PriceQuery
 
 if TYPE_CHECKING:  # imported where used: listing providers must not load pandas/pyarrow
     import pandas as pd
@@ -48,8 +51,16 @@ _lock = threading.RLock()
 _yfdata_by_base: dict[tuple[str | None, float], object] = {}
 
 
+SETTINGS = (
+    Setting("FINRPT_YFINANCE_BASE_URL", NAME, "base_url", "url",
+            help="send every *.yahoo.com request here instead (the sandbox's fake Yahoo)"),
+    Setting("FINRPT_YFINANCE_TIMEOUT", NAME, "timeout", "float", 15.0, gt=0, le=600,
+            help="seconds any one Yahoo request may take"),
+)
+
+
 def _timeout(config) -> float:
-    return config.get_float("FINRPT_YFINANCE_TIMEOUT", 15.0) if config else 15.0
+    return config.value("FINRPT_YFINANCE_TIMEOUT") if config else 15.0
 
 
 def to_yahoo_symbol(ticker: str) -> str:
@@ -136,30 +147,13 @@ def _map_error(e: BaseException, symbol: str, query: PriceQuery) -> ProviderErro
                               provider=NAME)
 
 
-def undo_splits(df: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
-    """Split-adjusted bars -> as traded. ``splits``: ratio (4.0 = 4-for-1) by ex-date.
-
-    A bar traded before an ex-date was quoted ``ratio`` times higher and with
-    ``1/ratio`` of the volume; bars on the ex-date already trade post-split.
-    """
-    from ..adjust import PRICE_COLUMNS, split_factor
-
-    splits = splits[(splits > 0) & (splits != 1)]
-    if splits.empty or df.empty:
-        return df
-    ex_dates = splits.index.tz_convert(ET) if splits.index.tz else splits.index.tz_localize(ET)
-    factor = split_factor(df.index.normalize(), splits.set_axis(ex_dates.normalize()))
-    out = df.copy()
-    for c in PRICE_COLUMNS:
-        out[c] = out[c].to_numpy() * factor
-    out["volume"] = out["volume"].to_numpy() / factor
-    return out
-
-
 class YFinanceProvider(PriceProvider):
     name = NAME
-    intervals = frozenset(INTERVALS)
-    adjustments = frozenset({"raw", "splits", "total"})
+    intervals = frozenset({"1m", "5m", "15m", "30m", "1h", "1d"})
+    adjustments = frozenset({"splits", "total"})
+    serves_actions = True
+    serves_statements = True
+    settings = SETTINGS
     requires = ("yfinance",)
     description = "Yahoo Finance via yfinance (free, no key; rate limited; whole-share volumes)"
 
@@ -188,39 +182,30 @@ class YFinanceProvider(PriceProvider):
         return out[~out.index.duplicated(keep="first")].sort_index()
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
-        import pandas as pd
-
         symbol = to_yahoo_symbol(query.ticker)
         base_url = self.config.get("FINRPT_YFINANCE_BASE_URL") if self.config else None
-        today = self.config.today() if self.config else dt.date.today()
         try:
             with _yfinance_scope(base_url, _timeout(self.config)) as yf:
-                ticker = yf.Ticker(symbol)
-                auto_adjust = query.adjustment == "total"
-                splits = None
-                if query.adjustment == "raw":
-                    # Every split after a bar changes it, even after the asked range: look up to today.
-                    daily = self._history(ticker, query.start, max(query.end, today), "1d", False)
-                    splits = daily["Stock Splits"] if "Stock Splits" in daily else pd.Series(dtype="float64")
-                    if query.interval == "1d":
-                        hist = daily
-                    else:
-                        hist = self._history(ticker, query.start, query.end, query.interval, False)
-                else:
-                    hist = self._history(ticker, query.start, query.end, query.interval, auto_adjust)
+                hist = self._history(yf.Ticker(symbol), query.start, query.end, query.interval,
+                                     auto_adjust=query.adjustment == "total")
         except Exception as e:
             raise _map_error(e, symbol, query) from None
         if hist.empty:
             raise NoData(f"Yahoo returned no {query.interval} bars for {symbol} from {query.start} to {query.end}",
                          provider=NAME)
         try:
-            bars = self._to_bars(hist, query)
+            return self._to_bars(hist, query)
         except (KeyError, TypeError, ValueError) as e:
             raise DataIntegrityError(f"unexpected yfinance frame for {symbol}: {type(e).__name__}: {e}",
                                      provider=NAME) from None
-        if splits is not None:
-            bars = undo_splits(bars, splits)
-        return bars
+
+    def fetch_actions(self, ticker: str):
+        return corporate_actions(self.config, ticker)
+
+    def fetch_statements(self, ticker: str) -> dict:
+        frames = quarterly_statements(self.config, ticker)
+        return {"income": frames["quarterly_income_stmt"], "balance_sheet": frames["quarterly_balance_sheet"],
+                "cash_flow": frames["quarterly_cashflow"]}
 
     @staticmethod
     def _to_bars(hist: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
@@ -245,27 +230,20 @@ class YFinanceProvider(PriceProvider):
         return bars[keep]
 
 
-_actions_cache: dict[tuple[str | None, str], tuple] = {}
-
-
 def corporate_actions(config, ticker: str):
     """(split ratios, cash dividends as declared) by ex-date (ET) from Yahoo, all history.
 
     Yahoo reports dividends split-adjusted; they are converted back to the cash paid
     then (multiplied by every later split ratio), which the adjustment rule needs.
-    Cached for the process.
+    (The core caches them: :mod:`finrpt_providers.actions`.)
     """
     import numpy as np
     import pandas as pd
 
     base_url = config.get("FINRPT_YFINANCE_BASE_URL") if config else None
-    cache_key = (base_url, ticker)
-    if cache_key in _actions_cache:
-        s, d = _actions_cache[cache_key]
-        return s.copy(), d.copy()
     symbol = to_yahoo_symbol(ticker)
     timeout = _timeout(config)
-    query = PriceQuery(ticker, "1900-01-01", dt.date.today(), "1d", "raw")
+    query = PriceQuery(ticker, "1900-01-01", config.today(), "1d", "raw")
     try:
         with _yfinance_scope(base_url, timeout) as yf:
             hist = yf.Ticker(symbol).history(period="max", interval="1d", auto_adjust=False, actions=True,
@@ -286,8 +264,7 @@ def corporate_actions(config, ticker: str):
         mask = div_col > 0
         later = [float(np.prod(splits[splits.index > ex].to_numpy())) for ex in days[mask]] if mask.any() else []
         dividends = pd.Series(div_col[mask] * np.array(later), index=days[mask], name="cash")
-    _actions_cache[cache_key] = (splits, dividends)
-    return splits.copy(), dividends.copy()
+    return splits, dividends
 
 
 def quarterly_statements(config, ticker: str) -> dict:
@@ -298,7 +275,7 @@ def quarterly_statements(config, ticker: str) -> dict:
 
     symbol = to_yahoo_symbol(ticker)
     base_url = config.get("FINRPT_YFINANCE_BASE_URL") if config else None
-    query = PriceQuery(ticker, "1900-01-01", dt.date.today(), "1d", "raw")
+    query = PriceQuery(ticker, "1900-01-01", config.today(), "1d", "raw")
     out = {}
     with _yfinance_scope(base_url, _timeout(config)) as yf:
         t = yf.Ticker(symbol)

@@ -6,7 +6,7 @@ Nothing here reaches the internet; every fake listens on 127.0.0.1.
 from .fake_flatfiles import FakeFlatFiles
 from .fake_massive import FakeMassiveREST
 from .fake_yahoo import FakeYahoo
-from ..provider import resample_bars
+from ..intervals import resample_minutes as resample_bars
 from .market import DEFAULT_TICKERS, SyntheticMarket, TickerSpec
 from .plugins import plugin_of
 

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from .. import calendar
-from ..provider import BAR_COLUMNS, ET, empty_bars, resample_bars
+from ..intervals import resample_minutes as resample_bars
+from ..provider import BAR_COLUMNS, ET, empty_bars
 
 FRACTIONAL_VOLUME_FROM = dt.date(2026, 2, 23)
 DEFAULT_START = dt.date(2025, 6, 2)

@@ -1,19 +1,19 @@
 """Provider ``massive_flatfiles``: Massive's S3 flat files through a local Parquet store.
 
-* ``1d`` from ``day_aggs_v1``; ``1m`` from ``minute_aggs_v1``; ``5m 15m 30m 1h``
-  resampled from the minutes in ET with bar-start labels. Flat files carry no VWAP:
-  ``vwap`` is missing.
+* Native: ``1d`` from ``day_aggs_v1`` and ``1m`` from ``minute_aggs_v1``, as traded
+  (``raw``). The core derives ``5m``..``1h`` from the minutes and ``splits``/``total``
+  with the configured corporate actions; flat files carry no VWAP (``vwap`` missing).
 * Which files to ask for comes from the NYSE calendar; a cold query downloads only
   the sessions the store lacks, a few at a time; a warm query never builds an S3
   client. A session with no file upstream (not published yet, or absent) is
   recorded, logged as a warning, and left out, so the chain can stitch it from
   another provider.
-* Flat files are as traded: ``raw`` is native; ``splits``/``total`` apply corporate
-  actions from Massive's REST API when ``MASSIVE_API_KEY`` is set, else from
-  yfinance (``MASSIVE_FLATFILES_ACTIONS``: auto, massive_rest, yfinance, none);
-  without a source the provider declares it cannot serve them.
+* :meth:`MassiveFlatFilesProvider.fetch_sessions` reads just the asked sessions (the
+  closes the core needs before ex-dates cost two small files, not years of them).
 * :func:`iter_trades` / :func:`iter_quotes` stream one ticker out of a day's
   multi-GB trades/quotes file in bounded memory.
+* Commands (``sync``, ``verify``, ``trades``, ``quotes``) are this plugin's own
+  (:mod:`.commands`), added to the CLI through ``register_commands``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ... import calendar
-from ...errors import InvalidQuery, NoData, ProviderError, UnsupportedQuery
+from ...config import Setting
+from ...errors import NoData, ProviderError
 from ...hookspecs import hookimpl
-from ...provider import ET, INTERVALS, PriceProvider, PriceQuery, empty_bars, normalize_ticker, resample_bars, to_date
+from ...provider import ET, PriceProvider, PriceQuery, empty_bars, normalize_ticker, to_date
 from ...store import Store
-from .files import NAME, key_for, scan_ticker
+from .files import NAME, PREFIX, STORE_LAYOUTS, key_for, scan_ticker
 from .mirror import ensure
 from .s3 import FlatFilesS3
 
@@ -38,58 +39,26 @@ if TYPE_CHECKING:
     from ...config import Config
 
 log = logging.getLogger(__name__)
-ACTION_SOURCES = ("auto", "massive_rest", "yfinance", "none")
+
+SETTINGS = (
+    Setting("MASSIVE_S3_ACCESS_KEY", NAME, "access_key", secret=True,
+            help="S3 access key id of the flat files (from your Massive dashboard; not the REST key)"),
+    Setting("MASSIVE_S3_SECRET_KEY", NAME, "secret_key", secret=True, help="S3 secret of the flat files"),
+    Setting("MASSIVE_S3_ENDPOINT", NAME, "endpoint", "url", "https://files.massive.com", help="S3 endpoint"),
+    Setting("MASSIVE_S3_BUCKET", NAME, "bucket", "str", "flatfiles", help="S3 bucket"),
+    Setting("MASSIVE_S3_CONNECT_TIMEOUT", NAME, "connect_timeout", "float", 5.0, gt=0, le=300,
+            help="seconds to connect"),
+    Setting("MASSIVE_S3_READ_TIMEOUT", NAME, "read_timeout", "float", 60.0, gt=0, le=3600,
+            help="seconds to wait for data"),
+    Setting("MASSIVE_S3_MAX_RETRIES", NAME, "max_retries", "int", 4, ge=0, le=20,
+            help="retries of a failed S3 request"),
+    Setting("MASSIVE_FLATFILES_WORKERS", NAME, "workers", "int", 4, ge=1, le=64, help="downloads at once"),
+)
 
 
 def store_for(config: Config) -> Store:
-    return Store(config.cache_dir / "massive")
-
-
-def actions_source(config: Config) -> str | None:
-    """Which corporate-actions source adjusts flat files under this config (None: none usable)."""
-    choice = (config.get("MASSIVE_FLATFILES_ACTIONS") or "auto").strip().lower()
-    if choice not in ACTION_SOURCES:
-        raise InvalidQuery(f"MASSIVE_FLATFILES_ACTIONS={choice!r} is not one of {', '.join(ACTION_SOURCES)}")
-    from ..massive_rest import api_key
-
-    if choice == "none":
-        return None
-    if choice in ("auto", "massive_rest") and api_key(config):
-        return "massive_rest"
-    if choice in ("auto", "yfinance"):
-        import importlib.util
-
-        if importlib.util.find_spec("yfinance") is not None:
-            return "yfinance"
-    return None
-
-
-def corporate_actions(config: Config, ticker: str) -> tuple[pd.Series, pd.Series]:
-    """(split ratios, cash dividends as declared), by ex-date, from the configured source.
-
-    With ``auto``, a failing Massive REST source (rate limit, outage) falls back to yfinance.
-    """
-    source = actions_source(config)
-    if source == "massive_rest":
-        from ..massive_rest import MassiveClient
-
-        try:
-            client = MassiveClient(config)
-            return client.splits(ticker), client.dividends(ticker)
-        except ProviderError as e:
-            import importlib.util
-
-            auto = (config.get("MASSIVE_FLATFILES_ACTIONS") or "auto").strip().lower() == "auto"
-            if not auto or importlib.util.find_spec("yfinance") is None:
-                raise
-            log.warning("corporate actions from Massive REST failed (%s); using yfinance's", e)
-            source = "yfinance"
-    if source == "yfinance":
-        from ..yfinance import corporate_actions as yahoo_actions
-
-        return yahoo_actions(config, ticker)
-    raise UnsupportedQuery("flat files are as traded and no corporate-actions source is configured: set "
-                           "MASSIVE_API_KEY, install yfinance, or ask for adjustment='raw'", provider=NAME)
+    """This provider's store: ``FINRPT_PROVIDERS_CACHE_DIR``/massive, laid out as the bucket."""
+    return Store(config.cache_dir / "massive", PREFIX, STORE_LAYOUTS)
 
 
 def table_to_bars(table) -> pd.DataFrame:
@@ -109,76 +78,39 @@ def table_to_bars(table) -> pd.DataFrame:
 
 class MassiveFlatFilesProvider(PriceProvider):
     name = NAME
-    intervals = frozenset(INTERVALS)
-    adjustments = frozenset({"raw", "splits", "total"})
+    intervals = frozenset({"1m", "1d"})
+    adjustments = frozenset({"raw"})
+    settings = SETTINGS
     credentials = ("MASSIVE_S3_ACCESS_KEY", "MASSIVE_S3_SECRET_KEY")
     requires = ("boto3", "pyarrow")
-    description = "Massive S3 flat files via a local Parquet store (S3 key pair; as traded + corporate actions)"
-
-    def cannot_serve(self, query: PriceQuery, today: dt.date) -> str | None:
-        reason = super().cannot_serve(query, today)
-        if reason is None and query.adjustment != "raw" and actions_source(self.config) is None:
-            return (f"{query.adjustment} adjustment needs corporate actions: set MASSIVE_API_KEY or install "
-                    "yfinance (flat files are as traded)")
-        return reason
+    description = "Massive S3 flat files via a local Parquet store (S3 key pair; as traded)"
 
     @property
     def workers(self) -> int:
-        return max(1, int(self.config.get_float("MASSIVE_FLATFILES_WORKERS", 4)))
+        return self.config.value("MASSIVE_FLATFILES_WORKERS")
 
-    def fetch(self, query: PriceQuery) -> pd.DataFrame:
-        from ...adjust import adjust_bars
-
+    def _read(self, dataset: str, days: list[dt.date], ticker: str) -> pd.DataFrame:
         s3 = FlatFilesS3(self.config)  # missing keys fail here; the boto3 client is built on first use
         store = store_for(self.config)
-        today = self.config.today()
-        days = calendar.sessions(query.start, min(query.end, today))
-        dataset = "day_aggs_v1" if query.interval == "1d" else "minute_aggs_v1"
-        outcome = ensure(s3, store, dataset, days, self.workers)
+        outcome = ensure(s3, store, dataset, days, self.workers, self.config.today())
         if outcome.missing:
             log.warning("%s: no %s file upstream for %s (not published yet, or absent): the answer lacks "
                         "%s", NAME, dataset, ", ".join(d.isoformat() for d in outcome.missing),
                         "that session" if len(outcome.missing) == 1 else "those sessions")
-        bars = table_to_bars(store.read_ticker(dataset, days, query.ticker))
+        return table_to_bars(store.read_ticker(dataset, days, ticker))
+
+    def fetch(self, query: PriceQuery) -> pd.DataFrame:
+        days = calendar.sessions(query.start, min(query.end, self.config.today()))
+        bars = self._read("day_aggs_v1" if query.interval == "1d" else "minute_aggs_v1", days, query.ticker)
         if bars.empty:
             raise NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
                          f"{query.end}: check the ticker (flat files write share classes with a dot, e.g. BRK.B)",
                          provider=NAME)
-        if query.interval != "1d":
-            bars = resample_bars(bars, query.interval)
-        if query.adjustment == "raw":
-            return bars
-        splits, dividends = corporate_actions(self.config, query.ticker)
-        closes = None
-        if query.adjustment == "total":
-            closes = self._closes_before(s3, store, query.ticker, bars, dividends)
-        return adjust_bars(bars, query.adjustment, splits, dividends, closes)
+        return bars
 
-    def _closes_before(self, s3: FlatFilesS3, store: Store, ticker: str, bars, dividends):
-        """As-traded close before each ex-date that adjusts these bars, from the day files.
-
-        The file of the session just before an ex-date must be there: without it the
-        factor would silently use an older close.
-        """
-        from ...adjust import prev_closes
-        from ...errors import DataIntegrityError
-
-        first = bars.index[0].normalize()
-        exs = [ex for ex in dividends.index if ex > first]
-        if not exs:
-            return bars["close"].iloc[:0]
-        windows = {ex: calendar.sessions(ex.date() - dt.timedelta(days=14), ex.date() - dt.timedelta(days=1))[-5:]
-                   for ex in exs}
-        wanted = sorted({d for w in windows.values() for d in w})
-        outcome = ensure(s3, store, "day_aggs_v1", wanted, self.workers)
-        lacking = [(ex, w[-1]) for ex, w in windows.items() if w and w[-1] in outcome.missing]
-        if lacking:
-            ex, prev = lacking[0]
-            raise DataIntegrityError(f"cannot apply the {ex.date()} dividend of {ticker}: the day file for {prev} "
-                                     "is missing upstream; ask for adjustment='raw' or another provider",
-                                     provider=NAME)
-        daily = table_to_bars(store.read_ticker("day_aggs_v1", wanted, ticker))
-        return prev_closes(daily["close"], exs)
+    def fetch_sessions(self, ticker: str, sessions: list[dt.date], adjustment: str) -> pd.DataFrame:
+        """Just these sessions' day files (a cold store downloads only them)."""
+        return self._read("day_aggs_v1", sorted(set(sessions)), ticker)
 
 
 def _stream_ticker(dataset: str, ticker: str, date: Any, config: Config | dict | None) -> Iterator[pd.DataFrame]:
@@ -229,4 +161,11 @@ def register_price_providers(register):
     register(MassiveFlatFilesProvider())
 
 
-__all__ = ["MassiveFlatFilesProvider", "iter_trades", "iter_quotes", "store_for", "corporate_actions"]
+@hookimpl
+def register_commands(cli):
+    from .commands import register
+
+    register(cli)
+
+
+__all__ = ["MassiveFlatFilesProvider", "iter_trades", "iter_quotes", "store_for"]

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from ...errors import DataIntegrityError
-from ...store import PREFIX  # the bucket's layout, mirrored by the store
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 NAME = "massive_flatfiles"
+PREFIX = "us_stocks_sip"  # the bucket's prefix for US stocks, mirrored by the store
 
 AGG_COLUMNS = ("ticker", "volume", "open", "close", "high", "low", "window_start", "transactions")
 TRADE_COLUMNS = ("ticker", "conditions", "correction", "exchange", "id", "participant_timestamp", "price",
@@ -28,6 +28,9 @@ QUOTE_COLUMNS = ("ticker", "ask_exchange", "ask_price", "ask_size", "bid_exchang
 COLUMNS = {"day_aggs_v1": AGG_COLUMNS, "minute_aggs_v1": AGG_COLUMNS, "trades_v1": TRADE_COLUMNS,
            "quotes_v1": QUOTE_COLUMNS}
 AGG_DATASETS = ("day_aggs_v1", "minute_aggs_v1")
+# How the store keeps them: a day file is small (~12k rows) and merged into its year;
+# a minute file is large (~1.8M rows) and kept one per session.
+STORE_LAYOUTS = {"day_aggs_v1": "year", "minute_aggs_v1": "session"}
 DATASETS = tuple(COLUMNS)
 # Volumes and sizes are decimals since 2026-02-23: parse them as float, never as int.
 _TYPES = {

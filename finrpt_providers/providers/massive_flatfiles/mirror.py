@@ -12,17 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TextIO
 
 from ...errors import ProviderError
-from ...store import PREFIX, Source, Store
-from .files import AGG_DATASETS, key_for, parse_gzip
+from ...store import Problem, Source, Store
+from .files import AGG_DATASETS, PREFIX, key_for, parse_gzip
 from .s3 import FlatFilesS3
+
+#: progress(files_done, bytes_done): called after each file (the CLI draws the bar)
+Progress = Callable[[int, int], None]
+#: report(line): what a person would want to read (the CLI prints it; default: logging)
+Report = Callable[[str], None]
 
 log = logging.getLogger(__name__)
 # Day files are merged into their year's file in batches: each merge rewrites the year
@@ -38,6 +42,7 @@ class Outcome:
     missing: list[dt.date] = field(default_factory=list)
     bytes: int = 0
     csv_bytes: int = 0
+    planned: list["Planned"] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -48,51 +53,8 @@ class Planned:
     why: str  # "new" or "replaced upstream"
 
 
-class ProgressBar:
-    """files, bytes, rate and ETA on one line of ``stream`` (a line every few seconds when not a TTY)."""
-
-    def __init__(self, total_files: int, total_bytes: int | None, label: str, stream: TextIO | None = None):
-        self.total_files, self.total_bytes, self.label = total_files, total_bytes, label
-        self.files = self.bytes = 0
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = time.monotonic()
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def advance(self, nbytes: int) -> None:
-        with self._lock:
-            self.files += 1
-            self.bytes += nbytes
-            now = time.monotonic()
-            if self.tty or now - self._last >= 2.0 or self.files == self.total_files:
-                self._last = now
-                self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        elapsed = max(now - self.t0, 1e-9)
-        rate = self.bytes / elapsed
-        if self.total_bytes:
-            left = max(self.total_bytes - self.bytes, 0) / rate if rate else float("inf")
-        else:
-            left = (self.total_files - self.files) * elapsed / self.files if self.files else float("inf")
-        frac = self.files / self.total_files if self.total_files else 1.0
-        bar = "#" * int(frac * 24)
-        size = f"{self.bytes / 1e6:.1f}" + (f"/{self.total_bytes / 1e6:.1f}" if self.total_bytes else "")
-        eta = "--" if left == float("inf") else f"{left:.0f}s"
-        line = (f"{self.label} [{bar:<24}] {self.files}/{self.total_files} files  {size} MB  "
-                f"{rate / 1e6:.1f} MB/s  ETA {eta}")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int,
-               progress: ProgressBar | None = None) -> Outcome:
+               progress: Progress | None = None) -> Outcome:
     """Download, check, parse and store ``days`` of ``dataset``; record the missing ones."""
     out = Outcome()
     if not days:
@@ -130,11 +92,12 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
                         out.bytes += nbytes
                         out.csv_bytes += ncsv
                         pending[day] = (table, src)
-                        if (dataset != "day_aggs_v1" or len(pending) >= DAY_BATCH
+                        if (not store.per_year(dataset) or len(pending) >= DAY_BATCH
                                 or time.monotonic() - last_flush[0] > flush_seconds):
                             flush()
+                    done_files, done_bytes = len(out.fetched) + len(out.missing), out.bytes
                 if progress:
-                    progress.advance(nbytes)
+                    progress(done_files, done_bytes)
         except BaseException:
             for f in futures:
                 f.cancel()
@@ -157,7 +120,8 @@ def _as_completed(futures: list[Future]):
             yield f
 
 
-def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int) -> Outcome:
+def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int,
+           today: dt.date) -> Outcome:
     """Make ``days`` of ``dataset`` present in the store, fetching only what it lacks.
 
     ``s3`` builds its boto3 client on first use, so a warm query never builds one, let
@@ -166,7 +130,7 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
     """
     stored = store.stored(dataset, days)
     lacking = [d for d in days if d not in stored]
-    skip = store.known_missing(dataset, lacking)
+    skip = store.known_missing(dataset, lacking, today)
     todo = [d for d in lacking if d not in skip]
     out = fetch_days(s3, store, dataset, todo, workers) if todo else Outcome()
     out.missing = sorted(set(out.missing) | skip)
@@ -194,72 +158,66 @@ def plan(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date]) -> tu
 
 
 def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date], workers: int,
-         dry_run: bool = False, stream: TextIO | None = None) -> dict[str, Outcome]:
-    """Mirror ``days`` of ``datasets`` into the store (see ``finrpt-providers sync``)."""
-    stream = stream or sys.stderr
+         dry_run: bool = False, progress: Callable[[str, int, int], Progress] | None = None,
+         report: Report | None = None) -> dict[str, Outcome]:
+    """Mirror ``days`` of ``datasets`` into the store (see ``finrpt-providers sync``).
+
+    ``progress(dataset, files, bytes)`` is called once per dataset with what is to be
+    fetched and returns the per-file callback; ``report`` receives the plan in words.
+    Nothing here prints."""
+    report = report or log.info
     results: dict[str, Outcome] = {}
     for dataset in datasets:
         if dataset not in AGG_DATASETS:
             raise ProviderError(f"sync stores aggregates only ({', '.join(AGG_DATASETS)}); trades and quotes are "
-                                "streamed per ticker with `fetch --dataset trades`")
+                                "streamed per ticker with `finrpt-providers trades` / `quotes`")
         todo, absent = plan(s3, store, dataset, days)
         total = sum(p.size or 0 for p in todo)
-        print(f"{dataset}: {len(days)} sessions, {len(days) - len(todo) - len(absent)} already stored, "
-              f"{len(todo)} to fetch ({total / 1e6:.1f} MB), {len(absent)} not published upstream",
-              file=stream)
+        report(f"{dataset}: {len(days)} sessions, {len(days) - len(todo) - len(absent)} already stored, "
+               f"{len(todo)} to fetch ({total / 1e6:.1f} MB), {len(absent)} not published upstream")
         if absent:
-            print(f"  not upstream: {', '.join(d.isoformat() for d in absent[:10])}"
-                  f"{' ...' if len(absent) > 10 else ''}", file=stream)
+            report(f"  not upstream: {', '.join(d.isoformat() for d in absent[:10])}"
+                   f"{' ...' if len(absent) > 10 else ''}")
         if dry_run:
             for p in todo:
-                print(f"  would fetch {p.key} ({(p.size or 0) / 1e6:.2f} MB, {p.why})", file=stream)
-            results[dataset] = Outcome(missing=absent)
+                report(f"  would fetch {p.key} ({(p.size or 0) / 1e6:.2f} MB, {p.why})")
+            results[dataset] = Outcome(missing=absent, planned=todo)
             continue
-        bar = ProgressBar(len(todo), total, dataset, stream) if todo else None
-        try:
-            out = fetch_days(s3, store, dataset, [p.day for p in todo], workers, bar)
-        finally:
-            if bar:
-                bar.close()
+        tick = progress(dataset, len(todo), total) if progress and todo else None
+        out = fetch_days(s3, store, dataset, [p.day for p in todo], workers, tick)
         if absent:
             store.record_missing(dataset, absent)
         out.missing = sorted(set(out.missing) | set(absent))
+        out.planned = todo
         results[dataset] = out
     return results
 
 
 def verify(s3_factory, store: Store, datasets: list[str], upstream: bool, repair: bool, workers: int,
-           stream: TextIO | None = None) -> list:
+           report: Report | None = None) -> list[Problem]:
     """Check the store (and, with ``upstream``, each session's ETag/size against the bucket);
     with ``repair``, remove stale temp files and fetch damaged or replaced sessions again.
-    Returns the problems that remain."""
-    stream = stream or sys.stderr
-    remaining = []
+    Returns the problems that remain; ``report`` receives each finding in words."""
+    report = report or log.info
+    remaining: list[Problem] = []
     for dataset in datasets:
         problems = store.verify(dataset, clean_temp=repair)
         if upstream:
-            days = sorted(d for y in store.years(dataset)
-                          for d in store.stored(dataset, _manifest_days(store, dataset, y)))
+            days = sorted(d for y in store.years(dataset) for d in store.stored(dataset, store.days(dataset, y)))
             if days:
                 todo, _absent = plan(s3_factory(), store, dataset, days)
-                from ...store import Problem
-
                 problems += [Problem(dataset, p.day, "replaced upstream", p.key) for p in todo]
         for p in problems:
-            print(f"  {p}", file=stream)
+            report(f"  {p}")
         damaged = sorted({p.day for p in problems if p.day is not None})
         if repair and damaged:
             store.forget(dataset, damaged)
             out = fetch_days(s3_factory(), store, dataset, damaged, workers)
-            print(f"{dataset}: repaired {len(out.fetched)} session(s)"
-                  + (f"; {len(out.missing)} no longer upstream" if out.missing else ""), file=stream)
+            report(f"{dataset}: repaired {len(out.fetched)} session(s)"
+                   + (f"; {len(out.missing)} no longer upstream" if out.missing else ""))
             problems = store.verify(dataset)
         elif repair:
             problems = [p for p in problems if p.what != "stale temp file"]
-        print(f"{dataset}: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=stream)
+        report(f"{dataset}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
         remaining += problems
     return remaining
-
-
-def _manifest_days(store: Store, dataset: str, year: int) -> list[dt.date]:
-    return [dt.date.fromisoformat(d) for d in store._manifest(dataset, year)["days"]]

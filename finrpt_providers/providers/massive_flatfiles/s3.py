@@ -84,11 +84,10 @@ class FlatFilesS3:
         if missing:
             raise MissingCredentials(f"no flat-files key pair: set {' and '.join(missing)} (the S3 key pair from "
                                      "your Massive dashboard, not the REST API key)", provider=NAME)
-        self.endpoint = config.get("MASSIVE_S3_ENDPOINT") or "https://files.massive.com"
-        self.bucket = config.get("MASSIVE_S3_BUCKET") or "flatfiles"
-        self.timeouts = (config.get_float("MASSIVE_S3_CONNECT_TIMEOUT", 5.0),
-                         config.get_float("MASSIVE_S3_READ_TIMEOUT", 60.0))
-        self.retries = int(config.get_float("MASSIVE_S3_MAX_RETRIES", 4))
+        self.endpoint = config.value("MASSIVE_S3_ENDPOINT")
+        self.bucket = config.value("MASSIVE_S3_BUCKET")
+        self.timeouts = (config.value("MASSIVE_S3_CONNECT_TIMEOUT"), config.value("MASSIVE_S3_READ_TIMEOUT"))
+        self.retries = config.value("MASSIVE_S3_MAX_RETRIES")
         self._client = None
         self._lock = threading.Lock()
 

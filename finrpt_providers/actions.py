@@ -1,0 +1,267 @@
+"""Corporate actions (splits and cash dividends): a capability of the core.
+
+Providers that serve them declare ``serves_actions`` and implement
+``fetch_actions(ticker)``. This module chooses the source by configuration
+(``FINRPT_ACTIONS_PROVIDERS``, an ordered list; by default the providers that serve
+actions in the chain's order, then the other installed ones: Massive REST when its
+key is set, else yfinance), keeps ONE cache for the process, and hands back
+validated events:
+
+* a split listed twice with the same ratio within a few weeks (Massive's legacy data
+  lists SHOP 10-for-1 on 2022-06-22 and again on 2022-06-29) is one event, dated where
+  the as-traded closes actually jump by that ratio;
+* a split whose ratio the as-traded closes contradict is reported as a
+  DataIntegrityError naming the date, the listed ratio and the move seen; the next
+  source is then tried. It is never applied silently.
+
+Validation needs as-traded daily closes around each split: the caller passes a
+function that returns them (see :mod:`finrpt_providers.pipeline`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import calendar
+from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
+from .provider import ET
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import Config
+
+log = logging.getLogger(__name__)
+
+#: the same split listed twice this close together is one event
+DUPLICATE_WINDOW_DAYS = 45
+# Ratios this close to 1 (small stock dividends) move less than a normal day: not checkable.
+CHECKABLE = 1.25
+# The close-to-close move across an ex-date must be within this (log) distance of the ratio.
+TOLERANCE = 0.25
+
+#: closes(ticker, sessions) -> as-traded closes by session (ET midnight), or None when no
+#: as-traded source is available
+Closes = Callable[[str, list], "pd.Series | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Actions:
+    """Validated corporate actions of one ticker, all history known to ``source``."""
+
+    ticker: str
+    splits: pd.Series  # ratio (4.0 = 4-for-1) by ex-date, ET midnight
+    dividends: pd.Series  # cash per share as declared (as traded then) by ex-date, ET midnight
+    source: str
+    notes: tuple[str, ...] = ()
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[Any, ...], Any] = {}
+
+
+def clear_cache() -> None:
+    """Forget every cached corporate action (the one cache of the process)."""
+    with _lock:
+        _cache.clear()
+
+
+def source_order(config: Config) -> list[str]:
+    """The action sources to try, in order (names of registered providers)."""
+    from .plugins import registry
+
+    reg = registry()
+    configured = config.actions_providers
+    if configured is not None:
+        return configured
+    chain = [n for n in config.providers if n in reg and reg[n].provider.serves_actions]
+    rest = [n for n, e in reg.items() if e.provider.serves_actions and n not in chain]
+    return chain + rest
+
+
+def available(config: Config) -> tuple[list[str], list[str]]:
+    """(ready sources in order, why each other one is not) without any I/O."""
+    from .plugins import registry
+
+    reg = registry()
+    ready, why = [], []
+    for name in source_order(config):
+        entry = reg.get(name)
+        if entry is None:
+            why.append(f"{name}: not installed")
+            continue
+        p = entry.provider.configured(config)
+        if not p.serves_actions:
+            why.append(f"{name}: serves no corporate actions")
+            continue
+        reason = p.not_ready_reason()
+        if reason:
+            why.append(f"{name}: {reason}")
+            continue
+        ready.append(name)
+    return ready, why
+
+
+def none_available_message(config: Config, what: str) -> str:
+    _ready, why = available(config)
+    tried = "; ".join(why) if why else "FINRPT_ACTIONS_PROVIDERS is empty"
+    return (f"{what} needs splits and dividends and no corporate-actions source is usable ({tried}): set "
+            "MASSIVE_API_KEY, install yfinance, or set FINRPT_ACTIONS_PROVIDERS")
+
+
+def _identity(provider) -> tuple:
+    """What makes two configured providers the same source (their non-secret settings and
+    a hash of their secrets: a key is never kept in clear)."""
+    import hashlib
+
+    cfg = provider.config
+    parts = []
+    for s in provider.settings:
+        v = cfg.get(s.name) if cfg is not None else None
+        if v and s.secret:
+            v = hashlib.sha256(v.encode()).hexdigest()[:12]
+        parts.append((s.name, v))
+    return (provider.name, tuple(parts))
+
+
+def _raw_events(provider, ticker: str) -> tuple[pd.Series, pd.Series]:
+    key = ("events", _identity(provider), ticker)
+    with _lock:
+        hit = _cache.get(key)
+    if hit is None:
+        hit = provider.fetch_actions(ticker)
+        with _lock:
+            _cache[key] = hit
+    return hit[0].copy(), hit[1].copy()
+
+
+def get_actions(ticker: str, config: Config, closes: Closes | None = None) -> Actions:
+    """Validated splits and dividends of ``ticker`` from the first configured source that
+    answers and passes validation. UnsupportedQuery when no source is usable; the last
+    source's error (with every source's reason) when all fail."""
+    from .plugins import registry
+
+    ready, why = available(config)
+    if not ready:
+        raise UnsupportedQuery(none_available_message(config, "this adjustment"))
+    reg = registry()
+    failures: list[str] = []
+    last: ProviderError | None = None
+    for name in ready:
+        provider = reg[name].provider.configured(config)
+        vkey = ("validated", _identity(provider), ticker, closes is not None)
+        with _lock:
+            hit = _cache.get(vkey)
+        if hit is not None:
+            return hit
+        try:
+            splits, dividends = _raw_events(provider, ticker)
+            splits, notes = validate_splits(ticker, splits, closes, name)
+        except ProviderError as e:
+            failures.append(f"{name}: {e}")
+            last = e
+            log.warning("corporate actions of %s from %s unusable (%s)%s", ticker, name, e,
+                        "; trying the next source" if name != ready[-1] else "")
+            continue
+        result = Actions(ticker, splits, _clean_dividends(dividends), name, tuple(failures) + tuple(notes))
+        with _lock:
+            _cache[vkey] = result
+        return result
+    assert last is not None
+    if len(failures) == 1:
+        raise last
+    raise type(last)("no corporate-actions source could answer: " + "; ".join(failures))
+
+
+def _clean_dividends(dividends: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    d = dividends[dividends > 0]
+    if d.index.has_duplicates:  # a regular and a special on one day add up
+        d = d.groupby(level=0).sum()
+    return pd.Series(d.to_numpy(dtype="float64"), index=d.index, name="cash").sort_index()
+
+
+def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None,
+                    source: str) -> tuple[pd.Series, list[str]]:
+    """Merge duplicate listings and check every checkable ratio against as-traded closes.
+
+    Returns (splits, notes). Raises DataIntegrityError when the closes contradict a
+    ratio, or when a duplicate cannot be resolved because no as-traded closes exist.
+    """
+    import numpy as np
+    import pandas as pd
+
+    splits = splits[(splits > 0) & (splits != 1)].sort_index()
+    if splits.empty:
+        return splits, []
+    notes: list[str] = []
+    # Group listings of the same ratio within the window.
+    groups: list[list[tuple[pd.Timestamp, float]]] = []
+    for ex, ratio in splits.items():
+        for g in groups:
+            if np.isclose(g[0][1], ratio, rtol=1e-6) and (ex - g[-1][0]).days <= DUPLICATE_WINDOW_DAYS:
+                g.append((ex, float(ratio)))
+                break
+        else:
+            groups.append([(ex, float(ratio))])
+
+    def jumps(dates: list[pd.Timestamp]) -> dict[pd.Timestamp, float] | None:
+        """close(session before) / close(ex-date), as traded, for each date (None: no closes)."""
+        if closes is None:
+            return None
+        wanted: dict[pd.Timestamp, tuple[dt.date, dt.date]] = {}
+        for ex in dates:
+            before = calendar.sessions(ex.date() - dt.timedelta(days=10), ex.date() - dt.timedelta(days=1))
+            if before:
+                wanted[ex] = (before[-1], ex.date())
+        if not wanted:
+            return {}
+        days = sorted({d for pair in wanted.values() for d in pair})
+        got = closes(ticker, days)
+        if got is None:
+            return None
+        by_day = {ts.date(): float(v) for ts, v in got.items()}
+        return {ex: by_day[a] / by_day[b] for ex, (a, b) in wanted.items() if a in by_day and b in by_day}
+
+    kept: list[tuple[pd.Timestamp, float]] = []
+    for g in groups:
+        ratio = g[0][1]
+        checkable = ratio >= CHECKABLE or ratio <= 1 / CHECKABLE
+        seen = jumps([ex for ex, _ in g]) if checkable else None
+        if len(g) > 1:
+            listed = ", ".join(str(ex.date()) for ex, _ in g)
+            if not seen:
+                raise DataIntegrityError(
+                    f"{source} lists the {_ratio_text(ratio)} split of {ticker} {len(g)} times ({listed}) and no "
+                    "as-traded prices are available to tell which date is real: put a provider of as-traded "
+                    "bars (massive_flatfiles, massive_rest) in the chain, or another actions source first in "
+                    "FINRPT_ACTIONS_PROVIDERS", provider=source)
+            best = min(seen, key=lambda ex: abs(np.log(seen[ex] / ratio)))
+            notes.append(f"{source} listed the {_ratio_text(ratio)} split of {ticker} on {listed}: one event, "
+                         f"dated {best.date()} where the as-traded price moves by {seen[best]:.3g}")
+            log.info(notes[-1])
+            g = [(best, ratio)]
+        ex = g[0][0]
+        if checkable:
+            seen = seen if seen is not None and len(g) == 1 and ex in (seen or {}) else jumps([ex])
+            if seen and ex in seen and abs(np.log(seen[ex] / ratio)) > TOLERANCE:
+                raise DataIntegrityError(
+                    f"{source} lists a {_ratio_text(ratio)} split of {ticker} on {ex.date()}, but the as-traded "
+                    f"price moves by {seen[ex]:.3g}x there: not applied; check the ticker's corporate actions or "
+                    "put another source first in FINRPT_ACTIONS_PROVIDERS", provider=source)
+        kept.append(g[0])
+    out = pd.Series([r for _, r in kept], dtype="float64", name="ratio",
+                    index=pd.DatetimeIndex([ex for ex, _ in kept]).tz_convert(ET).as_unit("ns"))
+    return out, notes
+
+
+def _ratio_text(ratio: float) -> str:
+    if ratio >= 1:
+        return f"{ratio:g}-for-1"
+    return f"1-for-{1 / ratio:g}"

@@ -1,0 +1,152 @@
+"""Bar intervals: their names, and how the core derives one from another.
+
+* Minute intervals ``5m 15m 30m 1h`` are derived from ``1m`` when a provider does not
+  serve them natively: clock-aligned ET buckets labelled by their start (09:30, 09:35...).
+* Period intervals ``1wk 1mo 3mo`` (yfinance's names) are always derived from ``1d``,
+  after adjustment and after the chain has stitched the daily history, so a period is
+  whole whoever served its sessions. A bar starts on the period's first CALENDAR day
+  (Monday; the 1st; Jan/Apr/Jul/Oct 1st) at 00:00 America/New_York. open = first
+  session's open, high/low = max/min, close = last session's close, volume = sum,
+  vwap = volume-weighted when every session has one (else missing), transactions =
+  sum (missing if any session lacks it).
+
+Names are case-sensitive where case matters: ``1M`` could be a minute or a month and
+``1W`` is no yfinance name, so both are refused with the name to use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidQuery
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MINUTE_INTERVALS = ("1m", "5m", "15m", "30m", "1h")
+PERIOD_INTERVALS = ("1wk", "1mo", "3mo")
+#: the intervals a provider may serve natively (periods are always derived)
+BASE_INTERVALS = (*MINUTE_INTERVALS, "1d")
+INTERVALS = (*BASE_INTERVALS, *PERIOD_INTERVALS)
+INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": 1440}
+
+# Accepted spellings (matched after lower-casing, once the case-ambiguous ones are refused).
+_ALIASES = {"1min": "1m", "60m": "1h", "60min": "1h", "1hr": "1h", "1day": "1d", "d": "1d", "day": "1d",
+            "daily": "1d", "5min": "5m", "15min": "15m", "30min": "30m", "1w": "1wk", "week": "1wk",
+            "weekly": "1wk", "1week": "1wk", "month": "1mo", "monthly": "1mo", "1month": "1mo",
+            "3month": "3mo", "3months": "3mo", "quarter": "3mo", "quarterly": "3mo", "1q": "3mo"}
+
+
+def normalize_interval(interval: Any) -> str:
+    """A user's spelling -> one of :data:`INTERVALS` (InvalidQuery naming the fix otherwise)."""
+    if not isinstance(interval, str):
+        raise InvalidQuery(f"interval must be a string such as '1d', not {type(interval).__name__}")
+    text = interval.strip()
+    if text in INTERVALS:
+        return text
+    key = text.lower()
+    if key != text and any(c in "MW" for c in text):
+        if key in ("1m", "3m", "1min"):
+            n = key[0]
+            raise InvalidQuery(f"interval {interval!r} is ambiguous: write '{n}m' for {n} minute(s) or "
+                               f"'{n}mo' for {n} month(s)")
+        raise InvalidQuery(f"interval {interval!r} is ambiguous in case: write it in lower case as yfinance "
+                           f"does ({', '.join(INTERVALS)})")
+    if key in INTERVALS:
+        return key
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise InvalidQuery(f"interval {interval!r} is not supported: use one of {', '.join(INTERVALS)}")
+
+
+def is_period(interval: str) -> bool:
+    return interval in PERIOD_INTERVALS
+
+
+def base_interval(interval: str) -> str | None:
+    """What ``interval`` is derived from when not served natively (None for 1m and 1d)."""
+    if interval in PERIOD_INTERVALS:
+        return "1d"
+    if interval in MINUTE_INTERVALS and interval != "1m":
+        return "1m"
+    return None
+
+
+def period_start(day: dt.date, interval: str) -> dt.date:
+    """First calendar day of the period holding ``day``."""
+    if interval == "1wk":
+        return day - dt.timedelta(days=day.weekday())
+    if interval == "1mo":
+        return day.replace(day=1)
+    if interval == "3mo":
+        return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    raise ValueError(f"{interval} is not a period interval")
+
+
+def period_end(day: dt.date, interval: str) -> dt.date:
+    """Last calendar day of the period holding ``day``."""
+    start = period_start(day, interval)
+    if interval == "1wk":
+        return start + dt.timedelta(days=6)
+    months = 1 if interval == "1mo" else 3
+    y, m = divmod(start.month - 1 + months, 12)
+    return dt.date(start.year + y, m + 1, 1) - dt.timedelta(days=1)
+
+
+def widen(start: dt.date, end: dt.date, interval: str) -> tuple[dt.date, dt.date]:
+    """The range grown to whole periods."""
+    return period_start(start, interval), period_end(end, interval)
+
+
+def resample_minutes(df: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """1m bars -> ``interval`` bars in ET, clock-aligned, labelled by bar start.
+
+    open/close: first/last; high/low: max/min; volume and transactions: summed; vwap:
+    volume-weighted over the minutes that have one (missing when none has).
+    """
+    import pandas as pd
+
+    if interval == "1m" or df.empty:
+        return df
+    keys = df.index.floor(f"{INTERVAL_MINUTES[interval]}min")
+    g = df.groupby(keys)
+    out = pd.DataFrame({
+        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
+        "volume": g["volume"].sum(),
+    })
+    pv = (df["vwap"] * df["volume"]).groupby(keys).sum(min_count=1)
+    out["vwap"] = pv / out["volume"].where(out["volume"] > 0)
+    out["transactions"] = g["transactions"].sum(min_count=1).astype("Int64")
+    out.index.name = "timestamp"
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def resample_periods(df: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Daily bars -> ``1wk``/``1mo``/``3mo`` bars (see the module docstring for the rules)."""
+    import numpy as np
+    import pandas as pd
+
+    if df.empty:
+        return df
+    days = df.index.tz_localize(None).normalize()
+    starts = pd.DatetimeIndex([period_start(d.date(), interval) for d in days.unique()])
+    first_of = dict(zip(days.unique(), starts))
+    keys = pd.DatetimeIndex([first_of[d] for d in days]).tz_localize(df.index.tz).as_unit("ns")
+    g = df.groupby(keys)
+    out = pd.DataFrame({
+        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
+        "volume": g["volume"].sum(),
+    })
+    vw = df["vwap"].to_numpy(dtype="float64")
+    vol = df["volume"].to_numpy(dtype="float64")
+    pv = pd.Series(vw * vol, index=df.index).groupby(keys).sum()
+    all_known = pd.Series(~np.isnan(vw), index=df.index).groupby(keys).all()
+    out["vwap"] = (pv / out["volume"].where(out["volume"] > 0)).where(all_known)
+    tx = df["transactions"]
+    tx_known = tx.notna().groupby(keys).all()
+    out["transactions"] = tx.groupby(keys).sum(min_count=1).astype("Int64").where(tx_known, pd.NA)
+    out.index.name = "timestamp"
+    out.attrs = dict(df.attrs)
+    return out
