@@ -45,8 +45,8 @@ def list_providers(config: Config | dict | None = None, *, check_imports: bool =
         reason = p.not_ready_reason()
         bad = {m: broken[m] for m in p.requires if m in broken}
         if reason is None and bad:
-            reason = (f"not installed or broken ({'; '.join(f'{m}: {w}' for m, w in bad.items())}): "
-                      f"pip install --upgrade {' '.join(bad)}")
+            reason = (f"broken install: {'; '.join(f'{m} fails to import: {w}' for m, w in bad.items())} "
+                      f"(pip install --upgrade {' '.join(bad)})")
         out.append({
             "name": name,
             "plugin": entry.plugin,

@@ -2,10 +2,10 @@
 
 Providers that serve them declare ``serves_actions`` and implement
 ``fetch_actions(ticker)``. This module chooses the source by configuration
-(``FINRPT_ACTIONS_PROVIDERS``, an ordered list; by default the providers that serve
-actions in the chain's order, then the other installed ones: Massive REST when its
-key is set, else yfinance), keeps ONE cache for the process, and hands back
-validated events:
+(``FINRPT_ACTIONS_PROVIDERS``, an ordered list; by default the ready providers that
+serve actions in the chain's order, then the other installed ones: with the built-in
+order that is Massive REST when its key is set, else yfinance), keeps ONE cache for
+the process, and hands back validated events:
 
 * a split listed twice with the same ratio within a few weeks (Massive's legacy data
   lists SHOP 10-for-1 on 2022-06-22 and again on 2022-06-29) is one event, dated where
@@ -110,8 +110,8 @@ def available(config: Config) -> tuple[list[str], list[str]]:
 def none_available_message(config: Config, what: str) -> str:
     _ready, why = available(config)
     tried = "; ".join(why) if why else "FINRPT_ACTIONS_PROVIDERS is empty"
-    return (f"{what} needs splits and dividends and no corporate-actions source is usable ({tried}): set "
-            "MASSIVE_API_KEY, install yfinance, or set FINRPT_ACTIONS_PROVIDERS")
+    return (f"{what} needs splits and dividends and no corporate-actions source is usable ({tried}): make one "
+            "ready, or list one in FINRPT_ACTIONS_PROVIDERS")
 
 
 def _identity(provider) -> tuple:
@@ -239,9 +239,9 @@ def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None,
             if not seen:
                 raise DataIntegrityError(
                     f"{source} lists the {_ratio_text(ratio)} split of {ticker} {len(g)} times ({listed}) and no "
-                    "as-traded prices are available to tell which date is real: put a provider of as-traded "
-                    "bars (massive_flatfiles, massive_rest) in the chain, or another actions source first in "
-                    "FINRPT_ACTIONS_PROVIDERS", provider=source)
+                    "as-traded prices are available to tell which date is real: put a provider that serves "
+                    "raw bars in the chain, or another actions source first in FINRPT_ACTIONS_PROVIDERS",
+                    provider=source)
             best = min(seen, key=lambda ex: abs(np.log(seen[ex] / ratio)))
             notes.append(f"{source} listed the {_ratio_text(ratio)} split of {ticker} on {listed}: one event, "
                          f"dated {best.date()} where the as-traded price moves by {seen[best]:.3g}")

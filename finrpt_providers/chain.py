@@ -57,6 +57,7 @@ class Chain:
         if is_period(query.interval):
             return self._fetch_periods(query, today)
         attempts: list[dict[str, Any]] = []
+        self._actions_used: dict[str, None] = {}
         if not expected_sessions(query, today):
             # Holidays/weekends only (or entirely after today): nothing to ask anyone.
             df = empty_bars()
@@ -74,7 +75,7 @@ class Chain:
             provider="+".join(dict.fromkeys(s["provider"] for s in sources)),
             sources=sources,
             attempts=attempts,
-            actions="+".join(dict.fromkeys(s["actions"] for s in sources if s.get("actions"))),
+            actions="+".join(self._actions_used),
         )
         return df
 
@@ -125,7 +126,9 @@ class Chain:
             record(name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
                    + (f" (adjusted with corporate actions from {used})" if used else ""))
             parts = [df]
-            sources = [{"provider": name, "first": df.index[0], "last": df.index[-1], "actions": used}]
+            if used:
+                self._actions_used[used] = None
+            sources = [{"provider": name, "first": df.index[0], "last": df.index[-1]}]
             for gap in self._gaps(query, df, today):
                 sub = self._resolve(gap, names[i + 1:], attempts, today,
                                     note=f"gap {gap.start}..{gap.end} left by {name}: ")
@@ -177,17 +180,23 @@ def get_prices(ticker: str, start: Any, end: Any, *, interval: str = "1d", adjus
     return Chain(names, cfg).fetch(query)
 
 
-def fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.DataFrame:
-    """One provider instance answering ``query`` through the core's pipeline (derived
-    intervals and adjustments included), without the chain's fallback. For tests and
-    the conformance kit: the provider need not be registered."""
+def fetch_one(provider, ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = "splits",
+              config: Config | None = None) -> pd.DataFrame:
+    """One provider instance answering through the core's pipeline (derived intervals and
+    adjustments included), without the chain's fallback: what the conformance kit
+    checks. The provider need not be registered."""
+    query = PriceQuery(ticker, start, end, interval, adjustment)
+    return _fetch_one(provider, query, config)
+
+
+def _fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.DataFrame:
     cfg = config or provider.config or resolve_config(None)
     provider = provider.configured(cfg) if provider.config is not cfg else provider
     today = cfg.today()
     query.check_not_future(today)
     if is_period(query.interval):
         start, end = widen(query.start, query.end, query.interval)
-        daily = fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg)
+        daily = _fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg)
         out = resample_periods(daily, query.interval)
         out.attrs["partial_last"] = bool(len(out)) and period_end(out.index[-1].date(), query.interval) >= today
         return out

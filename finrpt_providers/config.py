@@ -16,9 +16,6 @@ from typing import Any
 
 from .errors import InvalidQuery
 
-DEFAULT_PROVIDERS = ("massive_flatfiles", "massive_rest", "yfinance")
-
-
 class ConfigurationError(InvalidQuery):
     """A setting has a value outside what it accepts (the message names both)."""
 
@@ -126,8 +123,9 @@ class Setting:
 
 #: the core's own settings (providers declare theirs on their class)
 CORE_SETTINGS: tuple[Setting, ...] = (
-    Setting("FINRPT_PRICE_PROVIDERS", "chain", "providers", "list", ",".join(DEFAULT_PROVIDERS),
-            help="providers to try, in order"),
+    Setting("FINRPT_PRICE_PROVIDERS", "chain", "providers", "list",
+            help="providers to try, in order (default: the built-in ones, in the order they are listed in "
+                 "plugins.DEFAULT_PLUGINS)"),
     Setting("FINRPT_ACTIONS_PROVIDERS", "chain", "actions", "list",
             help="where splits and dividends come from, in order (default: the providers that serve them, "
                  "in chain order, then the other installed ones; empty list: none)"),
@@ -140,9 +138,11 @@ CORE_SETTINGS: tuple[Setting, ...] = (
 
 def all_settings() -> dict[str, Setting]:
     """Every declared setting by canonical name: the core's, then each registered provider's."""
-    from .plugins import registry
+    from .plugins import default_providers, registry
 
     out = {s.name: s for s in CORE_SETTINGS}
+    chain = out["FINRPT_PRICE_PROVIDERS"]
+    out[chain.name] = dataclasses.replace(chain, default=",".join(default_providers()))
     for entry in registry().values():
         for s in entry.provider.settings:
             out.setdefault(s.name, s)
@@ -300,8 +300,10 @@ class Config:
         s = all_settings().get(name.upper())
         if s is None:
             raise KeyError(f"{name} is not a declared setting")
-        raw = self.get(name)
-        if raw is None:
+        raw = self._values.get(s.name)
+        if raw == "" and s.type == "list":
+            return []  # set, and empty: an empty list (e.g. no provider at all), not the default
+        if raw in (None, ""):
             return s.parse(_as_str(name, s.default)) if s.default is not None else None
         return s.parse(raw)
 
@@ -348,7 +350,7 @@ class Config:
     @property
     def actions_providers(self) -> list[str] | None:
         """The configured corporate-actions source order (None: unset, use the default order)."""
-        if self.get("FINRPT_ACTIONS_PROVIDERS") is None and self.source("FINRPT_ACTIONS_PROVIDERS") is None:
+        if "FINRPT_ACTIONS_PROVIDERS" not in self._values:
             return None
         return list(self.value("FINRPT_ACTIONS_PROVIDERS") or [])
 

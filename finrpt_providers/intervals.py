@@ -51,8 +51,8 @@ def normalize_interval(interval: Any) -> str:
             n = key[0]
             raise InvalidQuery(f"interval {interval!r} is ambiguous: write '{n}m' for {n} minute(s) or "
                                f"'{n}mo' for {n} month(s)")
-        raise InvalidQuery(f"interval {interval!r} is ambiguous in case: write it in lower case as yfinance "
-                           f"does ({', '.join(INTERVALS)})")
+        raise InvalidQuery(f"interval {interval!r} is ambiguous in case: write it in lower case, one of "
+                           f"{', '.join(INTERVALS)}")
     if key in INTERVALS:
         return key
     if key in _ALIASES:

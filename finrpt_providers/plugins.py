@@ -19,6 +19,8 @@ from .errors import ProviderError
 from .provider import PriceProvider
 
 ENTRY_POINT_GROUP = "finrpt_providers"
+# The built-in plugins, in the order of the default chain (FINRPT_PRICE_PROVIDERS). The only
+# place the core names a provider: they are loaded by name, like any other plugin.
 DEFAULT_PLUGINS = (
     "finrpt_providers.providers.massive_flatfiles",
     "finrpt_providers.providers.massive_rest",
@@ -112,6 +114,13 @@ def registry() -> dict[str, Registered]:
                 found[provider.name] = Registered(provider, plugin)
         _registry = found
         return found
+
+
+def default_providers() -> list[str]:
+    """The default chain: the built-in plugins' providers, in DEFAULT_PLUGINS order (defined
+    once, here)."""
+    reg = registry()
+    return [name for plugin in DEFAULT_PLUGINS for name, e in reg.items() if e.plugin == plugin]
 
 
 def reset() -> None:

@@ -198,9 +198,12 @@ class PriceProvider:
         """Why this provider cannot answer anything now (None when it is ready). ``deep``
         imports the required modules (the chain does, right before calling)."""
         mods = self.missing_modules(deep)
+        absent = [m for m, why in mods.items() if why == "not installed"]
+        if absent:
+            return f"not installed: missing module(s) {', '.join(absent)} (pip install {' '.join(absent)})"
         if mods:
-            detail = "; ".join(f"{m}: {why}" for m, why in mods.items())
-            return f"not installed or broken ({detail}): pip install --upgrade {' '.join(mods)}"
+            detail = "; ".join(f"{m} {why}" for m, why in mods.items())
+            return f"broken install: {detail} (pip install --upgrade {' '.join(mods)})"
         creds = self.missing_credentials()
         if creds:
             return f"missing credentials: set {', '.join(creds)}"

@@ -146,14 +146,17 @@ def test_skips_before_calling(chain, market):
     missing_mod = Scripted("missing_mod", market, requires=("surely_not_a_module_xyz",))
     last = Scripted("last", market)
     cfg = chain(nokey, daily_only, no_raw, recent, missing_mod, last)
-    cfg = cfg.merged({"FINRPT_PRICE_PROVIDERS": "unknown_one,nokey,daily_only,no_raw,recent,missing_mod,last"})
+    # no corporate-actions source: raw cannot be derived from no_raw's split-adjusted bars
+    cfg = cfg.merged({"FINRPT_PRICE_PROVIDERS": "unknown_one,nokey,daily_only,no_raw,recent,missing_mod,last",
+                      "FINRPT_ACTIONS_PROVIDERS": ""})
     df = fp.get_prices("AAPL", "2026-03-02", "2026-03-02", interval="1m", adjustment="raw", config=cfg)
     assert df.attrs["provider"] == "last"
     reasons = {a["provider"]: (a["outcome"], a["detail"]) for a in df.attrs["attempts"]}
     assert reasons["unknown_one"][0] == "skipped" and "no provider named 'unknown_one'" in reasons["unknown_one"][1]
     assert "set MYPROV_API_KEY" in reasons["nokey"][1]
     assert "interval 1m not served" in reasons["daily_only"][1]
-    assert "adjustment raw not served" in reasons["no_raw"][1]
+    assert "raw from no_raw's splits bars needs splits and dividends" in reasons["no_raw"][1]
+    assert "FINRPT_ACTIONS_PROVIDERS is empty" in reasons["no_raw"][1]
     assert "1m bars only from 2026-06-26" in reasons["recent"][1]
     assert "pip install surely_not_a_module_xyz" in reasons["missing_mod"][1]
     for p in (nokey, daily_only, no_raw, recent, missing_mod):

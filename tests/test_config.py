@@ -69,7 +69,7 @@ def test_today_and_numbers(tmp_path):
                       cwd=tmp_path)
     assert str(cfg.today()) == "2026-07-01"
     assert cfg.get_float("FINRPT_YFINANCE_TIMEOUT", 1.0) == 3.5
-    with pytest.raises(InvalidQuery, match="not a number"):
-        cfg.merged({"FINRPT_YFINANCE_TIMEOUT": "soon"}).get_float("FINRPT_YFINANCE_TIMEOUT", 1.0)
-    with pytest.raises(InvalidQuery, match="not a date"):
+    with pytest.raises(InvalidQuery, match=r"FINRPT_YFINANCE_TIMEOUT \(\[yfinance\] timeout\) = 'soon' is not valid"):
+        cfg.merged({"FINRPT_YFINANCE_TIMEOUT": "soon"})
+    with pytest.raises(InvalidQuery, match="use a date YYYY-MM-DD"):
         cfg.merged({"FINRPT_PROVIDERS_TODAY": "July"}).today()

@@ -49,13 +49,24 @@ def test_dates_accept_str_date_datetime_and_are_inclusive():
     ("2024-01-05", "2024-01-02", "after end"),
     ("2024/01/02", "2024-01-05", "YYYY-MM-DD"),
     ("1850-01-01", "2024-01-05", "before 1900"),
-    ("2999-01-01", "2999-01-05", "future"),
     ("2024-01-02 09:30", "2024-01-05", "time of day"),
     (20240102, "2024-01-05", "must be"),
 ])
 def test_bad_dates(start, end, words):
     with pytest.raises(InvalidQuery, match=words):
         PriceQuery("AAPL", start, end)
+
+
+def test_the_future_is_judged_by_the_configured_clock():
+    import finrpt_providers as fp
+    from finrpt_providers.config import Config
+
+    pinned = Config.load({"FINRPT_PROVIDERS_TODAY": "2026-07-01", "FINRPT_PRICE_PROVIDERS": ""}, environ={})
+    with pytest.raises(InvalidQuery, match=r"in the future \(today is 2026-07-01\)"):
+        fp.get_prices("AAPL", "2026-07-03", "2026-07-06", config=pinned)
+    # the day after the pinned today is still allowed (a session may be under way in another zone)
+    with pytest.raises(fp.AllProvidersFailed, match="provider list is empty"):
+        fp.get_prices("AAPL", "2026-07-02", "2026-07-06", config=pinned.merged({"FINRPT_PROVIDERS_TODAY": "2026-07-02"}))
 
 
 def test_interval_and_adjustment_names():

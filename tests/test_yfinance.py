@@ -18,7 +18,8 @@ import finrpt_providers as fp
 from finrpt_providers import NoData, PriceQuery, ProviderUnavailable, RateLimited
 from finrpt_providers.config import Config
 from finrpt_providers.plugins import registry
-from finrpt_providers.providers.yfinance import to_yahoo_symbol, undo_splits
+from finrpt_providers.adjust import apply_factors, split_factor
+from finrpt_providers.providers.yfinance import to_yahoo_symbol
 
 
 def yahoo(config):
@@ -184,7 +185,8 @@ def test_undo_splits_is_exact_on_a_known_case():
     idx = pd.DatetimeIndex(["2024-06-07", "2024-06-10", "2024-06-11"], tz="America/New_York", name="timestamp")
     adj = pd.DataFrame({"open": [120.0, 121.0, 122.0], "high": 125.0, "low": 119.0, "close": [121.0, 122.0, 123.0],
                         "volume": [400.0, 300.0, 200.0], "vwap": np.nan}, index=idx)
-    splits = pd.Series([10.0, 0.0], index=pd.DatetimeIndex(["2024-06-10", "2024-06-11"], tz="America/New_York"))
-    raw = undo_splits(adj, splits)
+    splits = pd.Series([10.0], index=pd.DatetimeIndex(["2024-06-10"], tz="America/New_York"))
+    s = split_factor(adj.index, splits)  # how the pipeline undoes splits: prices x S, volume / S
+    raw = apply_factors(adj, s, 1 / s)
     assert raw["close"].tolist() == [1210.0, 122.0, 123.0]
     assert raw["volume"].tolist() == [40.0, 300.0, 200.0]

@@ -249,6 +249,9 @@ class SyntheticMarket:
                 price[days < ex] *= 1.0 - cash / prev.iloc[-1]
         return price, volume
 
+    def _period_truth(self, ticker, start, end, interval, adjustment) -> pd.DataFrame:
+        return _period_truth_impl(self, ticker, start, end, interval, adjustment)
+
     def raw(self, ticker: str, start: dt.date, end: dt.date, interval: str = "1d") -> pd.DataFrame:
         """As-traded bars in [start, end] at ``interval`` (intraday resampled from 1m, bar-start labels)."""
         if interval == "1d":
@@ -266,9 +269,14 @@ class SyntheticMarket:
 
     def truth(self, ticker: str, start: dt.date | str, end: dt.date | str, interval: str = "1d",
               adjustment: str = "splits") -> pd.DataFrame:
-        """The exact bar frame a perfect provider returns for this question."""
+        """The exact bar frame a perfect provider returns for this question.
+
+        Periods (``1wk 1mo 3mo``) cover the range widened to whole periods, built here
+        with pandas Periods (apart from the package's own code on purpose)."""
         start = dt.date.fromisoformat(start) if isinstance(start, str) else start
         end = dt.date.fromisoformat(end) if isinstance(end, str) else end
+        if interval in _PERIOD_FREQ:
+            return self._period_truth(ticker, start, end, interval, adjustment)
         df = self.raw(ticker, start, end, interval).copy()
         if df.empty:
             return empty_bars()
@@ -277,6 +285,37 @@ class SyntheticMarket:
             df[c] = df[c].to_numpy() * pf
         df["volume"] = df["volume"].to_numpy() * vf
         return df
+
+
+_PERIOD_FREQ = {"1wk": "W-SUN", "1mo": "M", "3mo": "Q-DEC"}
+
+
+def _period_bounds(day: dt.date, interval: str) -> tuple[dt.date, dt.date]:
+    p = pd.Period(day, freq=_PERIOD_FREQ[interval])
+    return p.start_time.date(), p.end_time.date()
+
+
+def _period_truth_impl(market: "SyntheticMarket", ticker: str, start: dt.date, end: dt.date, interval: str,
+                       adjustment: str) -> pd.DataFrame:
+    lo, _ = _period_bounds(start, interval)
+    _, hi = _period_bounds(end, interval)
+    daily = market.truth(ticker, lo, hi, "1d", adjustment)
+    if daily.empty:
+        return empty_bars()
+    rows, labels = [], []
+    periods = daily.index.tz_localize(None).to_period(_PERIOD_FREQ[interval])
+    for period in periods.unique():
+        d = daily[periods == period]
+        v = d["volume"].to_numpy()
+        vw = d["vwap"].to_numpy()
+        tx = d["transactions"]
+        rows.append((d["open"].iloc[0], d["high"].max(), d["low"].min(), d["close"].iloc[-1], float(v.sum()),
+                     float((vw * v).sum() / v.sum()) if not np.isnan(vw).any() else np.nan,
+                     int(tx.sum()) if tx.notna().all() else pd.NA))
+        labels.append(pd.Timestamp(period.start_time.date(), tz=ET))
+    df = pd.DataFrame(rows, columns=list(BAR_COLUMNS), index=pd.DatetimeIndex(labels, name="timestamp").as_unit("ns"))
+    df["transactions"] = df["transactions"].astype("Int64")
+    return df
 
 
 def _trade_rng(market: SyntheticMarket, ticker: str, day: dt.date, salt: int) -> np.random.Generator:

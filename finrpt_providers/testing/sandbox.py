@@ -39,10 +39,23 @@ class Sandbox:
         return iter((self.config, self.market))
 
 
+def require_sandbox_extra() -> None:
+    """One clear line when the sandbox's optional dependency (moto's S3 server) is missing."""
+    import importlib.util
+
+    missing = [m for m in ("moto", "flask", "werkzeug") if importlib.util.find_spec(m) is None]
+    if missing:
+        from ..errors import ProviderError
+
+        raise ProviderError(f"the sandbox needs {', '.join(missing)} (its fake flat files run on moto's S3 "
+                                 "server): pip install 'finrpt-providers[sandbox]'")
+
+
 @contextlib.contextmanager
 def sandbox(market: SyntheticMarket | None = None, *, tick_days=(), **overrides: str) -> Iterator[Sandbox]:
     """Start the fake services; yield a :class:`Sandbox`. ``overrides`` go on top of the config;
     ``tick_days``: sessions whose trades and quotes files are published too."""
+    require_sandbox_extra()
     market = market or SyntheticMarket()
     with tempfile.TemporaryDirectory(prefix="finrpt-sandbox-") as cache, FakeYahoo(market) as yahoo, \
             FakeMassiveREST(market, api_key=SANDBOX_API_KEY) as rest, \
