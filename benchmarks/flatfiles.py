@@ -246,8 +246,7 @@ def child(case: str, args: dict) -> dict:
                            "FINRPT_PROVIDERS_CACHE_DIR": args["cache"]}, environ={})
         sessions = [dt.date.fromisoformat(d) for d in args["sync_days"]]
         t = time.perf_counter()
-        res = sync(FlatFilesS3(cfg), store_for(cfg), [args["dataset"]], sessions, 4,
-                   stream=open(os.devnull, "w"))
+        res = sync(FlatFilesS3(cfg), store_for(cfg), [args["dataset"]], sessions, 4)
         n = res[args["dataset"]].csv_bytes
     else:
         raise SystemExit(f"unknown case {case}")

@@ -207,4 +207,7 @@ def test_every_setting_is_documented():
 @pytest.mark.parametrize("capability", ["serves_actions", "serves_statements", "settings", "fetch_sessions",
                                         "fetch_actions", "fetch_statements"])
 def test_every_provider_capability_is_documented(capability):
-    assert f"`{capability}`" in README.read_text()
+    from finrpt_providers import PriceProvider
+
+    assert hasattr(PriceProvider, capability)
+    assert re.search(rf"`{capability}[`(]", README.read_text()), f"{capability} is not in the README"

@@ -87,6 +87,10 @@ class FakeMassiveREST(FakeHTTPServer):
         self.repeat_cursor = False
         self.malformed_next = 0
         self.always_null = False
+        # split listings as a flawed reference feed has them: (ticker, "YYYY-MM-DD", ratio) added,
+        # and ticker -> ratio replacing the market's own ratio (a wrong listing)
+        self.extra_splits: list[tuple[str, str, float]] = []
+        self.split_ratio_override: dict[str, float] = {}
         self._count = 0
         self._count_lock = threading.Lock()
         self._frames: dict[tuple[str, str, bool], pd.DataFrame] = {}
@@ -110,7 +114,7 @@ class FakeMassiveREST(FakeHTTPServer):
         fresh = FakeMassiveREST(self.market, self.api_key)
         for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
                   "fail_status", "delay", "page_size", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
-                  "repeat_cursor"):
+                  "repeat_cursor", "extra_splits", "split_ratio_override"):
             setattr(self, k, getattr(fresh, k))
         self.reset_next = self.hang_next = 0
         with self._lock:
@@ -237,7 +241,9 @@ class FakeMassiveREST(FakeHTTPServer):
             if t not in m.specs:
                 continue
             if path.endswith("splits"):
-                for ex, ratio in m.splits(t).items():
+                listed = [(ex, self.split_ratio_override.get(t, r)) for ex, r in m.splits(t).items()]
+                listed += [(pd.Timestamp(d, tz="America/New_York"), r) for tt, d, r in self.extra_splits if tt == t]
+                for ex, ratio in listed:
                     fr = Fraction(ratio).limit_denominator(1000)
                     row = {"ticker": t, "execution_date": ex.date().isoformat(),
                            "split_from": float(fr.denominator), "split_to": float(fr.numerator)}
@@ -245,7 +251,7 @@ class FakeMassiveREST(FakeHTTPServer):
                         row["id"] = f"E{uuid.uuid5(uuid.NAMESPACE_URL, t + str(ex)).hex[:20]}"
                     else:
                         row["adjustment_type"] = "forward_split" if ratio > 1 else "reverse_split"
-                        row["historical_adjustment_factor"] = float(1 / m._split_factor(t, (ex - pd.Timedelta(days=1)).date()))
+                        row["historical_adjustment_factor"] = float(1 / max(m._split_factor(t, (ex - pd.Timedelta(days=1)).date()), 1e-9))
                     rows.append(row)
             else:
                 for ex, cash in m.dividends(t).items():
