@@ -145,9 +145,8 @@ def test_light_imports():
 def test_public_shortcuts_load_lazily():
     import finrpt_providers as fp
     from finrpt_providers import dataer
-    from finrpt_providers.providers import massive_flatfiles
 
-    assert fp.iter_trades is massive_flatfiles.iter_trades and fp.iter_quotes is massive_flatfiles.iter_quotes
+    assert not hasattr(fp, "iter_trades")  # a provider's functions are imported from the provider
     assert fp.Dataer is dataer.Dataer and fp.DataerMixin is dataer.DataerMixin
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         fp.nope  # noqa: B018

@@ -94,7 +94,7 @@ def test_no_yfinance_in_the_chain_means_empty_statements(cfg, caplog):
     with caplog.at_level("INFO"):
         fin = Dataer(only_massive).get_finacncials_yf("AAPL", "2026-01-10", "2025-12-01")
     assert fin["stock_income"].empty and fin["stock_balance_sheet"].empty
-    assert any("yfinance is not in FINRPT_PRICE_PROVIDERS" in r.getMessage() for r in caplog.records)
+    assert any("no provider in FINRPT_PRICE_PROVIDERS serves them" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("code", ["600519.SS", "300750.SZ", "600519"])

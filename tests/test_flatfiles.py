@@ -322,8 +322,7 @@ def test_cli_fetch_trades(cfg):
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        code, out, err = run("fetch", "RSPL", "--start", TICK_DAY.isoformat(), "--dataset", "trades",
-                             "--format", "csv")
+        code, out, err = run("trades", "RSPL", "--date", TICK_DAY.isoformat(), "--format", "csv")
     finally:
         for k, v in old.items():
             if v is None:
@@ -336,21 +335,27 @@ def test_cli_fetch_trades(cfg):
 
 
 def test_no_actions_source_means_raw_only(cfg, fake_yahoo, monkeypatch):
-    none = cfg.merged({"MASSIVE_FLATFILES_ACTIONS": "none"})
+    from finrpt_providers import pipeline
+
+    none = cfg.merged({"FINRPT_ACTIONS_PROVIDERS": ""})
     p = provider(none)
-    assert "needs corporate actions" in p.cannot_serve(PriceQuery("AAPL", "2026-02-02", "2026-02-03"),
-                                                       dt.date(2026, 7, 1))
-    assert p.cannot_serve(PriceQuery("AAPL", "2026-02-02", "2026-02-03", adjustment="raw"), dt.date(2026, 7, 1)) is None
+    _, why = pipeline.plan(p, PriceQuery("AAPL", "2026-02-02", "2026-02-03"), dt.date(2026, 7, 1))
+    assert "splits from massive_flatfiles's raw bars needs splits and dividends" in why
+    assert pipeline.plan(p, PriceQuery("AAPL", "2026-02-02", "2026-02-03", adjustment="raw"),
+                         dt.date(2026, 7, 1)) == (PriceQuery("AAPL", "2026-02-02", "2026-02-03", adjustment="raw"), None)
     with pytest.raises(fp.UnsupportedQuery, match="no corporate-actions source"):
-        p.fetch(PriceQuery("AAPL", "2026-02-02", "2026-02-03"))
+        fp.chain.fetch_one(p, "AAPL", "2026-02-02", "2026-02-03")
+    with pytest.raises(fp.AllProvidersFailed, match="massive_flatfiles skipped"):
+        fp.get_prices("AAPL", "2026-02-02", "2026-02-03", providers=["massive_flatfiles"], config=none)
 
 
 def test_total_never_uses_a_wrong_close_when_a_day_file_is_missing(cfg, ff, market):
     prev = dt.date(2026, 3, 9)  # the session before NVDA's 2026-03-10 ex-dividend date
     ff.remove("day_aggs_v1", prev)
     try:
-        with pytest.raises(DataIntegrityError, match="2026-03-10 dividend of NVDA.*2026-03-09 is missing"):
-            provider(cfg).fetch(PriceQuery("NVDA", "2026-02-02", "2026-02-06", adjustment="total"))
+        with pytest.raises(DataIntegrityError, match="2026-03-10 dividend of NVDA: massive_flatfiles has no close "
+                                                     "for 2026-03-09"):
+            fp.chain.fetch_one(provider(cfg), "NVDA", "2026-02-02", "2026-02-06", adjustment="total")
         chain = cfg.merged({"FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest"})
         df = fp.get_prices("NVDA", "2026-02-02", "2026-02-06", adjustment="total", config=chain)
         assert df.attrs["provider"] == "massive_rest"

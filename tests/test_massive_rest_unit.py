@@ -290,8 +290,15 @@ def test_corporate_actions_new_endpoints_legacy_fallback_pagination_and_cache():
     divs = client.dividends("AAPL")
     assert divs.tolist() == [0.77, 0.82]  # sorted by ex-date across pages
     n = len(responses.calls)
-    client.splits("AAPL"), client.dividends("AAPL"), provider().client().dividends("AAPL")
-    assert len(responses.calls) == n  # cached for the process
+    from finrpt_providers import actions
+
+    actions.clear_cache()
+    first = actions.get_actions("AAPL", provider().config)  # the core's one cache, keyed by source and ticker
+    assert first.source == "massive_rest" and first.splits.tolist() == [4.0]
+    m = len(responses.calls)
+    assert m > n
+    actions.get_actions("AAPL", provider().config)
+    assert len(responses.calls) == m  # the same source and ticker: answered from the cache
 
 
 @responses.activate

@@ -30,7 +30,7 @@ def test_interval_names(given, want):
     assert normalize_interval(given) == want
 
 
-@pytest.mark.parametrize("given,words", [("1M", "write '1m' for 1 minute(s) or '1mo' for 1 month"),
+@pytest.mark.parametrize("given,words", [("1M", r"write '1m' for 1 minute\(s\) or '1mo' for 1 month"),
                                          ("3M", "'3mo'"), ("1W", "ambiguous in case"), ("1WK", "ambiguous"),
                                          ("1y", "not supported")])
 def test_ambiguous_or_unknown_intervals_are_refused(given, words):
@@ -59,7 +59,7 @@ def test_period_resampling_rules():
     assert list(wk.index) == [pd.Timestamp("2026-06-29", tz="America/New_York")]
     row = wk.iloc[0]
     assert (row.open, row.high, row.low, row.close, row.volume) == (10.0, 15.0, 8.0, 12.5, 800.0)
-    assert np.isnan(row.vwap) and pd.isna(row.transactions)  # one session lacks each
+    assert np.isnan(wk["vwap"].iloc[0]) and pd.isna(wk["transactions"].iloc[0])  # one session lacks each
     mo = resample_periods(daily, "1mo")
     assert [t.date() for t in mo.index] == [dt.date(2026, 6, 1), dt.date(2026, 7, 1)]
     assert mo["vwap"].iloc[0] == pytest.approx((10.5 * 100 + 11.5 * 300) / 400)
@@ -174,11 +174,11 @@ def test_total_needs_the_close_of_the_session_right_before_the_ex_date(full_conf
 
 # -- settings -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,value,words", [
-    ("MASSIVE_REST_REQUESTS_PER_MINUTE", "0.5", r"requests_per_minute\] = '0.5' is not valid: use a whole number >= 0"),
-    ("MASSIVE_REST_MAX_RETRIES", "nan", r"max_retries\] = 'nan' is not valid: use a whole number >= 0 and <= 20"),
-    ("MASSIVE_REST_READ_TIMEOUT", "0", r"read_timeout\] = '0' is not valid: out of range: use a number > 0"),
-    ("MASSIVE_S3_ENDPOINT", "files.massive.com", r"endpoint\] = 'files.massive.com' is not valid: use an http"),
-    ("FINRPT_PROVIDERS_TODAY", "tomorrow", r"today\] = 'tomorrow' is not valid: use a date YYYY-MM-DD"),
+    ("MASSIVE_REST_REQUESTS_PER_MINUTE", "0.5", r"requests_per_minute\) = '0.5' is not valid: use a whole number >= 0"),
+    ("MASSIVE_REST_MAX_RETRIES", "nan", r"max_retries\) = 'nan' is not valid: use a whole number >= 0 and <= 20"),
+    ("MASSIVE_REST_READ_TIMEOUT", "0", r"read_timeout\) = '0' is not valid: out of range: use a number > 0"),
+    ("MASSIVE_S3_ENDPOINT", "files.massive.com", r"endpoint\) = 'files.massive.com' is not valid: use an http"),
+    ("FINRPT_PROVIDERS_TODAY", "tomorrow", r"today\) = 'tomorrow' is not valid: use a date YYYY-MM-DD"),
 ])
 def test_bad_setting_values_name_the_setting_and_the_range(name, value, words):
     with pytest.raises(ConfigurationError, match=words):

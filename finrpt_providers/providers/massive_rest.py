@@ -378,7 +378,7 @@ class MassiveClient:
             items[day] = ratio  # one event per day (the endpoints may list it twice)
         ordered = sorted(items.items())
         return pd.Series([v for _, v in ordered], dtype="float64", name="ratio",
-                         index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in ordered]).as_unit("ns"))
+                         index=pd.DatetimeIndex([pd.Timestamp(d) for d, _ in ordered], dtype="datetime64[ns]").tz_localize(ET))
 
     def dividends(self, ticker: str) -> pd.Series:
         """Cash dividend per share as declared (as traded then) by ex-date (ET), all history."""
@@ -398,7 +398,7 @@ class MassiveClient:
             items[day] = items.get(day, 0.0) + cash  # a regular and a special on one day add up
         ordered = sorted(items.items())
         return pd.Series([v for _, v in ordered], dtype="float64", name="cash",
-                         index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in ordered]).as_unit("ns"))
+                         index=pd.DatetimeIndex([pd.Timestamp(d) for d, _ in ordered], dtype="datetime64[ns]").tz_localize(ET))
 
 
 def _checked(page: dict, path: str) -> dict:
