@@ -48,11 +48,12 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
             return None, f"interval {interval} not served (serves {served})"
         interval = base
     adjustment = query.adjustment
-    if adjustment not in provider.adjustments:
-        adjustment = next((a for a in ("raw", "splits") if a in provider.adjustments), None)
+    native = provider.native_adjustments(interval)
+    if adjustment not in native:
+        adjustment = next((a for a in ("raw", "splits") if a in native), None)
         if adjustment is None:
-            return None, (f"adjustment {query.adjustment} not served, and not derivable from "
-                          f"{', '.join(sorted(provider.adjustments))}")
+            return None, (f"adjustment {query.adjustment} not served at {interval}, and not derivable from "
+                          f"{', '.join(sorted(native)) or 'nothing'}")
         ready, _why = actions.available(provider.config)
         if not ready:
             return None, actions.none_available_message(provider.config,
@@ -158,11 +159,11 @@ def as_traded_closes(provider: PriceProvider) -> actions.Closes:
     from .plugins import registry
 
     def closes(ticker: str, sessions: list[dt.date]) -> pd.Series | None:
-        candidates = [provider] if "raw" in provider.adjustments and "1d" in provider.intervals else []
+        candidates = [provider] if "raw" in provider.native_adjustments("1d") and "1d" in provider.intervals else []
         reg = registry()
         for name in provider.config.providers if provider.config is not None else []:
             entry = reg.get(name)
-            if entry is None or name == provider.name or "raw" not in entry.provider.adjustments \
+            if entry is None or name == provider.name or "raw" not in entry.provider.native_adjustments("1d") \
                     or "1d" not in entry.provider.intervals:
                 continue
             p = entry.provider.configured(provider.config)

@@ -176,6 +176,11 @@ class PriceProvider:
         clone.config = config
         return clone
 
+    def native_adjustments(self, interval: str) -> frozenset[str]:
+        """The adjustments served natively at ``interval`` (default: :attr:`adjustments` at
+        every interval). Override when a source adjusts differently by interval."""
+        return self.adjustments
+
     def earliest(self, query: PriceQuery, today: dt.date) -> dt.date | None:
         """Earliest date this provider can serve for the query's interval (None: no limit)."""
         return None
@@ -216,8 +221,9 @@ class PriceProvider:
             return reason
         if query.interval not in self.intervals:
             return f"interval {query.interval} not served (serves {', '.join(sorted(self.intervals, key=INTERVALS.index))})"
-        if query.adjustment not in self.adjustments:
-            return f"adjustment {query.adjustment} not served (serves {', '.join(sorted(self.adjustments))})"
+        native = self.native_adjustments(query.interval)
+        if query.adjustment not in native:
+            return f"adjustment {query.adjustment} not served at {query.interval} (serves {', '.join(sorted(native))})"
         earliest = self.earliest(query, today)
         if earliest is not None and query.start < earliest:
             return f"{query.interval} bars only from {earliest} (asked from {query.start})"

@@ -205,7 +205,7 @@ def test_every_setting_is_documented():
 
 
 @pytest.mark.parametrize("capability", ["serves_actions", "serves_statements", "settings", "fetch_sessions",
-                                        "fetch_actions", "fetch_statements"])
+                                        "fetch_actions", "fetch_statements", "native_adjustments", "earliest"])
 def test_every_provider_capability_is_documented(capability):
     from finrpt_providers import PriceProvider
 

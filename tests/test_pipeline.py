@@ -102,6 +102,15 @@ def test_periods_from_stitched_daily_bars(full_config, market, interval):
     assert df.index[0] == pd.Timestamp(period_start(dt.date(2025, 10, 6), interval), tz="America/New_York")
 
 
+def test_yahoo_intraday_total_is_derived_not_taken_from_yfinance(full_config, market):
+    """Yahoo's intraday charts carry no adjclose, so yfinance's intraday auto_adjust is not the
+    total-return series; the core derives it (this was 3.7e-4 off with NVDA's 2025-12 dividend)."""
+    df = fp.get_prices("NVDA", "2025-11-12", "2025-11-19", interval="1h", adjustment="total",
+                       providers=["yfinance"], config=full_config)
+    assert_same_bars(df, market.truth("NVDA", "2025-11-12", "2025-11-19", "1h", "total"), price_rtol=1e-12)
+    assert df.attrs["actions"] == "massive_rest"
+
+
 def test_adjusting_before_resampling_matters(full_config, market):
     """The month of a split: resampling raw bars then adjusting would mix two price bases."""
     raw = fp.get_prices("NVDA", "2025-11-01", "2025-11-30", interval="1mo", adjustment="raw", config=full_config)

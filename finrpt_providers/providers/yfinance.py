@@ -1,8 +1,9 @@
 """Provider ``yfinance``: Yahoo Finance through the yfinance library (free, no key).
 
 * ``Ticker.history`` per symbol; our inclusive ``end`` becomes Yahoo's exclusive one.
-* Native adjustments: ``total`` = ``auto_adjust=True`` (splits and dividends);
-  ``splits`` = ``auto_adjust=False`` and its ``Close``. Yahoo never serves as-traded
+* Native adjustments: ``total`` = ``auto_adjust=True`` (splits and dividends), daily
+  only (intraday charts carry no adjclose); ``splits`` = ``auto_adjust=False`` and its
+  ``Close``. Yahoo never serves as-traded
   prices: the core derives ``raw`` by undoing the configured splits.
 * Corporate actions (``serves_actions``): ``Stock Splits`` and ``Dividends`` of the whole
   history, dividends converted back to the cash declared then; quarterly statements
@@ -180,6 +181,11 @@ class YFinanceProvider(PriceProvider):
             return pd.DataFrame()
         out = pd.concat(frames)
         return out[~out.index.duplicated(keep="first")].sort_index()
+
+    def native_adjustments(self, interval: str) -> frozenset[str]:
+        # Yahoo's intraday charts carry no adjclose: yfinance's intraday auto_adjust is not the
+        # total-return series the daily bars are, so the core derives intraday `total`.
+        return self.adjustments if interval == "1d" else frozenset({"splits"})
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         symbol = to_yahoo_symbol(query.ticker)

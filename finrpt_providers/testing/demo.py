@@ -44,6 +44,8 @@ def run_demo(plot: str) -> int:
             ("NVDA", "2025-11-12", "2025-11-19", "1d", "raw", "4-for-1 split on 2025-11-17, as traded", None),
             ("NVDA", "2025-11-12", "2025-11-19", "1d", "splits", "the same, split-adjusted", None),
             ("RSPL", "2026-01-15", "2026-01-22", "1d", "raw", "1-for-3 reverse split on 2026-01-20", None),
+            ("NVDA", "2025-11-03", "2025-12-31", "1wk", "total",
+             "weekly bars, derived in the core from daily bars, adjusted before resampling", None),
             ("BRK.B", "2026-06-22", "2026-06-26", "1d", "splits",
              "fallback: Massive answers 429 to everything", rate_limited),
             ("BRK.B", "2026-06-26", "2026-06-26", "1h", "splits",
