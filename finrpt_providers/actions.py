@@ -140,10 +140,12 @@ def _raw_events(provider, ticker: str) -> tuple[pd.Series, pd.Series]:
     return hit[0].copy(), hit[1].copy()
 
 
-def get_actions(ticker: str, config: Config, closes: Closes | None = None) -> Actions:
+def get_actions(ticker: str, config: Config, closes: Closes | None = None, since: Any = None) -> Actions:
     """Validated splits and dividends of ``ticker`` from the first configured source that
-    answers and passes validation. UnsupportedQuery when no source is usable; the last
-    source's error (with every source's reason) when all fail."""
+    answers and passes validation. Splits after ``since`` (a Timestamp: those that adjust
+    the bars at hand; None: all) are validated against ``closes``; verdicts are cached.
+    UnsupportedQuery when no source is usable; the last source's error (with every
+    source's reason) when all fail."""
     from .plugins import registry
 
     ready, why = available(config)
@@ -154,24 +156,16 @@ def get_actions(ticker: str, config: Config, closes: Closes | None = None) -> Ac
     last: ProviderError | None = None
     for name in ready:
         provider = reg[name].provider.configured(config)
-        vkey = ("validated", _identity(provider), ticker, closes is not None)
-        with _lock:
-            hit = _cache.get(vkey)
-        if hit is not None:
-            return hit
         try:
             splits, dividends = _raw_events(provider, ticker)
-            splits, notes = validate_splits(ticker, splits, closes, name)
+            splits, notes = validate_splits(ticker, splits, closes, name, since, _identity(provider))
         except ProviderError as e:
             failures.append(f"{name}: {e}")
             last = e
             log.warning("corporate actions of %s from %s unusable (%s)%s", ticker, name, e,
                         "; trying the next source" if name != ready[-1] else "")
             continue
-        result = Actions(ticker, splits, _clean_dividends(dividends), name, tuple(failures) + tuple(notes))
-        with _lock:
-            _cache[vkey] = result
-        return result
+        return Actions(ticker, splits, _clean_dividends(dividends), name, tuple(failures) + tuple(notes))
     assert last is not None
     if len(failures) == 1:
         raise last
@@ -187,12 +181,14 @@ def _clean_dividends(dividends: pd.Series) -> pd.Series:
     return pd.Series(d.to_numpy(dtype="float64"), index=d.index, name="cash").sort_index()
 
 
-def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None,
-                    source: str) -> tuple[pd.Series, list[str]]:
-    """Merge duplicate listings and check every checkable ratio against as-traded closes.
+def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None, source: str, since: Any = None,
+                    identity: Any = None) -> tuple[pd.Series, list[str]]:
+    """Merge duplicate listings and check every checkable ratio after ``since`` against
+    as-traded closes (earlier ones adjust nothing asked: left as listed).
 
     Returns (splits, notes). Raises DataIntegrityError when the closes contradict a
     ratio, or when a duplicate cannot be resolved because no as-traded closes exist.
+    A verdict is cached per (source, ticker, listing) when ``identity`` is given.
     """
     import numpy as np
     import pandas as pd
@@ -231,34 +227,69 @@ def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None,
 
     kept: list[tuple[pd.Timestamp, float]] = []
     for g in groups:
-        ratio = g[0][1]
-        checkable = ratio >= CHECKABLE or ratio <= 1 / CHECKABLE
-        seen = jumps([ex for ex, _ in g]) if checkable else None
-        if len(g) > 1:
-            listed = ", ".join(str(ex.date()) for ex, _ in g)
-            if not seen:
-                raise DataIntegrityError(
-                    f"{source} lists the {_ratio_text(ratio)} split of {ticker} {len(g)} times ({listed}) and no "
-                    "as-traded prices are available to tell which date is real: put a provider that serves "
-                    "raw bars in the chain, or another actions source first in FINRPT_ACTIONS_PROVIDERS",
-                    provider=source)
-            best = min(seen, key=lambda ex: abs(np.log(seen[ex] / ratio)))
-            notes.append(f"{source} listed the {_ratio_text(ratio)} split of {ticker} on {listed}: one event, "
-                         f"dated {best.date()} where the as-traded price moves by {seen[best]:.3g}")
-            log.info(notes[-1])
-            g = [(best, ratio)]
-        ex = g[0][0]
-        if checkable:
-            seen = seen if seen is not None and len(g) == 1 and ex in (seen or {}) else jumps([ex])
-            if seen and ex in seen and abs(np.log(seen[ex] / ratio)) > TOLERANCE:
-                raise DataIntegrityError(
-                    f"{source} lists a {_ratio_text(ratio)} split of {ticker} on {ex.date()}, but the as-traded "
-                    f"price moves by {seen[ex]:.3g}x there: not applied; check the ticker's corporate actions or "
-                    "put another source first in FINRPT_ACTIONS_PROVIDERS", provider=source)
-        kept.append(g[0])
+        if since is not None and g[-1][0] <= since:
+            kept.extend(g)  # adjusts no bar asked about: not worth a download to check
+            continue
+        vkey = ("verdict", identity, ticker, tuple(g), closes is not None) if identity is not None else None
+        with _lock:
+            verdict = _cache.get(vkey) if vkey else None
+        if verdict is not None:
+            if isinstance(verdict, DataIntegrityError):
+                raise verdict
+            kept.append(verdict[0])
+            if verdict[1]:
+                notes.append(verdict[1])
+            continue
+        try:
+            event, note = _check_group(ticker, g, jumps, source)
+        except DataIntegrityError as e:
+            if vkey:
+                with _lock:
+                    _cache[vkey] = e
+            raise
+        if vkey:
+            with _lock:
+                _cache[vkey] = (event, note)
+        kept.append(event)
+        if note:
+            notes.append(note)
+    kept.sort()
     out = pd.Series([r for _, r in kept], dtype="float64", name="ratio",
-                    index=pd.DatetimeIndex([ex for ex, _ in kept]).tz_convert(ET).as_unit("ns"))
+                    index=pd.DatetimeIndex([ex for ex, _ in kept], dtype="datetime64[ns, America/New_York]"))
     return out, notes
+
+
+def _check_group(ticker: str, g: list, jumps, source: str) -> tuple[tuple, str]:
+    """One listed split (or its duplicates) -> (the event, a note), or DataIntegrityError."""
+    import numpy as np
+
+    note = ""
+    ratio = g[0][1]
+    checkable = ratio >= CHECKABLE or ratio <= 1 / CHECKABLE
+    seen = jumps([ex for ex, _ in g]) if checkable else None
+    if len(g) > 1:
+        listed = ", ".join(str(ex.date()) for ex, _ in g)
+        if not seen:
+            raise DataIntegrityError(
+                f"{source} lists the {_ratio_text(ratio)} split of {ticker} {len(g)} times ({listed}) and no "
+                "as-traded prices are available to tell which date is real: put a provider that serves "
+                "raw bars in the chain, or another actions source first in FINRPT_ACTIONS_PROVIDERS",
+                provider=source)
+        best = min(seen, key=lambda ex: abs(np.log(seen[ex] / ratio)))
+        note = (f"{source} listed the {_ratio_text(ratio)} split of {ticker} on {listed}: one event, "
+                f"dated {best.date()} where the as-traded price moves by {seen[best]:.3g}")
+        log.info(note)
+        g = [(best, ratio)]
+    ex = g[0][0]
+    if checkable:
+        if not seen or ex not in seen:
+            seen = jumps([ex])
+        if seen and ex in seen and abs(np.log(seen[ex] / ratio)) > TOLERANCE:
+            raise DataIntegrityError(
+                f"{source} lists a {_ratio_text(ratio)} split of {ticker} on {ex.date()}, but the as-traded "
+                f"price moves by {seen[ex]:.3g}x there: not applied; check the ticker's corporate actions or "
+                "put another source first in FINRPT_ACTIONS_PROVIDERS", provider=source)
+    return g[0], note
 
 
 def _ratio_text(ratio: float) -> str:

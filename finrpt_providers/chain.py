@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import calendar, pipeline
 from .config import Config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, ProviderError
-from .intervals import is_period, period_end, resample_periods, widen
+from .intervals import is_period, resample_periods, widen
 from .plugins import registry
 from .provider import PriceQuery, empty_bars
 
@@ -81,13 +81,7 @@ class Chain:
 
     def _fetch_periods(self, query: PriceQuery, today: dt.date) -> pd.DataFrame:
         start, end = widen(query.start, query.end, query.interval)
-        daily = self.fetch(query.replace(interval="1d", start=start, end=end))
-        out = resample_periods(daily, query.interval)
-        out.attrs = dict(daily.attrs)
-        out.attrs["interval"] = query.interval
-        # A period that today falls in is still running: its bar ends at the last session.
-        out.attrs["partial_last"] = bool(len(out)) and period_end(out.index[-1].date(), query.interval) >= today
-        return out
+        return resample_periods(self.fetch(query.replace(interval="1d", start=start, end=end)), query.interval, today)
 
     def _resolve(self, query: PriceQuery, names: list[str], attempts: list[dict[str, Any]],
                  today: dt.date, note: str) -> tuple[pd.DataFrame, list[dict[str, Any]]] | None:
@@ -104,12 +98,12 @@ class Chain:
                        f"(installed: {', '.join(sorted(reg)) or 'none'})")
                 continue
             provider = entry.provider.configured(self.config)
-            _native, reason = pipeline.plan(provider, query, today)
-            if reason:
-                record(name, "skipped", reason)
+            native, reason = pipeline.plan(provider, query, today)
+            if native is None:
+                record(name, "skipped", reason or "cannot serve")
                 continue
             try:
-                df = pipeline.fetch(provider, query, today)
+                df = pipeline.fetch(provider, query, today, native)
             except InvalidQuery:
                 raise
             except ProviderError as e:
@@ -196,8 +190,6 @@ def _fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.
     query.check_not_future(today)
     if is_period(query.interval):
         start, end = widen(query.start, query.end, query.interval)
-        daily = _fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg)
-        out = resample_periods(daily, query.interval)
-        out.attrs["partial_last"] = bool(len(out)) and period_end(out.index[-1].date(), query.interval) >= today
-        return out
+        return resample_periods(_fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg),
+                                query.interval, today)
     return pipeline.fetch(provider, query, today)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chain import expected_sessions, get_prices, resolve_config
 from .errors import InvalidQuery, ProviderError
+from .intervals import is_period, period_start, widen
 from .provider import PriceQuery
 
 if TYPE_CHECKING:
@@ -157,7 +158,12 @@ def compare(ticker: str, start: Any, end: Any, *, providers: Sequence[str] | Non
             raise
         except ProviderError as e:
             errors[name] = str(e)
-    expected = expected_sessions(query, cfg.today())
+    if is_period(query.interval):  # bars are labelled by period start: expect one per period with a session
+        start, end = widen(query.start, query.end, query.interval)
+        days = expected_sessions(query.replace(start=start, end=end), cfg.today())
+        expected = sorted({period_start(d, query.interval) for d in days})
+    else:
+        expected = expected_sessions(query, cfg.today())
     missing = {}
     for name, df in frames.items():
         have = {ts.date() for ts in df.index.normalize()} if len(df) else set()

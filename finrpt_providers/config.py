@@ -136,16 +136,25 @@ CORE_SETTINGS: tuple[Setting, ...] = (
 )
 
 
+_settings_cache: tuple[object, dict[str, Setting]] | None = None
+
+
 def all_settings() -> dict[str, Setting]:
-    """Every declared setting by canonical name: the core's, then each registered provider's."""
+    """Every declared setting by canonical name: the core's, then each registered provider's
+    (built once per registry)."""
+    global _settings_cache
     from .plugins import default_providers, registry
 
+    reg = registry()
+    if _settings_cache is not None and _settings_cache[0] is reg:
+        return _settings_cache[1]
     out = {s.name: s for s in CORE_SETTINGS}
     chain = out["FINRPT_PRICE_PROVIDERS"]
     out[chain.name] = dataclasses.replace(chain, default=",".join(default_providers()))
-    for entry in registry().values():
+    for entry in reg.values():
         for s in entry.provider.settings:
             out.setdefault(s.name, s)
+    _settings_cache = (reg, out)
     return out
 
 

@@ -123,13 +123,17 @@ def resample_minutes(df: pd.DataFrame, interval: str) -> pd.DataFrame:
     return out
 
 
-def resample_periods(df: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """Daily bars -> ``1wk``/``1mo``/``3mo`` bars (see the module docstring for the rules)."""
+def resample_periods(df: pd.DataFrame, interval: str, today: dt.date | None = None) -> pd.DataFrame:
+    """Daily bars -> ``1wk``/``1mo``/``3mo`` bars (see the module docstring for the rules).
+    With ``today``, ``attrs["partial_last"]`` says whether the last period is still running
+    (today falls in it: its bar ends at the last session so far)."""
     import numpy as np
     import pandas as pd
 
     if df.empty:
-        return df
+        out = df.copy()
+        out.attrs = {**df.attrs, "interval": interval, **({"partial_last": False} if today else {})}
+        return out
     days = df.index.tz_localize(None).normalize()
     starts = pd.DatetimeIndex([period_start(d.date(), interval) for d in days.unique()])
     first_of = dict(zip(days.unique(), starts))
@@ -148,5 +152,7 @@ def resample_periods(df: pd.DataFrame, interval: str) -> pd.DataFrame:
     tx_known = tx.notna().groupby(keys).all()
     out["transactions"] = tx.groupby(keys).sum(min_count=1).astype("Int64").where(tx_known, pd.NA)
     out.index.name = "timestamp"
-    out.attrs = dict(df.attrs)
+    out.attrs = {**df.attrs, "interval": interval}
+    if today is not None:
+        out.attrs["partial_last"] = period_end(out.index[-1].date(), interval) >= today
     return out

@@ -65,13 +65,15 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
     return native, None
 
 
-def fetch(provider: PriceProvider, query: PriceQuery, today: dt.date) -> pd.DataFrame:
+def fetch(provider: PriceProvider, query: PriceQuery, today: dt.date, native: PriceQuery | None = None
+          ) -> pd.DataFrame:
     """``provider``'s bars for ``query`` (any base interval, any adjustment), derived from
-    what it serves natively. ``attrs["actions"]`` names the corporate-actions source
-    used ("" when none was needed)."""
-    native, reason = plan(provider, query, today)
+    what it serves natively (``native``: the plan, when the caller has made it).
+    ``attrs["actions"]`` names the corporate-actions source used ("" when none was needed)."""
     if native is None:
-        raise UnsupportedQuery(reason or "cannot serve", provider=provider.name)
+        native, reason = plan(provider, query, today)
+        if native is None:
+            raise UnsupportedQuery(reason or "cannot serve", provider=provider.name)
     bars = validate_bars(clip(provider.fetch(native), native), native, provider=provider.name)
     source = ""
     if not bars.empty and native.adjustment != query.adjustment:
@@ -98,8 +100,8 @@ def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ti
     """Bars adjusted as ``have`` (raw or splits) -> ``want``; (bars, actions source)."""
     from .adjust import apply_factors, dividend_factor, split_factor
 
-    acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider))
     days = bars.index.normalize()
+    acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider), since=days.min())
     s = split_factor(days, acts.splits)
     to_raw = s if have == "splits" else 1.0  # native -> as traded
     if want == "raw":

@@ -257,7 +257,8 @@ class PriceProvider:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-_import_problems: dict[str, str | None] = {}
+_import_problems: dict[str, str | None] = {}  # deep answers: does it import?
+_installed: dict[str, bool] = {}  # shallow answers: is it there?
 
 
 def _import_problem(module: str, deep: bool) -> str | None:
@@ -267,11 +268,12 @@ def _import_problem(module: str, deep: bool) -> str | None:
 
     if module in _import_problems:
         return _import_problems[module]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
+    if module not in _installed:
+        try:
+            _installed[module] = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            _installed[module] = False
+    if not _installed[module]:
         return "not installed"
     if not deep:
         return None

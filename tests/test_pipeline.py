@@ -269,3 +269,14 @@ def test_the_demo_without_the_sandbox_extra_says_which_extra(monkeypatch, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: the sandbox needs moto (its fake flat files run on moto's S3 server): "
                    "pip install 'finrpt-providers[sandbox]'"]
+
+
+def test_compare_weekly_bars_across_providers(full_config):
+    from finrpt_providers.compare import Tolerances, compare
+
+    result = compare("NVDA", "2025-11-03", "2025-12-31", interval="1wk", adjustment="total",
+                     providers=["massive_rest", "yfinance", "massive_flatfiles"], config=full_config,
+                     tolerances=Tolerances(price_rtol=1e-9, volume_rtol=1e-6))
+    assert result.agree, result.reasons
+    assert all(gone == [] for gone in result.missing.values())
+    assert len(result.frames["yfinance"]) == 9  # Nov 3 .. Dec 29: nine Mondays

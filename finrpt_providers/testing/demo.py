@@ -4,14 +4,6 @@ checked against the synthetic market's truth. Offline."""
 from __future__ import annotations
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*map(str, r)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def run_demo(plot: str) -> int:
     """Fetch through the chain from the sandbox and check every answer against the truth."""
     import datetime as dt
@@ -21,8 +13,10 @@ def run_demo(plot: str) -> int:
 
     from .. import list_providers
     from ..chain import get_prices
-    from .sandbox import sandbox
+    from ..cli import _table
+    from .sandbox import require_sandbox_extra, sandbox
 
+    require_sandbox_extra()
     print("Starting the sandbox: fake services on 127.0.0.1 serving a synthetic market (no internet).\n")
     with sandbox() as box:
         cfg, market = box.config, box.market
