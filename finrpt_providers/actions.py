@@ -134,10 +134,26 @@ def _raw_events(provider, ticker: str) -> tuple[pd.Series, pd.Series]:
     with _lock:
         hit = _cache.get(key)
     if hit is None:
-        hit = provider.fetch_actions(ticker)
+        hit = tuple(_checked_series(s, what, provider.name, ticker)
+                    for s, what in zip(provider.fetch_actions(ticker), ("splits", "dividends")))
         with _lock:
             _cache[key] = hit
     return hit[0].copy(), hit[1].copy()
+
+
+def _checked_series(s: Any, what: str, source: str, ticker: str) -> pd.Series:
+    """A provider's events as float64 by ET-midnight ex-date (naive dates are read as ET)."""
+    import pandas as pd
+
+    if not isinstance(s, pd.Series) or not isinstance(s.index, pd.DatetimeIndex):
+        raise DataIntegrityError(f"{source} returned {what} of {ticker} that are not a Series by ex-date "
+                                 f"({type(s).__name__})", provider=source)
+    idx = s.index.tz_localize(ET) if s.index.tz is None else s.index.tz_convert(ET)
+    try:
+        values = s.to_numpy(dtype="float64")
+    except (TypeError, ValueError):
+        raise DataIntegrityError(f"{source} returned non-numeric {what} of {ticker}", provider=source) from None
+    return pd.Series(values, index=idx.normalize().as_unit("ns"), name=s.name).sort_index()
 
 
 def get_actions(ticker: str, config: Config, closes: Closes | None = None, since: Any = None) -> Actions:

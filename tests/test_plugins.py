@@ -110,6 +110,26 @@ def test_third_party_provider_answers_through_the_chain(site):
     assert closes[0] > 3 * closes[-1]  # the 4-for-1 split, as traded
 
 
+def test_a_third_party_provider_gets_adjustments_settings_and_commands_like_the_built_ins(site):
+    """Native raw only: the core derives splits with the plugin's own corporate actions."""
+    env = dict(FINRPT_PROVIDERS_LOAD_PLUGINS="example", FINRPT_PRICE_PROVIDERS="example_synthetic",
+               FINRPT_ACTIONS_PROVIDERS="example_synthetic", FINRPT_PROVIDERS_TODAY="2026-07-01")
+    out = run_cli(site, "fetch", "NVDA", "--start", "2025-11-13", "--end", "2025-11-18", "--adjustment", "splits",
+                  "--interval", "1wk", "--format", "json", **env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["provider"] == "example_synthetic" and [b["timestamp"][:10] for b in data["bars"]] == \
+        ["2025-11-10", "2025-11-17"]
+    assert "adjusted with corporate actions from example_synthetic" in out.stderr
+    cfg = run_cli(site, "config", **env, EXAMPLE_SYNTHETIC_LATENCY="0.01")
+    assert "EXAMPLE_SYNTHETIC_LATENCY" in cfg.stdout and "[example_synthetic] latency" in cfg.stdout
+    bad = run_cli(site, "providers", **env, EXAMPLE_SYNTHETIC_LATENCY="-1")
+    assert bad.returncode == 2 and "EXAMPLE_SYNTHETIC_LATENCY ([example_synthetic] latency) = '-1' is not valid" \
+        in bad.stderr
+    cmd = run_cli(site, "example-tickers", **env)
+    assert cmd.returncode == 0 and cmd.stdout.split() == ["AAPL", "SPY", "NVDA", "RSPL", "BRK.B", "NEWC"]
+
+
 @pytest.mark.parametrize("allow,shown,warned", [
     ("example", ["example_synthetic"], []),  # an entry-point name
     ("finrpt-providers-broken", [], ["broken_import", "broken_register"]),  # a distribution name

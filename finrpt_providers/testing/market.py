@@ -101,8 +101,8 @@ class SyntheticMarket:
         """Split ratio by ex-date (4.0 = 4-for-1; 1/3 = 1-for-3 reverse)."""
         spec = self.specs[ticker]
         items = [(d, r) for d, r in spec.splits if self.start <= d <= self.end]
-        return pd.Series([r for _, r in items], index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d, _ in items]),
-                         dtype="float64", name="ratio")
+        return pd.Series([r for _, r in items], dtype="float64", name="ratio",
+                         index=pd.DatetimeIndex([pd.Timestamp(d) for d, _ in items], dtype="datetime64[ns]").tz_localize(ET))
 
     def dividends(self, ticker: str) -> pd.Series:
         """Cash dividend per share AS DECLARED (pre-split basis before a split), by ex-date."""
