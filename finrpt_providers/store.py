@@ -133,6 +133,7 @@ class Store:
     def __init__(self, root: str | os.PathLike, prefix: str, layouts: dict[str, str]):
         self.root = Path(root)
         self.prefix = prefix
+        self.base = self.root / prefix  # built once: path joins show up on the warm path
         bad = {d: v for d, v in layouts.items() if v not in (YEAR, SESSION)}
         if bad:
             raise ValueError(f"store layouts must be {YEAR!r} or {SESSION!r}: {bad}")
@@ -150,7 +151,7 @@ class Store:
             raise ValueError(f"{dataset!r} is not a dataset of this store ({', '.join(self.layouts)})") from None
 
     def year_dir(self, dataset: str, year: int) -> Path:
-        return _year_dir(self.root / self.prefix, dataset, year)
+        return _year_dir(self.base, dataset, year)
 
     def data_path(self, dataset: str, day: dt.date) -> Path:
         if self.per_year(dataset):
@@ -257,7 +258,7 @@ class Store:
         _write_parquet(path, merged)
 
     def years(self, dataset: str) -> list[int]:
-        base = self.root / self.prefix / dataset
+        base = self.base / dataset
         if not base.is_dir():
             return []
         return sorted(int(p.name[5:]) for p in base.glob("year=*") if p.name[5:].isdigit())
