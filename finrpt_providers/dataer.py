@@ -100,7 +100,7 @@ class DataerMixin:
 
         bars = get_prices(stock_code, start, last, adjustment=adjustment, config=cfg)
         ticker = bars.attrs["ticker"]
-        stock_data = to_yfinance_shape(bars, *self._actions(cfg, ticker))
+        stock_data = to_yfinance_shape(bars, *self._actions(cfg, ticker, bars))
         bench = get_prices(BENCHMARK, start, last, adjustment=adjustment, config=cfg)
         bench_frame = benchmark_frame(bench)
         info = {"symbol": ticker, "currency": "USD", "provider": bars.attrs["provider"],
@@ -113,14 +113,21 @@ class DataerMixin:
         return out
 
     @staticmethod
-    def _actions(cfg: Config, ticker: str) -> tuple[pd.Series | None, pd.Series | None]:
+    def _actions(cfg: Config, ticker: str, bars: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
+        """The validated corporate actions of the chain, checked against the as-traded prices of
+        the provider that served the bars (as the pipeline checks them)."""
         from .actions import available, get_actions
+        from .pipeline import as_traded_closes
+        from .plugins import registry
 
         if not available(cfg)[0]:
             log.info("no corporate-actions source configured: Dividends and Stock Splits are zero")
             return None, None
+        served = bars.attrs["sources"][0]["provider"] if bars.attrs.get("sources") else None
+        entry = registry().get(served) if served else None
+        closes = as_traded_closes(entry.provider.configured(cfg)) if entry is not None else None
         try:
-            acts = get_actions(ticker, cfg)
+            acts = get_actions(ticker, cfg, closes, since=bars.index[0].normalize() if len(bars) else None)
             return acts.splits, acts.dividends
         except ProviderError as e:
             log.warning("corporate actions for %s unavailable (%s): Dividends and Stock Splits are zero", ticker, e)

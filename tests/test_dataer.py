@@ -125,3 +125,12 @@ def test_mixin_into_a_host_class_that_has_its_own_init(cfg):
     d = Mixed("db.sqlite", "sk-...")
     fin = d.get_finacncials_yf("AAPL", "2026-01-10", "2026-01-05")
     assert len(fin["stock_data"]) == 5 and d.get_finacncials_ak("600519.SS", "2026-01-10") == "akshare path"
+
+
+def test_a_split_listed_twice_shows_once_where_the_price_jumps(cfg, rest, market):
+    rest.extra_splits = [("NVDA", "2025-11-12", 4.0)]  # a legacy duplicate listing, five sessions early
+    fin = Dataer(cfg).get_finacncials_yf("NVDA", "2025-12-20", "2025-11-10")
+    sd = fin["stock_data"]
+    assert sd.loc["2025-11-17", "Stock Splits"] == 4.0 and sd["Stock Splits"].sum() == 4.0
+    truth = market.truth("NVDA", "2025-11-10", "2025-12-19", "1d", "total")
+    np.testing.assert_allclose(sd["Close"], truth["close"], rtol=1e-12)
