@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 from .chain import get_prices
-from .config import Config, ConfigurationError
+from .config import Config
 from .errors import (
     AllProvidersFailed,
     AuthenticationFailed,
+    ConfigurationError,
     DataIntegrityError,
     InvalidQuery,
     MissingCredentials,

@@ -229,9 +229,9 @@ def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None, sourc
             return None
         wanted: dict[pd.Timestamp, tuple[dt.date, dt.date]] = {}
         for ex in dates:
-            before = calendar.sessions(ex.date() - dt.timedelta(days=10), ex.date() - dt.timedelta(days=1))
+            before = calendar.session_before(ex.date())
             if before:
-                wanted[ex] = (before[-1], ex.date())
+                wanted[ex] = (before, ex.date())
         if not wanted:
             return {}
         days = sorted({d for pair in wanted.values() for d in pair})
@@ -286,11 +286,12 @@ def _check_group(ticker: str, g: list, jumps, source: str) -> tuple[tuple, str]:
     if len(g) > 1:
         listed = ", ".join(str(ex.date()) for ex, _ in g)
         if not seen:
+            why = ("no as-traded prices are available to tell which date is real: put a provider that serves "
+                   "raw bars in the chain" if checkable else
+                   "the ratio is too close to 1 for the prices to tell which date is real: check the listing")
             raise DataIntegrityError(
-                f"{source} lists the {_ratio_text(ratio)} split of {ticker} {len(g)} times ({listed}) and no "
-                "as-traded prices are available to tell which date is real: put a provider that serves "
-                "raw bars in the chain, or another actions source first in FINRPT_ACTIONS_PROVIDERS",
-                provider=source)
+                f"{source} lists the {_ratio_text(ratio)} split of {ticker} {len(g)} times ({listed}) and {why}, "
+                "or put another actions source first in FINRPT_ACTIONS_PROVIDERS", provider=source)
         best = min(seen, key=lambda ex: abs(np.log(seen[ex] / ratio)))
         note = (f"{source} listed the {_ratio_text(ratio)} split of {ticker} on {listed}: one event, "
                 f"dated {best.date()} where the as-traded price moves by {seen[best]:.3g}")

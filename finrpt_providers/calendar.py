@@ -40,6 +40,12 @@ def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
     return [ts.date() for ts in idx]
 
 
+def session_before(day: dt.date) -> dt.date | None:
+    """The NYSE session immediately before ``day`` (None when the calendar has none)."""
+    prev = sessions(day - dt.timedelta(days=10), day - dt.timedelta(days=1))  # longest closure: 4 days
+    return prev[-1] if prev else None
+
+
 @lru_cache(maxsize=8192)
 def session_hours(day: dt.date):
     """Regular open and close of a session as ET Timestamps (close is 13:00 on half days)."""

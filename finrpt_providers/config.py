@@ -14,11 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidQuery
-
-class ConfigurationError(InvalidQuery):
-    """A setting has a value outside what it accepts (the message names both)."""
-
+from .errors import ConfigurationError, InvalidQuery
 
 _TYPES = ("str", "int", "float", "bool", "list", "url", "path", "date")
 

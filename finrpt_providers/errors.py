@@ -33,6 +33,10 @@ class InvalidQuery(ProviderError, ValueError):
     """
 
 
+class ConfigurationError(InvalidQuery):
+    """A setting has a value outside what it accepts (the message names both)."""
+
+
 class UnsupportedQuery(ProviderError):
     """This provider cannot answer this (valid) question; another one may."""
 
@@ -90,6 +94,7 @@ class AllProvidersFailed(ProviderError):
 __all__ = [
     "ProviderError",
     "InvalidQuery",
+    "ConfigurationError",
     "UnsupportedQuery",
     "MissingCredentials",
     "AuthenticationFailed",

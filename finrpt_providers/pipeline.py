@@ -130,11 +130,11 @@ def closes_before(provider: PriceProvider, ticker: str, have: str, acts: actions
         return pd.Series(dtype="float64")
     before = {}
     for ex in exs:
-        prev = calendar.sessions(ex.date() - dt.timedelta(days=10), ex.date() - dt.timedelta(days=1))
-        if not prev:
+        prev = calendar.session_before(ex.date())
+        if prev is None:
             raise DataIntegrityError(f"no session before the {ex.date()} ex-dividend date of {ticker}",
                                      provider=provider.name)
-        before[ex] = prev[-1]
+        before[ex] = prev
     if "1d" not in provider.intervals:
         raise UnsupportedQuery(f"total adjustment needs daily closes and {provider.name} serves no daily bars",
                                provider=provider.name)

@@ -249,9 +249,6 @@ class SyntheticMarket:
                 price[days < ex] *= 1.0 - cash / prev.iloc[-1]
         return price, volume
 
-    def _period_truth(self, ticker, start, end, interval, adjustment) -> pd.DataFrame:
-        return _period_truth_impl(self, ticker, start, end, interval, adjustment)
-
     def raw(self, ticker: str, start: dt.date, end: dt.date, interval: str = "1d") -> pd.DataFrame:
         """As-traded bars in [start, end] at ``interval`` (intraday resampled from 1m, bar-start labels)."""
         if interval == "1d":
@@ -276,7 +273,7 @@ class SyntheticMarket:
         start = dt.date.fromisoformat(start) if isinstance(start, str) else start
         end = dt.date.fromisoformat(end) if isinstance(end, str) else end
         if interval in _PERIOD_FREQ:
-            return self._period_truth(ticker, start, end, interval, adjustment)
+            return _period_truth(self, ticker, start, end, interval, adjustment)
         df = self.raw(ticker, start, end, interval).copy()
         if df.empty:
             return empty_bars()
@@ -295,7 +292,7 @@ def _period_bounds(day: dt.date, interval: str) -> tuple[dt.date, dt.date]:
     return p.start_time.date(), p.end_time.date()
 
 
-def _period_truth_impl(market: "SyntheticMarket", ticker: str, start: dt.date, end: dt.date, interval: str,
+def _period_truth(market: "SyntheticMarket", ticker: str, start: dt.date, end: dt.date, interval: str,
                        adjustment: str) -> pd.DataFrame:
     lo, _ = _period_bounds(start, interval)
     _, hi = _period_bounds(end, interval)
