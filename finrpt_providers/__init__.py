@@ -11,6 +11,7 @@ from .chain import get_prices
 from .config import Config
 from .errors import (
     AllProvidersFailed,
+    PluginError,
     AuthenticationFailed,
     ConfigurationError,
     DataIntegrityError,
@@ -36,14 +37,17 @@ def list_providers(config: Config | dict | None = None, *, check_imports: bool =
     ``check_imports`` also tries importing each provider's required modules, in a child
     process (so this one stays light), and reports a broken install as not ready."""
     from .chain import resolve_config
-    from .plugins import registry
+    from .plugins import guard, registry
 
     cfg = resolve_config(config)
     broken = _import_failures({m for e in registry().values() for m in e.provider.requires}) if check_imports else {}
     out = []
     for name, entry in registry().items():
-        p = entry.provider.configured(cfg)
-        reason = p.not_ready_reason()
+        try:  # a plugin whose checks raise is listed as not ready, naming it: never a crash
+            p = guard(entry.provider, "configured()", entry.provider.configured, cfg)
+            reason = guard(p, "not_ready_reason()", p.not_ready_reason)
+        except ProviderError as e:
+            p, reason = entry.provider, str(e)
         bad = {m: broken[m] for m in p.requires if m in broken}
         if reason is None and bad:
             reason = (f"broken install: {'; '.join(f'{m} fails to import: {w}' for m, w in bad.items())} "
@@ -102,6 +106,6 @@ __all__ = [
     "get_prices", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
-    "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "AllProvidersFailed",
+    "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "PluginError", "AllProvidersFailed",
     "Dataer", "DataerMixin", "ConfigurationError", "INTERVALS",
 ]

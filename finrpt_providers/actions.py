@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import calendar
-from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
+from . import calendar, redact
+from .errors import DataIntegrityError, InvalidQuery, ProviderError, ProviderUnavailable, UnsupportedQuery
 from .provider import ET
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 
     from .config import Config
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 
 #: the same split listed twice this close together is one event
 DUPLICATE_WINDOW_DAYS = 45
@@ -88,6 +87,8 @@ def available(config: Config) -> tuple[list[str], list[str]]:
     """(ready sources in order, why each other one is not) without any I/O."""
     from .plugins import registry
 
+    from .plugins import guard
+
     reg = registry()
     ready, why = [], []
     for name in source_order(config):
@@ -95,11 +96,15 @@ def available(config: Config) -> tuple[list[str], list[str]]:
         if entry is None:
             why.append(f"{name}: not installed")
             continue
-        p = entry.provider.configured(config)
+        try:
+            p = guard(entry.provider, "configured()", entry.provider.configured, config)
+            reason = guard(p, "not_ready_reason()", p.not_ready_reason)
+        except ProviderError as e:
+            why.append(f"{name}: {e}")
+            continue
         if not p.serves_actions:
             why.append(f"{name}: serves no corporate actions")
             continue
-        reason = p.not_ready_reason()
         if reason:
             why.append(f"{name}: {reason}")
             continue
@@ -134,8 +139,20 @@ def _raw_events(provider, ticker: str) -> tuple[pd.Series, pd.Series]:
     with _lock:
         hit = _cache.get(key)
     if hit is None:
+        from .plugins import guard
+
+        try:
+            got = guard(provider, "fetch_actions()", provider.fetch_actions, ticker)
+        except InvalidQuery as e:
+            # the question was checked before any source was asked: a source refusing its own
+            # request is that source's failure, never "the user's question is wrong"
+            raise ProviderUnavailable(f"the corporate-actions request for {ticker} was refused ({e})",
+                                      provider=provider.name) from None
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise DataIntegrityError(f"{provider.name}.fetch_actions() returned {type(got).__name__}, not "
+                                     "(splits, dividends)", provider=provider.name)
         hit = tuple(_checked_series(s, what, provider.name, ticker)
-                    for s, what in zip(provider.fetch_actions(ticker), ("splits", "dividends")))
+                    for s, what in zip(got, ("splits", "dividends")))
         with _lock:
             _cache[key] = hit
     return hit[0].copy(), hit[1].copy()

@@ -19,21 +19,20 @@ whole periods (:mod:`finrpt_providers.intervals`).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import calendar, pipeline
+from . import calendar, pipeline, redact
 from .config import Config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, ProviderError
 from .intervals import is_period, resample_periods, widen
-from .plugins import registry
+from .plugins import guard, registry
 from .provider import PriceQuery, empty_bars
 
 if TYPE_CHECKING:
     import pandas as pd
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 
 
 def expected_sessions(query: PriceQuery, today: dt.date) -> list[dt.date]:
@@ -88,6 +87,7 @@ class Chain:
         reg = registry()
 
         def record(name: str, outcome: str, detail: str) -> None:
+            detail = redact.scrub(detail)  # quotes servers and plugins: never a secret
             attempts.append({"provider": name, "outcome": outcome, "detail": note + detail})
             log.info("%s %s: %s%s", name, outcome, note, detail)
 
@@ -97,8 +97,12 @@ class Chain:
                 record(name, "skipped", f"no provider named {name!r} is installed "
                        f"(installed: {', '.join(sorted(reg)) or 'none'})")
                 continue
-            provider = entry.provider.configured(self.config)
-            native, reason = pipeline.plan(provider, query, today)
+            try:  # the pre-call checks are the plugin's code too: a bug there is its failure
+                provider = guard(entry.provider, "configured()", entry.provider.configured, self.config)
+                native, reason = guard(provider, "its capability checks", pipeline.plan, provider, query, today)
+            except ProviderError as e:
+                record(name, "failed", f"{type(e).__name__}: {e}")
+                continue
             if native is None:
                 record(name, "skipped", reason or "cannot serve")
                 continue
@@ -109,9 +113,10 @@ class Chain:
             except ProviderError as e:
                 record(name, "failed", f"{type(e).__name__}: {e}")
                 continue
-            except Exception as e:  # a provider bug must not take the chain down
+            except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
                 log.debug("provider %s raised", name, exc_info=True)
-                record(name, "failed", f"unexpected {type(e).__name__}: {e}")
+                what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+                record(name, "failed", f"unexpected {what}")
                 continue
             if df.empty:
                 record(name, "empty", f"no bars for {query.describe()}")

@@ -15,9 +15,10 @@ import time
 import warnings
 from typing import Any, Callable, Sequence, TextIO
 
+from . import redact
 from .errors import InvalidQuery, ProviderError
 
-log = logging.getLogger("finrpt_providers")
+log = redact.logger("finrpt_providers")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -296,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redact.protect(*redact.HTTP_LOGGERS)  # --debug shows what the HTTP stacks log: never a secret
     if not args.debug:
         warnings.showwarning = _show_warning
     try:
@@ -320,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
-        print(f"error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback, "
+        print(f"error: unexpected {type(e).__name__}: {redact.scrub(str(e))} (run with --debug for the traceback, "
               "and please report it)", file=sys.stderr)
         return 1
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .redact import register as register_secrets
 from .errors import ConfigurationError, InvalidQuery
 
 _TYPES = ("str", "int", "float", "bool", "list", "url", "path", "date")
@@ -235,6 +236,8 @@ class Config:
     def __init__(self, values: Mapping[str, str] | None = None, sources: Mapping[str, str] | None = None):
         self._values: dict[str, str] = dict(values or {})
         self._sources: dict[str, str] = dict(sources or {})
+        # every secret this process holds is masked in errors and logs, whoever prints them
+        register_secrets(*(v for k, v in self._values.items() if v and is_secret(k)))
 
     @classmethod
     def load(

@@ -26,10 +26,10 @@ chain (``FINRPT_PRICE_PROVIDERS``), so either can be served by any provider.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from . import redact
 from .errors import InvalidQuery, ProviderError, UnsupportedQuery
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from .config import Config
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 BENCHMARK = "SPY"
 _A_SHARE = re.compile(r"^(\d{6})(\.(SS|SZ|SH|BJ))?$", re.IGNORECASE)
 _STATEMENTS = {"stock_income": "income", "stock_balance_sheet": "balance_sheet", "stock_cash_flow": "cash_flow"}

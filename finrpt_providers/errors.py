@@ -1,12 +1,15 @@
 """The error types every provider, the chain and the CLI raise.
 
 Each message says what went wrong *and* what to do about it. Messages never
-contain secrets: providers pass only names of settings, never their values.
+contain secrets: providers pass only names of settings, never their values, and
+every message is scrubbed (:mod:`.redact`) in case a server echoed one.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .redact import scrub
 
 
 class ProviderError(Exception):
@@ -16,11 +19,11 @@ class ProviderError(Exception):
     """
 
     def __init__(self, message: str, *, provider: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(scrub(str(message)))  # messages quote servers: mask any secret they echo
         self.provider = provider
 
     def __str__(self) -> str:
-        msg = super().__str__()
+        msg = scrub(super().__str__())
         if self.provider and not msg.startswith(f"{self.provider}:"):
             return f"{self.provider}: {msg}"
         return msg
@@ -75,6 +78,12 @@ class DataIntegrityError(ProviderError):
     """The payload is malformed, truncated, or breaks the bar-frame contract."""
 
 
+class PluginError(ProviderError):
+    """A plugin broke its promise: one of its methods raised something other than a
+    ProviderError (a bug), or called ``sys.exit``. The message names the plugin and the
+    method; the chain records it as that provider's failure and moves on."""
+
+
 class AllProvidersFailed(ProviderError):
     """No provider in the chain could answer. ``attempts`` says who was tried and why."""
 
@@ -103,5 +112,6 @@ __all__ = [
     "ProviderUnavailable",
     "NoData",
     "DataIntegrityError",
+    "PluginError",
     "AllProvidersFailed",
 ]

@@ -21,10 +21,9 @@ Period intervals (``1wk 1mo 3mo``) are derived by the chain from stitched daily 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import TYPE_CHECKING
 
-from . import actions, calendar
+from . import actions, calendar, redact
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .intervals import INTERVALS, base_interval, is_period, resample_minutes
 from .provider import ET, PriceProvider, PriceQuery, validate_bars
@@ -32,7 +31,7 @@ from .provider import ET, PriceProvider, PriceQuery, validate_bars
 if TYPE_CHECKING:
     import pandas as pd
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 
 
 def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[PriceQuery | None, str | None]:
@@ -158,22 +157,24 @@ def as_traded_closes(provider: PriceProvider) -> actions.Closes:
     """A function giving as-traded daily closes on given sessions, for validating splits:
     from ``provider`` when it serves raw bars, else from the first ready provider of the
     configured chain that does; None from the function when there is none."""
-    from .plugins import registry
+    from .plugins import guard, registry
 
     def closes(ticker: str, sessions: list[dt.date]) -> pd.Series | None:
         candidates = [provider] if "raw" in provider.native_adjustments("1d") and "1d" in provider.intervals else []
         reg = registry()
         for name in provider.config.providers if provider.config is not None else []:
             entry = reg.get(name)
-            if entry is None or name == provider.name or "raw" not in entry.provider.native_adjustments("1d") \
-                    or "1d" not in entry.provider.intervals:
+            if entry is None or name == provider.name:
                 continue
-            p = entry.provider.configured(provider.config)
-            if p.not_ready_reason() is None:
-                candidates.append(p)
+            try:
+                p = guard(entry.provider, "configured()", entry.provider.configured, provider.config)
+                if "raw" in p.native_adjustments("1d") and "1d" in p.intervals and p.not_ready_reason() is None:
+                    candidates.append(p)
+            except (Exception, SystemExit) as e:  # a broken plugin is not a source of closes
+                log.info("%s left out as a source of as-traded closes (%s)", name, e)
         for p in candidates:
             try:
-                return p.fetch_sessions(ticker, sessions, "raw")["close"]
+                return guard(p, "fetch_sessions()", p.fetch_sessions, ticker, sessions, "raw")["close"]
             except ProviderError as e:
                 log.info("as-traded closes of %s from %s unavailable (%s)", ticker, p.name, e)
         return None

@@ -15,7 +15,7 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
-from .errors import ProviderError
+from .errors import PluginError, ProviderError
 from .provider import PriceProvider
 
 ENTRY_POINT_GROUP = "finrpt_providers"
@@ -59,7 +59,7 @@ def _load_entry_points() -> None:
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
-        except Exception as e:  # a broken plugin must never break the others
+        except (Exception, SystemExit) as e:  # a broken plugin must never break the others (nor exit)
             warnings.warn(f"skipped plugin {label}: {type(e).__name__}: {e}", PluginWarning, stacklevel=2)
 
 
@@ -99,7 +99,7 @@ def registry() -> dict[str, Registered]:
 
             try:
                 impl.function(register=register)
-            except Exception as e:
+            except (Exception, SystemExit) as e:
                 warnings.warn(f"skipped plugin {plugin!r}: register_price_providers failed: "
                               f"{type(e).__name__}: {e}", PluginWarning, stacklevel=2)
                 continue
@@ -114,6 +114,24 @@ def registry() -> dict[str, Registered]:
                 found[provider.name] = Registered(provider, plugin)
         _registry = found
         return found
+
+
+def guard(provider: PriceProvider, what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, a call into ``provider``'s plugin: a ProviderError passes
+    through; anything else it raises (a bug, ``sys.exit``) becomes a PluginError naming the
+    plugin and ``what`` was called, so one broken plugin never takes the chain, the CLI or
+    the process down. KeyboardInterrupt is the user's and passes."""
+    try:
+        return fn(*args, **kwargs)
+    except ProviderError:
+        raise
+    except (Exception, SystemExit) as e:
+        entry = (_registry or {}).get(provider.name)
+        plugin = entry.plugin if entry is not None else type(provider).__module__
+        detail = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+        raise PluginError(f"plugin {plugin!r} raised in {what} ({detail}): a bug in that plugin; report it to "
+                          f"its authors, or take {provider.name} out of FINRPT_PRICE_PROVIDERS",
+                          provider=provider.name) from None
 
 
 def default_providers() -> list[str]:

@@ -13,7 +13,7 @@ import responses
 from finrpt_providers import (
     AuthenticationFailed,
     DataIntegrityError,
-    InvalidQuery,
+    UnsupportedQuery,
     MissingCredentials,
     NoData,
     NotEntitled,
@@ -144,9 +144,9 @@ def test_key_in_next_url_is_dropped():
     (403, {"status": "NOT_AUTHORIZED", "request_id": "x", "message": "Your plan doesn't include this data "
            "timeframe. Please upgrade your plan at https://massive.com/pricing"}, NotEntitled, "history"),
     (400, {"status": "ERROR", "error": "Could not parse the time parameter: 'from'. Use YYYY-MM-DD or Unix MS "
-           "Timestamps"}, InvalidQuery, "Could not parse the time parameter"),
+           "Timestamps"}, UnsupportedQuery, "Could not parse the time parameter"),
     (400, {"status": "ERROR", "error": "The parameter 'to' cannot be a time that occurs before 'from'"},
-     InvalidQuery, "cannot be a time"),
+     UnsupportedQuery, "cannot be a time"),
     (200, {"ticker": "X", "queryCount": 0, "resultsCount": 0, "adjusted": True, "status": "OK", "request_id": "x"},
      NoData, "check the ticker"),
     (200, {"ticker": "X", "resultsCount": 0, "status": "OK", "results": None}, NoData, "no 1d bars"),

@@ -24,7 +24,7 @@ import base64
 import collections
 import datetime as dt
 import hashlib
-import logging
+import json
 import random
 import threading
 import time
@@ -32,15 +32,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from .. import deadline, redact
 from ..errors import (
     AuthenticationFailed,
     DataIntegrityError,
-    InvalidQuery,
     MissingCredentials,
     NoData,
     NotEntitled,
     ProviderUnavailable,
     RateLimited,
+    UnsupportedQuery,
 )
 from ..config import Setting
 from ..hookspecs import hookimpl
@@ -53,12 +54,20 @@ if TYPE_CHECKING:
     from ..config import Config
 
 NAME = "massive_rest"
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 
 TIMESPANS = {"1m": (1, "minute"), "5m": (5, "minute"), "15m": (15, "minute"), "30m": (30, "minute"),
              "1h": (1, "hour"), "1d": (1, "day")}
 MAX_LIMIT = 50000
 SUCCESS = ("OK", "DELAYED")
+#: the largest answer read (a page of 50,000 bars is ~7 MiB): a bigger one is refused, unread
+MAX_BODY = 48 << 20
+#: base minutes in a session (04:00-20:00 ET): what a range can hold, for bounding pagination
+SESSION_MINUTES = 16 * 60
+#: query-string names that carry a key: dropped from any URL a server hands us (any case)
+KEY_PARAMS = frozenset({"apikey", "api_key", "api-key", "key", "token", "access_token", "accesstoken"})
+#: records one ticker's splits or dividends listing may hold (a century of monthly dividends is 1,200)
+MAX_REFERENCE_RECORDS = 20_000
 
 
 SETTINGS = (
@@ -79,6 +88,10 @@ SETTINGS = (
             help="client-side limit (5 on the free plan; 0 = none)"),
     Setting("MASSIVE_REST_WORKERS", NAME, "workers", "int", 4, ge=1, le=64,
             help="month windows fetched at once"),
+    Setting("MASSIVE_REST_REQUEST_DEADLINE", NAME, "request_deadline", "float", 90.0, gt=0, le=3600,
+            help="seconds one request may take in all, however slowly the server sends"),
+    Setting("MASSIVE_REST_LISTING_DEADLINE", NAME, "listing_deadline", "float", 600.0, gt=0, le=86400,
+            help="seconds one paginated listing (a month window, a ticker's splits) may take in all"),
 )
 
 
@@ -138,6 +151,7 @@ def _session(base_url: str, pool: int) -> requests.Session:
             s.mount("http://", adapter)
             s.mount("https://", adapter)
             s.headers["User-Agent"] = "finrpt-providers"
+            deadline.install_requests(s)  # every request gets a total deadline, not only per-read timeouts
             _sessions[base_url] = s
         return s
 
@@ -179,13 +193,15 @@ class MassiveClient:
             raise MissingCredentials("no Massive API key: set MASSIVE_API_KEY (or [massive_rest] api_key "
                                      "in finrpt_providers.toml)", provider=NAME)
         self._auth = {"Authorization": f"Bearer {key}"}
-        self.base_url = config.value("MASSIVE_REST_BASE_URL")
+        self.base_url = config.value("MASSIVE_REST_BASE_URL").rstrip("/")
         self.timeout = (config.value("MASSIVE_REST_CONNECT_TIMEOUT"), config.value("MASSIVE_REST_READ_TIMEOUT"))
         self.max_retries = config.value("MASSIVE_REST_MAX_RETRIES")
         self.backoff = config.value("MASSIVE_REST_BACKOFF")
         self.max_backoff = 8.0
         self.max_wait = config.value("MASSIVE_REST_MAX_WAIT")
         self.workers = config.value("MASSIVE_REST_WORKERS")
+        self.request_deadline = config.value("MASSIVE_REST_REQUEST_DEADLINE")
+        self.listing_deadline = config.value("MASSIVE_REST_LISTING_DEADLINE")
         rpm = config.value("MASSIVE_REST_REQUESTS_PER_MINUTE")
         self.limiter = None
         if rpm > 0:
@@ -209,9 +225,13 @@ class MassiveClient:
         time.sleep(pause)
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict:
-        """GET ``base_url + path`` (path may carry a query) -> JSON body, with retries."""
+        """GET ``base_url + path`` (a path of ours, or one :func:`_next_path` checked; it may
+        carry a query) -> JSON body, with retries. Each attempt has a total deadline and a
+        body-size cap, whatever the server does."""
         import requests
 
+        if not path.startswith("/") or path.startswith("//"):  # our bug if it happens: never another host
+            raise ValueError(f"not a path on the configured host: {path!r}")
         url = self.base_url + path
         shown = url.split("?")[0]
         last_problem = ""
@@ -223,16 +243,28 @@ class MassiveClient:
             with self._count_lock:
                 self.requests_made += 1
             log.debug("GET %s %s (attempt %d)", url, params or "", attempt + 1)
-            try:
-                resp = self.session.get(url, params=params, headers=self._auth, timeout=self.timeout)
-            except requests.Timeout:
-                last_problem = f"timed out after {self.timeout[1]:g}s"
-            except requests.RequestException as e:
-                last_problem = f"network error ({type(e).__name__})"
-            else:
+            resp = None
+            with deadline.budget(self.request_deadline, f"GET {shown}") as budget:
+                try:
+                    resp = self.session.get(url, params=params, headers=self._auth, timeout=self.timeout,
+                                            stream=True)
+                    try:
+                        body = _read_body(resp, shown)
+                    finally:
+                        resp.close()
+                except requests.RequestException as e:
+                    resp = None
+                    if budget.exceeded:
+                        last_problem = (f"took longer than MASSIVE_REST_REQUEST_DEADLINE="
+                                        f"{self.request_deadline:g}s in all")
+                    elif isinstance(e, requests.Timeout) or "timed out" in str(e).lower():
+                        last_problem = f"timed out after {self.timeout[1]:g}s"
+                    else:
+                        last_problem = f"network error ({type(e).__name__})"
+            if resp is not None:
                 status = resp.status_code
                 ctype = resp.headers.get("Content-Type", "")
-                is_html = "html" in ctype or resp.content[:200].lstrip()[:1] == b"<"
+                is_html = "html" in ctype or body[:200].lstrip()[:1] == b"<"
                 if status == 429:
                     ra = _retry_after(resp.headers.get("Retry-After"))
                     if attempt == self.max_retries or (ra is not None and ra > self.max_wait):
@@ -247,84 +279,90 @@ class MassiveClient:
                 if status >= 500 or (is_html and status != 404):
                     last_problem = f"HTTP {status}" + (" with an HTML page" if is_html else "")
                 else:
-                    return self._decode(resp, shown)
+                    return _decode(status, body, shown)
             if attempt < self.max_retries:
                 log.info("Massive %s on %s, retrying", last_problem, shown)
                 self._sleep_before_retry(attempt, None)
         raise ProviderUnavailable(f"Massive did not answer properly ({last_problem}, {self.max_retries + 1} tries) "
                                   f"for {shown}: try again later, or check MASSIVE_REST_BASE_URL", provider=NAME)
 
-    def _decode(self, resp: requests.Response, shown: str) -> dict:
-        status = resp.status_code
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        msg = _message(body)
-        if status == 401:
-            raise AuthenticationFailed(f"Massive rejected the API key ({msg or 'HTTP 401'}): set MASSIVE_API_KEY to "
-                                       "the REST key from your dashboard (it is not the S3 key pair)", provider=NAME)
-        if status == 403 or (isinstance(body, dict) and body.get("status") == "NOT_AUTHORIZED"):
-            if "timeframe" in msg.lower():
-                raise NotEntitled(f"your Massive plan's history does not cover this range ({msg}): ask for a "
-                                  "later start, upgrade the plan, or put another provider after massive_rest",
-                                  provider=NAME)
-            parts = shown.split("/")
-            what = f"{parts[-3]} aggregates" if "/range/" in shown and len(parts) > 3 else "this data"
-            raise NotEntitled(f"your Massive plan does not include {what} ({msg or 'HTTP 403'}): upgrade the "
-                              "plan or put another provider after massive_rest", provider=NAME)
-        if status == 404:
-            raise _NotFound(shown)
-        if status == 400:
-            raise InvalidQuery(f"Massive refused the request: {msg or 'HTTP 400'}", provider=NAME)
-        if body is None or not isinstance(body, dict):
-            raise DataIntegrityError(f"Massive answered {shown} with something that is not a JSON object",
-                                     provider=NAME)
-        if status != 200:
-            raise ProviderUnavailable(f"Massive answered HTTP {status} ({msg}) for {shown}", provider=NAME)
-        if body.get("status", "OK") not in SUCCESS:
-            raise ProviderUnavailable(f"Massive answered status {body.get('status')} ({msg}) for {shown}",
-                                      provider=NAME)
-        return body
-
     # -- pagination -------------------------------------------------------------
-    def pages(self, path: str, params: dict[str, str], keep: tuple[str, ...] = ()) -> list[dict]:
+    def pages(self, path: str, params: dict[str, str], keep: tuple[str, ...] = (), *, max_results: int,
+              key=None) -> list[dict]:
         """Every page of a paginated endpoint. ``keep``: params to re-add when a cursor drops them.
-        Each page's ``results`` is checked to be a list of objects."""
+
+        Bounded whatever the server does: each ``next_url`` is reduced to a path and query
+        on the configured host, for the same endpoint (anything else is refused); every
+        page must bring results not seen before (by ``key``); the results may not outnumber
+        ``max_results`` (what the range can hold), nor the pages what that many results
+        fill at the first page's size, with slack; and the listing must end within
+        MASSIVE_REST_LISTING_DEADLINE. Each page's ``results`` is checked to be a list of
+        objects."""
+        key = key or (lambda r: json.dumps(r, sort_keys=True, default=str))
+        what = path.split("?")[0]
+        started = time.monotonic()
         out = [_checked(self.get(path, params), path)]
-        seen: set[str] = set()
+        seen_results = {key(r) for r in out[0].get("results") or []}
+        max_pages = -(-max_results // max(1, len(seen_results))) + 3
+        seen_cursors: set[str] = set()
+        idle = 0
         while out[-1].get("next_url"):
-            if not isinstance(out[-1]["next_url"], str):
-                raise DataIntegrityError(f"Massive sent a next_url that is not a URL for {path.split('?')[0]}",
-                                         provider=NAME)
-            nxt = urlsplit(out[-1]["next_url"])
-            query = dict(parse_qsl(nxt.query, keep_blank_values=True))
-            query.pop("apiKey", None)  # never send (or log) a key from a URL
+            nxt_path, query = _next_path(out[-1]["next_url"], what)
             cursor = query.get("cursor", "")
-            marker = nxt.path + "?" + cursor
-            if marker in seen:
-                raise DataIntegrityError(f"Massive repeated a pagination cursor for {path.split('?')[0]}: "
+            marker = nxt_path + "?" + cursor
+            if marker in seen_cursors:
+                raise DataIntegrityError(f"Massive repeated a pagination cursor for {what}: "
                                          "stopped to avoid an endless loop", provider=NAME)
-            seen.add(marker)
+            seen_cursors.add(marker)
+            if len(out) >= max_pages:
+                raise DataIntegrityError(f"Massive kept paginating {what} past {len(out)} pages, more than "
+                                         f"{max_results} results fill: stopped", provider=NAME)
+            if time.monotonic() - started > self.listing_deadline:
+                raise ProviderUnavailable(f"Massive's pages of {what} took longer than "
+                                          f"MASSIVE_REST_LISTING_DEADLINE={self.listing_deadline:g}s: stopped after "
+                                          f"{len(out)} pages; try again later, or ask for a shorter range",
+                                          provider=NAME)
             carried = _cursor_params(cursor)
             for k in keep:
                 if k not in query and k not in carried and k in params:
                     query[k] = params[k]
-            out.append(_checked(self.get(nxt.path + ("?" + urlencode(query) if query else "")), path))
+            try:
+                page = _checked(self.get(nxt_path + ("?" + urlencode(query) if query else "")), path)
+            except _NotFound:
+                raise ProviderUnavailable(f"Massive answered 404 for page {len(out) + 1} of {what} (the "
+                                          "pagination cursor it gave was not found: expired or wrong); try "
+                                          "again", provider=NAME) from None
+            new = {key(r) for r in page.get("results") or []} - seen_results
+            seen_results |= new
+            idle = 0 if new else idle + 1
+            if idle > 2:
+                raise DataIntegrityError(f"Massive's pages of {what} stopped bringing new results but kept a "
+                                         "next_url: stopped to avoid an endless loop", provider=NAME)
+            if len(seen_results) > max_results:
+                raise DataIntegrityError(f"Massive sent more than {max_results} results for {what}, more than "
+                                         "the range can hold: refused", provider=NAME)
+            out.append(page)
         return out
 
     # -- aggregates -------------------------------------------------------------
     def aggregates(self, ticker: str, interval: str, start: dt.date, end: dt.date, adjusted: bool) -> list[dict]:
-        """Raw result dicts for [start, end], in time order, without duplicates."""
+        """Raw result dicts for [start, end], sorted by time, without duplicates (in whatever
+        order the server sent them: a bar is never dropped for arriving out of order)."""
+        from .. import calendar
+        from ..provider import INTERVAL_MINUTES
+
         mult, span = TIMESPANS[interval]
         windows = _windows(start, end, monthly=interval != "1d")
         params = {"adjusted": "true" if adjusted else "false", "sort": "asc", "limit": str(MAX_LIMIT)}
+        per_session = 1 if interval == "1d" else -(-SESSION_MINUTES // INTERVAL_MINUTES[interval])
 
         def one(window: tuple[dt.date, dt.date]) -> list[dict]:
             path = f"/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{window[0].isoformat()}/{window[1].isoformat()}"
+            capacity = (len(calendar.sessions(window[0], window[1])) + 1) * per_session + 10
             results: list[dict] = []
             try:
-                pages = self.pages(path, params, keep=("adjusted", "limit", "sort"))
+                pages = self.pages(path, params, keep=("adjusted", "limit", "sort"), max_results=capacity,
+                                   key=lambda r: r.get("t"))
             except _NotFound:
                 raise ProviderUnavailable(f"{self.base_url} has no aggregates endpoint (HTTP 404): check "
                                           "MASSIVE_REST_BASE_URL", provider=NAME) from None
@@ -338,27 +376,20 @@ class MassiveClient:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(windows)),
                                     thread_name_prefix="massive-rest") as pool:
                 chunks = list(pool.map(one, windows))
-        merged: list[dict] = []
-        last_t = None
-        for chunk in chunks:
-            for r in chunk:
-                t = r.get("t")
-                if last_t is not None and t is not None and t <= last_t:
-                    continue  # overlap between pages or windows
-                merged.append(r)
-                last_t = t
-        return merged
+        return _merge_results([r for chunk in chunks for r in chunk], ticker)
 
     # -- corporate actions ------------------------------------------------------
     def _reference(self, new_path: str, legacy_path: str, ticker: str, sort: str) -> list[dict]:
         try:
-            pages = self.pages(new_path, {"ticker": ticker, "limit": "5000", "sort": sort})
-        except _NotFound:
+            pages = self.pages(new_path, {"ticker": ticker, "limit": "5000", "sort": sort},
+                               max_results=MAX_REFERENCE_RECORDS)
+        except _NotFound:  # only the FIRST page's 404 means "no such endpoint" (a later one: see pages)
             log.info("%s answered 404; using the legacy %s", new_path, legacy_path)
             try:
-                pages = self.pages(legacy_path, {"ticker": ticker, "limit": "1000"})
+                pages = self.pages(legacy_path, {"ticker": ticker, "limit": "1000"},
+                                   max_results=MAX_REFERENCE_RECORDS)
             except _NotFound:
-                raise ProviderUnavailable(f"Massive has neither {new_path} nor {legacy_path}: check "
+                raise ProviderUnavailable(f"Massive answered 404 for both {new_path} and {legacy_path}: check "
                                           "MASSIVE_REST_BASE_URL", provider=NAME) from None
         return [r for p in pages for r in (p.get("results") or []) if r.get("ticker", ticker) == ticker]
 
@@ -399,6 +430,121 @@ class MassiveClient:
         ordered = sorted(items.items())
         return pd.Series([v for _, v in ordered], dtype="float64", name="cash",
                          index=pd.DatetimeIndex([pd.Timestamp(d) for d, _ in ordered], dtype="datetime64[ns]").tz_localize(ET))
+
+
+def _read_body(resp, shown: str) -> bytes:
+    """The whole body (decoded if compressed), refused past MAX_BODY before it is all read."""
+    announced = resp.headers.get("Content-Length", "")
+    if announced.isdigit() and int(announced) > MAX_BODY:
+        raise DataIntegrityError(f"Massive's answer for {shown} announces {int(announced) / 2**20:.0f} MiB, more "
+                                 f"than the {MAX_BODY >> 20} MiB any page can need: refused unread", provider=NAME)
+    chunks, size = [], 0
+    for chunk in resp.iter_content(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise DataIntegrityError(f"Massive's answer for {shown} is larger than the {MAX_BODY >> 20} MiB any "
+                                     "page can need: refused", provider=NAME)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(status: int, raw: bytes, shown: str) -> dict:
+    """A non-retryable answer -> its JSON object, or our error for it."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    except RecursionError:  # e.g. 100,000 nested brackets
+        raise DataIntegrityError(f"Massive answered {shown} with JSON nested too deeply to be an answer",
+                                 provider=NAME) from None
+    msg = _message(body)[:300]
+    if status == 401:
+        raise AuthenticationFailed(f"Massive rejected the API key ({msg or 'HTTP 401'}): set MASSIVE_API_KEY to "
+                                   "the REST key from your dashboard (it is not the S3 key pair)", provider=NAME)
+    if status == 403 or (isinstance(body, dict) and body.get("status") == "NOT_AUTHORIZED"):
+        if "timeframe" in msg.lower():
+            raise NotEntitled(f"your Massive plan's history does not cover this range ({msg}): ask for a "
+                              "later start, upgrade the plan, or put another provider after massive_rest",
+                              provider=NAME)
+        parts = shown.split("/")
+        what = f"{parts[-3]} aggregates" if "/range/" in shown and len(parts) > 3 else "this data"
+        raise NotEntitled(f"your Massive plan does not include {what} ({msg or 'HTTP 403'}): upgrade the "
+                          "plan or put another provider after massive_rest", provider=NAME)
+    if status == 404:
+        raise _NotFound(shown)
+    if status == 400:
+        # The question was validated before any request: a 400 is Massive refusing OUR request
+        # (a parameter we built), so it is this provider's failure and the chain moves on.
+        raise UnsupportedQuery(f"Massive refused the request for {shown} ({msg or 'HTTP 400'}); another "
+                               "provider may answer", provider=NAME)
+    if body is None or not isinstance(body, dict):
+        raise DataIntegrityError(f"Massive answered {shown} with something that is not a JSON object",
+                                 provider=NAME)
+    if status != 200:
+        raise ProviderUnavailable(f"Massive answered HTTP {status} ({msg}) for {shown}", provider=NAME)
+    if body.get("status", "OK") not in SUCCESS:
+        raise ProviderUnavailable(f"Massive answered status {str(body.get('status'))[:40]} ({msg}) for {shown}",
+                                  provider=NAME)
+    return body
+
+
+def _next_path(next_url: Any, what: str) -> tuple[str, dict[str, str]]:
+    """A server's ``next_url`` -> (path, query) to ask the CONFIGURED host for: only its path
+    and query are used, the path must be absolute and of the same endpoint as ``what``, and
+    a key in the query (any spelling) is dropped. Anything else is a DataIntegrityError:
+    the request (and its Authorization header) never goes anywhere the user did not set."""
+    def refuse(why: str) -> DataIntegrityError:
+        return DataIntegrityError(f"Massive sent a next_url for {what} that {why}: refused (our key is only "
+                                  "ever sent to MASSIVE_REST_BASE_URL)", provider=NAME)
+
+    if not isinstance(next_url, str) or not next_url or len(next_url) > 8192:
+        raise refuse("is not a URL")
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in next_url) or "\\" in next_url:
+        raise refuse("has spaces, control or non-ASCII characters")
+    try:
+        parts = urlsplit(next_url)
+    except ValueError:
+        raise refuse("does not parse") from None
+    if parts.scheme and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise refuse(f"has scheme {parts.scheme!r}")
+    if not parts.scheme and parts.netloc:
+        raise refuse("names a host without a scheme")
+    path = parts.path
+    if not path.startswith("/") or path.startswith("//") or "@" in path:
+        raise refuse("is not an absolute path on the API host")
+    if not _same_endpoint(what, path):
+        raise refuse(f"points to another endpoint ({path.split('?')[0][:120]})")
+    query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in KEY_PARAMS}
+    return path, query
+
+
+def _same_endpoint(first: str, nxt: str) -> bool:
+    """Aggregates pages keep ticker, multiplier and timespan (only from/to move); any other
+    listing keeps its path."""
+    a, b = first.split("/"), nxt.split("/")
+    if first.startswith("/v2/aggs/ticker/"):
+        return len(a) == len(b) == 10 and a[:8] == b[:8]
+    return first == nxt
+
+
+def _merge_results(results: list[dict], ticker: str) -> list[dict]:
+    """Pages and windows joined: sorted by ``t``; a bar sent twice kept once; the same
+    bar time with different values is a DataIntegrityError (never a silent pick)."""
+    try:
+        ordered = sorted(results, key=lambda r: r["t"])
+    except (KeyError, TypeError):
+        bad = next((r for r in results if not isinstance(r.get("t"), (int, float))), None)
+        raise DataIntegrityError(f"Massive sent an aggregate of {ticker} without a usable time: {str(bad)[:120]}",
+                                 provider=NAME) from None
+    merged: list[dict] = []
+    for r in ordered:
+        if merged and merged[-1]["t"] == r["t"]:
+            if merged[-1] != r:
+                raise DataIntegrityError(f"Massive sent two different bars of {ticker} for the same time "
+                                         f"({r['t']} ms): refused; try again", provider=NAME)
+            continue
+        merged.append(r)
+    return merged
 
 
 def _checked(page: dict, path: str) -> dict:

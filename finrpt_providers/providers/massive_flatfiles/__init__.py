@@ -19,11 +19,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ... import calendar
+from ... import calendar, redact
 from ...config import Setting
 from ...errors import NoData, ProviderError
 from ...hookspecs import hookimpl
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 
     from ...config import Config
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 
 SETTINGS = (
     Setting("MASSIVE_S3_ACCESS_KEY", NAME, "access_key", secret=True,

@@ -10,7 +10,6 @@ sync keeps what it finished and a rerun fetches only the rest.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import threading
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from ... import redact
 from ...errors import ProviderError
 from ...store import Problem, Source, Store
 from .files import AGG_DATASETS, PREFIX, key_for, parse_gzip
@@ -28,7 +28,7 @@ Progress = Callable[[int, int], None]
 #: report(line): what a person would want to read (the CLI prints it; default: logging)
 Report = Callable[[str], None]
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 # Day files are merged into their year's file in batches: each merge rewrites the year
 # (~3M rows), so per-file merges would be quadratic; a batch or a minute bounds what an
 # interrupted sync loses.

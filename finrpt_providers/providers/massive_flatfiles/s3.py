@@ -3,11 +3,11 @@ and S3 errors mapped to ours (404 = missing, 403 = not entitled, bad keys = auth
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ... import redact
 from ...errors import (
     AuthenticationFailed,
     DataIntegrityError,
@@ -22,43 +22,12 @@ from .files import NAME
 if TYPE_CHECKING:
     from ...config import Config
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 WHAT = {"day_aggs_v1": "day aggregates", "minute_aggs_v1": "minute aggregates", "trades_v1": "trades",
         "quotes_v1": "quotes"}
 _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed",
                "InvalidSecurity", "ExpiredToken"}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
-
-
-class _Redact(logging.Filter):
-    """Scrubs the S3 key pair out of botocore's debug records (it logs signed headers)."""
-
-    def __init__(self, secrets: list[str]):
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if any(s in text for s in self.secrets):
-            for s in self.secrets:
-                text = text.replace(s, "****")
-            record.msg, record.args = text, None
-        return True
-
-
-_redact_lock = threading.Lock()
-_redactor = _Redact([])
-
-
-def _protect_logs(secrets: list[str]) -> None:
-    with _redact_lock:
-        _redactor.secrets = sorted(set(_redactor.secrets) | {s for s in secrets if s})
-        for name in ("botocore", "botocore.endpoint", "botocore.auth", "botocore.hooks", "botocore.parsers",
-                     "botocore.retryhandler", "botocore.httpsession", "botocore.credentials", "botocore.client",
-                     "botocore.regions", "boto3", "s3transfer", "urllib3.connectionpool"):
-            lg = logging.getLogger(name)
-            if _redactor not in lg.filters:
-                lg.addFilter(_redactor)
 
 
 @dataclass
@@ -101,7 +70,8 @@ class FlatFilesS3:
                 import boto3
                 from botocore.config import Config as BotoConfig
 
-                _protect_logs([self.access, self.secret])
+                redact.register(self.access, self.secret)  # botocore logs signed headers at DEBUG
+                redact.protect(*redact.HTTP_LOGGERS)
                 self._client = boto3.session.Session().client(
                     "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access,
                     aws_secret_access_key=self.secret, region_name="us-east-1",
