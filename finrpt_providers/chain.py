@@ -52,7 +52,7 @@ class Chain:
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         today = self.config.today()
-        query.check_not_future(today)
+        query = bounded(query, today, self.config)
         if is_period(query.interval):
             return self._fetch_periods(query, today)
         attempts: list[dict[str, Any]] = []
@@ -154,6 +154,23 @@ class Chain:
         return [query.replace(start=span[0], end=span[-1]) for span in (lead, trail) if span]
 
 
+def bounded(query: PriceQuery, today: dt.date, config: Config) -> PriceQuery:
+    """The question as any provider will see it: not starting in the future, ``end`` clipped
+    to ``today`` (no request is ever made for days that have not happened), and an intraday
+    span no larger than FINRPT_MAX_INTRADAY_SESSIONS (InvalidQuery naming the limit)."""
+    query.check_not_future(today)
+    if query.end > today:
+        query = query.replace(end=max(query.start, today))
+    if query.intraday:
+        limit = config.value("FINRPT_MAX_INTRADAY_SESSIONS")
+        n = len(calendar.sessions(query.start, min(query.end, today)))
+        if n > limit:
+            raise InvalidQuery(f"{query.describe()} spans {n} sessions of {query.interval} bars, more than one call "
+                               f"fetches (FINRPT_MAX_INTRADAY_SESSIONS={limit}): ask for a shorter range (loop over "
+                               "years), or raise the limit")
+    return query
+
+
 def resolve_config(config: Config | dict | None) -> Config:
     if isinstance(config, Config):
         return config
@@ -192,7 +209,7 @@ def _fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.
     cfg = config or provider.config or resolve_config(None)
     provider = provider.configured(cfg) if provider.config is not cfg else provider
     today = cfg.today()
-    query.check_not_future(today)
+    query = bounded(query, today, cfg)
     if is_period(query.interval):
         start, end = widen(query.start, query.end, query.interval)
         return resample_periods(_fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg),

@@ -130,6 +130,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             help="pin the date 'today' in New York (the sandbox and tests do)"),
     Setting("FINRPT_PROVIDERS_CACHE_DIR", "store", "path", "path",
             help="where stores and caches live (default: the platform user cache dir)"),
+    Setting("FINRPT_MAX_INTRADAY_SESSIONS", "chain", "max_intraday_sessions", "int", 2520, ge=1,
+            help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
 )
 
 
@@ -222,6 +224,9 @@ def _read_toml(path: Path) -> dict[str, str]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise InvalidQuery(f"config file {path} is not valid TOML ({e}): fix or remove it") from None
+    except RecursionError:
+        raise InvalidQuery(f"config file {path} nests tables or arrays too deeply to be a config: fix or "
+                           "remove it") from None
     except OSError as e:
         raise InvalidQuery(f"config file {path} cannot be read ({e.strerror}): fix its path "
                            "in FINRPT_PROVIDERS_CONFIG or remove it") from None

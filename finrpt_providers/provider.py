@@ -64,6 +64,8 @@ def normalize_ticker(ticker: Any) -> str:
 
 def to_date(value: Any, what: str) -> dt.date:
     """A 'YYYY-MM-DD' string, date, datetime or pandas Timestamp as a session date (ET)."""
+    if value is None or (not isinstance(value, str) and _is_missing(value)):  # NaT, NaN, pd.NA
+        raise InvalidQuery(f"{what} is missing ({value!r}): give a date such as '2024-01-02'")
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -84,6 +86,13 @@ def to_date(value: Any, what: str) -> dt.date:
     if isinstance(value, dt.date):
         return value
     raise InvalidQuery(f"{what} must be 'YYYY-MM-DD', a date or a datetime, not {type(value).__name__}")
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(value != value)  # NaT and NaN are not equal to themselves
+    except (TypeError, ValueError):  # pd.NA refuses to be a bool
+        return True
 
 
 def normalize_adjustment(adjustment: Any) -> str:
@@ -346,8 +355,10 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
         out = out.sort_index()
     if len(out):
         prices = out[["open", "high", "low", "close"]].to_numpy()
-        if np.isnan(prices).any():
-            raise bad(f"missing prices at {out.index[np.isnan(prices).any(axis=1)][0]}")
+        if not np.isfinite(prices).all():
+            row = ~np.isfinite(prices).all(axis=1)
+            what = "missing" if np.isnan(prices[row]).any() else "infinite"
+            raise bad(f"{what} prices at {out.index[row][0]}")
         if (prices <= 0).any():
             raise bad(f"non-positive prices at {out.index[(prices <= 0).any(axis=1)][0]}")
         o, h, lo, c = prices.T
@@ -357,6 +368,9 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
             i = int(np.argmax(broken))
             raise bad(f"high/low do not bound open/close at {out.index[i]} (o={o[i]} h={h[i]} l={lo[i]} c={c[i]})")
         vol = out["volume"].to_numpy()
+        if not np.isfinite(vol).all():  # a bar without a volume is not a bar: never summed as 0
+            i = int(np.argmax(~np.isfinite(vol)))
+            raise bad(f"{'missing' if np.isnan(vol[i]) else 'infinite'} volume at {out.index[i]}")
         if (vol < 0).any():
             raise bad(f"negative volume at {out.index[int(np.argmax(vol < 0))]}")
         if query is not None:

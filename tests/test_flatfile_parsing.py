@@ -63,11 +63,14 @@ def test_scan_stops_reading_after_the_block(monkeypatch):
     assert Counting.read_bytes < len(data)  # the tail was never read
 
 
-def test_scan_refuses_an_unsorted_file():
+@pytest.mark.parametrize("ticker,rows", [("A", 200_000), ("B", 200_000), ("Z", 0)])
+def test_scan_of_a_file_out_of_order_finds_every_row_and_says_so(ticker, rows, caplog):
     lines = [HEADER] + [f"{t},1,1,1,1,1,{i},1" for i, t in enumerate(["B"] * 200_000 + ["A"] * 200_000)]
     data = gzip.compress(("\n".join(lines) + "\n").encode())
-    with pytest.raises(DataIntegrityError, match="not sorted"):
-        list(F.scan_ticker(io.BytesIO(data), "Z", "minute_aggs_v1", "k"))
+    tables = list(F.scan_ticker(io.BytesIO(data), ticker, "minute_aggs_v1", "k"))
+    assert sum(t.num_rows for t in tables) == rows
+    assert all(set(t.column("ticker").to_pylist()) == {ticker} for t in tables)
+    assert "not sorted by ticker" in caplog.text
 
 
 def test_multi_member_gzip_and_damage():

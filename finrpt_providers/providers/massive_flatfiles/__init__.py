@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import calendar, redact
 from ...config import Setting
-from ...errors import NoData, ProviderError
+from ...errors import DataIntegrityError, NoData, ProviderError
 from ...hookspecs import hookimpl
 from ...provider import ET, PriceProvider, PriceQuery, empty_bars, normalize_ticker, to_date
 from ...store import Store
@@ -52,6 +52,10 @@ SETTINGS = (
     Setting("MASSIVE_S3_MAX_RETRIES", NAME, "max_retries", "int", 4, ge=0, le=20,
             help="retries of a failed S3 request"),
     Setting("MASSIVE_FLATFILES_WORKERS", NAME, "workers", "int", 4, ge=1, le=64, help="downloads at once"),
+    Setting("MASSIVE_S3_REQUEST_DEADLINE", NAME, "request_deadline", "float", 60.0, gt=0, le=3600,
+            help="seconds one S3 request may take in all (plus a second per 256 KiB of the file)"),
+    Setting("MASSIVE_FLATFILES_MAX_QUERY_MB", NAME, "max_query_mb", "float", 2048.0, gt=0,
+            help="most a query may download into the store (estimated); beyond it, sync first"),
 )
 
 
@@ -91,7 +95,8 @@ class MassiveFlatFilesProvider(PriceProvider):
     def _read(self, dataset: str, days: list[dt.date], ticker: str) -> pd.DataFrame:
         s3 = FlatFilesS3(self.config)  # missing keys fail here; the boto3 client is built on first use
         store = store_for(self.config)
-        outcome = ensure(s3, store, dataset, days, self.workers, self.config.today())
+        outcome = ensure(s3, store, dataset, days, self.workers, self.config.today(),
+                         max_mb=self.config.value("MASSIVE_FLATFILES_MAX_QUERY_MB"))
         if outcome.missing:
             log.warning("%s: no %s file upstream for %s (not published yet, or absent): the answer lacks "
                         "%s", NAME, dataset, ", ".join(d.isoformat() for d in outcome.missing),
@@ -128,6 +133,7 @@ def _stream_ticker(dataset: str, ticker: str, date: Any, config: Config | dict |
                      provider=NAME)
     try:
         for table in scan_ticker(stream, ticker, dataset, key):
+            _check_session(table, day, key)
             df = table.to_pandas()
             for col in ("participant_timestamp", "sip_timestamp", "trf_timestamp"):
                 if col in df:
@@ -136,9 +142,23 @@ def _stream_ticker(dataset: str, ticker: str, date: Any, config: Config | dict |
     except Exception as e:
         if isinstance(e, ProviderError):
             raise
-        raise s3.error(e, key, dataset) from None
+        raise s3.error(e, key, dataset, stream.budget) from None
     finally:
         stream.close()
+
+
+def _check_session(table, day: dt.date, key: str) -> None:
+    """Every trade or quote of a day's file is stamped (SIP time, New York) on that day."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ts = pc.cast(table.column("sip_timestamp"), pa.timestamp("ns", tz="UTC"))
+    local = pc.cast(pc.cast(ts, pa.timestamp("ns", tz="America/New_York")), pa.date32())
+    other = pc.not_equal(local, pa.scalar(day, pa.date32()))
+    if pc.any(other).as_py():
+        i = pc.index(other, True).as_py()
+        raise DataIntegrityError(f"{key} holds a row stamped {ts[i]} (i.e. {local[i]}), not of {day}: refused "
+                                 "(sip_timestamp must be nanoseconds within the file's session)", provider=NAME)
 
 
 def iter_trades(ticker: str, date: Any, config: Config | dict | None = None) -> Iterator[pd.DataFrame]:

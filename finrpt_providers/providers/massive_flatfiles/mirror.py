@@ -18,9 +18,9 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ... import redact
-from ...errors import ProviderError
+from ...errors import ProviderError, UnsupportedQuery
 from ...store import Problem, Source, Store
-from .files import AGG_DATASETS, PREFIX, key_for, parse_gzip
+from .files import AGG_DATASETS, NAME, PREFIX, TYPICAL_MB, check_aggregates, key_for, parse_gzip
 from .s3 import FlatFilesS3
 
 #: progress(files_done, bytes_done): called after each file (the CLI draws the bar)
@@ -71,7 +71,7 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
             return day, None, None, 0, 0
         data, src = got
         table, csv_size = parse_gzip(data, dataset, key)
-        return day, table, src, len(data), csv_size
+        return day, check_aggregates(table, day, dataset, key), src, len(data), csv_size
 
     def flush() -> None:
         if pending:
@@ -121,17 +121,25 @@ def _as_completed(futures: list[Future]):
 
 
 def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int,
-           today: dt.date) -> Outcome:
+           today: dt.date, max_mb: float | None = None) -> Outcome:
     """Make ``days`` of ``dataset`` present in the store, fetching only what it lacks.
 
     ``s3`` builds its boto3 client on first use, so a warm query never builds one, let
     alone calls S3. Sessions recently found missing upstream are not asked for again
-    until they may have been published.
+    until they may have been published. A query that would download more than ``max_mb``
+    (estimated from the files' typical size) is refused before any download, naming the
+    ``sync`` that fetches it once (the chain then asks the next provider).
     """
     stored = store.stored(dataset, days)
     lacking = [d for d in days if d not in stored]
     skip = store.known_missing(dataset, lacking, today)
     todo = [d for d in lacking if d not in skip]
+    estimate = len(todo) * TYPICAL_MB.get(dataset, 1.0)
+    if max_mb is not None and estimate > max_mb:
+        raise UnsupportedQuery(
+            f"{len(todo)} {dataset} files (~{estimate / 1024:.1f} GB) are not in the store, more than one query "
+            f"downloads (MASSIVE_FLATFILES_MAX_QUERY_MB={max_mb:g}): run `finrpt-providers sync --start {todo[0]} "
+            f"--end {todo[-1]} --datasets {dataset}` once, or ask for fewer sessions", provider=NAME)
     out = fetch_days(s3, store, dataset, todo, workers) if todo else Outcome()
     out.missing = sorted(set(out.missing) | skip)
     return out

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ... import redact
+from ... import deadline, redact
 from ...errors import (
     AuthenticationFailed,
     DataIntegrityError,
@@ -28,12 +28,17 @@ WHAT = {"day_aggs_v1": "day aggregates", "minute_aggs_v1": "minute aggregates", 
 _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed",
                "InvalidSecurity", "ExpiredToken"}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+#: the slowest pace a download may keep: its deadline grows a second per this many bytes announced
+MIN_RATE = 256 << 10
+#: no aggregates file is near this; trades and quotes are streamed (open), never read whole
+MAX_OBJECT = 4 << 30
 
 
 @dataclass
 class Stream:
     body: object  # botocore StreamingBody
     source: Source
+    budget: deadline.Budget | None = None  # charged while the body is read (see finrpt_providers.deadline)
 
     def read(self, n: int = -1) -> bytes:
         return self.body.read(n)
@@ -57,6 +62,7 @@ class FlatFilesS3:
         self.bucket = config.value("MASSIVE_S3_BUCKET")
         self.timeouts = (config.value("MASSIVE_S3_CONNECT_TIMEOUT"), config.value("MASSIVE_S3_READ_TIMEOUT"))
         self.retries = config.value("MASSIVE_S3_MAX_RETRIES")
+        self.deadline = config.value("MASSIVE_S3_REQUEST_DEADLINE")
         self._client = None
         self._lock = threading.Lock()
 
@@ -79,16 +85,22 @@ class FlatFilesS3:
                                       read_timeout=self.timeouts[1], max_pool_connections=16,
                                       retries={"max_attempts": self.retries + 1, "mode": "standard"},
                                       s3={"addressing_style": "path"}))
+                deadline.install_botocore(self._client)  # a total deadline per request, not only per read
             return self._client
 
-    def error(self, e: Exception, key: str, dataset: str) -> ProviderError:
+    def error(self, e: Exception, key: str, dataset: str, budget: deadline.Budget | None = None) -> ProviderError:
         from botocore import exceptions as bx
 
         if isinstance(e, ProviderError):
             return e
+        if budget is not None and budget.exceeded:
+            return ProviderUnavailable(f"the flat-files endpoint took longer than {budget.seconds:.0f}s in all for "
+                                       f"{key} (MASSIVE_S3_REQUEST_DEADLINE, plus a second per "
+                                       f"{MIN_RATE >> 10} KiB of the file): it sends too slowly; try again later",
+                                       provider=NAME)
         if isinstance(e, bx.ClientError):
             err = e.response.get("Error", {})
-            code = str(err.get("Code", ""))
+            code = str(err.get("Code", ""))[:80]
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in _AUTH_CODES:
                 return AuthenticationFailed(
@@ -120,14 +132,22 @@ class FlatFilesS3:
         return isinstance(e, bx.ClientError) and str(e.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
 
     def get(self, key: str, dataset: str) -> tuple[bytes, Source] | None:
-        """The whole object, or None when it does not exist (404/NoSuchKey)."""
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
-            data = resp["Body"].read()
-        except Exception as e:
-            if self._missing(e):
-                return None
-            raise self.error(e, key, dataset) from None
+        """The whole object, or None when it does not exist (404/NoSuchKey). Bounded in time
+        (MASSIVE_S3_REQUEST_DEADLINE plus a second per MIN_RATE bytes announced) and size."""
+        with deadline.budget(self.deadline, f"GET {key}") as budget:
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=key)
+                size = int(resp.get("ContentLength") or 0)
+                if size > MAX_OBJECT:
+                    resp["Body"].close()
+                    raise DataIntegrityError(f"{key} is {size / 2**30:.1f} GiB, more than any aggregates file "
+                                             f"({MAX_OBJECT >> 30} GiB): not downloaded", provider=NAME)
+                budget.allow(size / MIN_RATE)
+                data = resp["Body"].read()
+            except Exception as e:
+                if self._missing(e):
+                    return None
+                raise self.error(e, key, dataset, budget) from None
         size = int(resp.get("ContentLength", len(data)))
         if len(data) != size:
             raise DataIntegrityError(f"{key} arrived short ({len(data)} of {size} bytes): it was not stored; "
@@ -135,15 +155,18 @@ class FlatFilesS3:
         return data, Source(key, str(resp.get("ETag", "")).strip('"'), size)
 
     def open(self, key: str, dataset: str) -> Stream | None:
-        """A streaming body (for multi-GB trades and quotes files), or None when missing."""
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
-        except Exception as e:
-            if self._missing(e):
-                return None
-            raise self.error(e, key, dataset) from None
+        """A streaming body (for multi-GB trades and quotes files), or None when missing. The
+        time spent waiting on the server while it is read is bounded like :meth:`get`'s."""
+        with deadline.budget(self.deadline, f"GET {key}") as budget:
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            except Exception as e:
+                if self._missing(e):
+                    return None
+                raise self.error(e, key, dataset, budget) from None
+            budget.allow(int(resp.get("ContentLength") or 0) / MIN_RATE)
         return Stream(resp["Body"], Source(key, str(resp.get("ETag", "")).strip('"'),
-                                           int(resp.get("ContentLength", 0))))
+                                           int(resp.get("ContentLength", 0))), budget)
 
     def list(self, prefix: str, dataset: str) -> dict[str, Source]:
         """Every object under ``prefix`` with its ETag and size."""
