@@ -129,6 +129,10 @@ class _Socket:
         if mode != "rb":
             return self._sock.makefile(mode, buffering, **kwargs)
         raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        # as socket.makefile does: the socket stays open until this file is closed too (http.client
+        # closes the connection's socket while a response to a "Connection: close" is still read)
+        if hasattr(self._sock, "_io_refs"):
+            self._sock._io_refs += 1
         return io.BufferedReader(raw, buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataIntegrityError
+from .errors import DataIntegrityError, ProviderUnavailable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,14 +46,58 @@ MANIFEST = "_sources.json"
 # (files are published the next morning), and never again once it is old.
 RECHECK_SECONDS = 15 * 60
 RECENT_DAYS = 5
+REPAIR = "run `finrpt-providers verify --repair`"
+
+
+def _unwritable(path: Path, e: OSError) -> ProviderUnavailable:
+    why = e.strerror or type(e).__name__
+    hint = ("a file is where a directory must be" if isinstance(e, (NotADirectoryError, FileExistsError))
+            else "it is read-only or not yours" if isinstance(e, PermissionError) else "check the disk")
+    return ProviderUnavailable(f"the store cannot write {path} ({why}: {hint}): set FINRPT_PROVIDERS_CACHE_DIR to a "
+                               "writable directory")
+
+
+def _unreadable_dir(path: Path, e: OSError) -> ProviderUnavailable:
+    return ProviderUnavailable(f"the store cannot read {path} ({e.strerror or type(e).__name__}): set "
+                               "FINRPT_PROVIDERS_CACHE_DIR to a directory you can read and write")
+
+
+def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
+    """A manifest as written by put/record_missing, or DataIntegrityError saying what is wrong."""
+    def bad(why: str) -> DataIntegrityError:
+        return DataIntegrityError(f"the store's manifest {path} is damaged ({why}): {REPAIR}")
+
+    if not isinstance(data, dict):
+        raise bad(f"a {type(data).__name__}, not an object")
+    days, missing = data.setdefault("days", {}), data.setdefault("missing", {})
+    if not isinstance(days, dict) or not isinstance(missing, dict):
+        raise bad("'days' and 'missing' must be objects")
+    for day, rec in days.items():
+        try:
+            dt.date.fromisoformat(day)
+            ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("etag"), str)
+                  and isinstance(rec.get("size"), int) and isinstance(rec.get("rows", 0), int))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise bad(f"the record of {day!r} is not {{key, etag, size, rows}}")
+    for day, rec in missing.items():
+        try:
+            dt.date.fromisoformat(day)
+            dt.datetime.fromisoformat(rec["checked_at"])
+        except (TypeError, ValueError, KeyError):
+            raise bad(f"the missing-upstream record of {day!r} is malformed") from None
+    return data
 
 
 @dataclass(frozen=True)
 class Problem:
     dataset: str
     day: dt.date | None
-    what: str  # "missing file", "unreadable", "row count", "stale temp file", "untracked rows"
+    what: str  # "missing file", "unreadable", "row count", "stale temp file", "untracked rows",
+    #            "damaged manifest", "rows of another session", "bad rows"
     detail: str
+    year: int | None = None
 
     def __str__(self) -> str:
         return f"{self.dataset} {self.day or ''}: {self.what}: {self.detail}".replace("  ", " ")
@@ -68,8 +112,12 @@ class Source:
 
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+b") as fh:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fh = open(directory / ".lock", "a+b")
+    except OSError as e:
+        raise _unwritable(directory, e) from None
+    with fh:
         try:
             import fcntl
         except ImportError:  # Windows: one writer per process is still serialised by callers
@@ -83,14 +131,19 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _unwritable(path.parent, e) from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, DataIntegrityError):
+            raise _unwritable(path, e) from None  # disk full, read-only: say where and what to do
         raise
 
 
@@ -169,11 +222,12 @@ class Store:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             return {"days": {}, "missing": {}}
-        except (OSError, ValueError) as e:
-            raise DataIntegrityError(f"the store's {path} is unreadable ({e}): delete it and sync again") from None
-        data.setdefault("days", {})
-        data.setdefault("missing", {})
-        return data
+        except (NotADirectoryError, PermissionError) as e:
+            raise _unreadable_dir(path, e) from None
+        except (OSError, ValueError, RecursionError) as e:
+            raise DataIntegrityError(f"the store's manifest {path} is unreadable ({type(e).__name__}): "
+                                     f"{REPAIR}") from None
+        return _check_manifest(data, path)
 
     def _write_manifest(self, dataset: str, year: int, manifest: dict[str, Any]) -> None:
         path = self.year_dir(dataset, year) / MANIFEST
@@ -264,9 +318,11 @@ class Store:
         return sorted(int(p.name[5:]) for p in base.glob("year=*") if p.name[5:].isdigit())
 
     def verify(self, dataset: str, clean_temp: bool = False) -> list[Problem]:
-        """Check every stored session against the manifest: file present and readable, row
-        count as recorded, no rows the manifest does not know, no temp file left by a
-        killed writer (removed when ``clean_temp``)."""
+        """Check every stored session against the manifest and against what a query would
+        refuse: file present and readable, row count as recorded, no rows the manifest does
+        not know, no rows of another session, no bar twice, no missing or infinite price or
+        volume, high/low bounding open/close, no temp file left by a killed writer (removed
+        when ``clean_temp``), and a manifest of the right shape."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -276,35 +332,43 @@ class Store:
             ydir = self.year_dir(dataset, year)
             with _locked(ydir):
                 for tmp in ydir.rglob(".*.tmp"):
-                    problems.append(Problem(dataset, None, "stale temp file", str(tmp)))
+                    problems.append(Problem(dataset, None, "stale temp file", str(tmp), year))
                     if clean_temp:
                         tmp.unlink(missing_ok=True)
-                days = self._manifest(dataset, year)["days"]
-                counts: dict[str, int] = {}
+                try:
+                    days = self._manifest(dataset, year)["days"]
+                except DataIntegrityError as e:
+                    problems.append(Problem(dataset, None, "damaged manifest", str(e), year))
+                    continue
+                counts: dict[str, int] | None = {}
                 if self.per_year(dataset):
                     path = ydir / "data.parquet"
                     if path.exists():
                         try:
-                            ws = pq.read_table(path, columns=["window_start"]).column("window_start")
-                            local = pc.cast(pc.cast(ws, pa.timestamp("ns", tz="America/New_York")), pa.date32())
+                            table = pq.read_table(path)
+                            local = pc.cast(pc.cast(table.column("window_start"),
+                                                    pa.timestamp("ns", tz="America/New_York")), pa.date32())
                             vc = pc.value_counts(local)
                             counts = {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
-                        except Exception as e:
-                            problems.append(Problem(dataset, None, "unreadable", f"{path}: {e}"))
-                            counts = None  # type: ignore[assignment]
+                            problems += _bad_rows(dataset, table, local, path)
+                        except Exception as e:  # any failure to read is damage, reported, never "ok"
+                            counts = None
+                            problems += [Problem(dataset, dt.date.fromisoformat(d), "unreadable",
+                                                 f"{path}: {type(e).__name__}: {str(e)[:120]}", year)
+                                         for d in sorted(days)]
                     for day in sorted(set(counts or {}) - set(days)):
                         problems.append(Problem(dataset, dt.date.fromisoformat(day), "untracked rows",
-                                                f"{counts[day]} rows not in the manifest"))
+                                                f"{counts[day]} rows not in the manifest", year))
                 else:
                     for ddir in ydir.glob("date=*"):
                         if ddir.name[5:] not in days and (ddir / "data.parquet").exists():
-                            problems.append(Problem(dataset, dt.date.fromisoformat(ddir.name[5:]),
-                                                    "untracked rows", f"{ddir / 'data.parquet'} not in the manifest"))
+                            problems.append(Problem(dataset, dt.date.fromisoformat(ddir.name[5:]), "untracked rows",
+                                                    f"{ddir / 'data.parquet'} not in the manifest", year))
                 for day, rec in sorted(days.items()):
                     d = dt.date.fromisoformat(day)
                     path = self.data_path(dataset, d)
                     if not path.exists():
-                        problems.append(Problem(dataset, d, "missing file", str(path)))
+                        problems.append(Problem(dataset, d, "missing file", str(path), year))
                         continue
                     if self.per_year(dataset):
                         if counts is None:
@@ -312,13 +376,50 @@ class Store:
                         got = counts.get(day, 0)
                     else:
                         try:
-                            got = pq.ParquetFile(path).metadata.num_rows
+                            table = pq.read_table(path)
+                            got = table.num_rows
+                            local = pc.cast(pc.cast(table.column("window_start"),
+                                                    pa.timestamp("ns", tz="America/New_York")), pa.date32())
+                            other = pc.sum(pc.not_equal(local, pa.scalar(d, pa.date32()))).as_py() or 0
+                            if other:
+                                problems.append(Problem(dataset, d, "rows of another session",
+                                                        f"{other} rows in {path}", year))
+                            problems += _bad_rows(dataset, table, local, path)
                         except Exception as e:
-                            problems.append(Problem(dataset, d, "unreadable", f"{path}: {e}"))
+                            problems.append(Problem(dataset, d, "unreadable", f"{path}: {type(e).__name__}: "
+                                                    f"{str(e)[:120]}", year))
                             continue
                     if got != int(rec.get("rows", got)):
-                        problems.append(Problem(dataset, d, "row count", f"{got} rows, {rec.get('rows')} recorded"))
+                        problems.append(Problem(dataset, d, "row count", f"{got} rows, {rec.get('rows')} recorded",
+                                                year))
         return problems
+
+    def reset_year(self, dataset: str, year: int) -> list[dt.date]:
+        """Drop a year whose manifest is damaged (its manifest and data files); return the
+        sessions its data held (what to fetch again), as far as they can be read."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        ydir = self.year_dir(dataset, year)
+        found: set[dt.date] = set()
+        with _locked(ydir):
+            if self.per_year(dataset):
+                path = ydir / "data.parquet"
+                try:
+                    ws = pq.read_table(path, columns=["window_start"]).column("window_start")
+                    found = set(pc.unique(pc.cast(pc.cast(ws, pa.timestamp("ns", tz="America/New_York")),
+                                                  pa.date32())).to_pylist())
+                except Exception:
+                    pass
+                path.unlink(missing_ok=True)
+            else:
+                for ddir in ydir.glob("date=*"):
+                    with contextlib.suppress(ValueError):
+                        found.add(dt.date.fromisoformat(ddir.name[5:]))
+                    (ddir / "data.parquet").unlink(missing_ok=True)
+            (ydir / MANIFEST).unlink(missing_ok=True)
+        return sorted(found)
 
     def _update_manifests(self, dataset: str, days: Iterable[dt.date], edit) -> None:
         """Apply ``edit(manifest, days_of_that_year)`` to each year's manifest, under its lock."""
@@ -336,6 +437,12 @@ class Store:
                 manifest["days"].pop(d.isoformat(), None)
                 if not self.per_year(dataset):
                     self.data_path(dataset, d).unlink(missing_ok=True)
+            if self.per_year(dataset) and ds:
+                path = self.data_path(dataset, ds[0])
+                if path.exists() and not _readable(path):
+                    # a damaged year file cannot be merged into: drop it and every session it held
+                    path.unlink()
+                    manifest["days"].clear()
 
         self._update_manifests(dataset, days, edit)
 
@@ -364,14 +471,65 @@ class Store:
             t = _read_row_groups(path, ticker)
             if t is None or t.num_rows == 0:
                 continue
+            local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
+                            pa.date32())
             if self.per_year(dataset):
-                local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
-                                pa.date32())
                 t = t.filter(pc.is_in(local, value_set=pa.array(ds, type=pa.date32())))
+            elif not pc.all(pc.equal(local, pa.scalar(ds[0], pa.date32()))).as_py():
+                raise DataIntegrityError(f"the store's {path} holds rows of another session than {ds[0]}: "
+                                         f"{REPAIR}")
             tables.append(t)
         if not tables:
             return _empty_table()
         return pa.concat_tables(tables)
+
+
+def _readable(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path)
+        return True
+    except Exception:
+        return False
+
+
+def _bad_rows(dataset: str, table: pa.Table, local: pa.ChunkedArray, path: Path) -> list[Problem]:
+    """Rows a query would refuse (the bar contract), one Problem per session and kind."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if not n:
+        return []
+    col = {c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    tk = table.column("ticker").to_numpy(zero_copy_only=False)
+    ws = table.column("window_start").cast("int64").to_numpy()
+    kinds: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore"):
+        prices = np.vstack([col["open"], col["high"], col["low"], col["close"]])
+        kinds["missing, infinite or non-positive price"] = ~(np.isfinite(prices).all(axis=0) & (prices > 0).all(axis=0))
+        kinds["missing, infinite or negative volume"] = ~(np.isfinite(col["volume"]) & (col["volume"] >= 0))
+        tol = 1e-6 * col["high"]
+        kinds["high/low not bounding open/close"] = (
+            (col["high"] + tol < np.maximum.reduce([col["open"], col["close"], col["low"]]))
+            | (col["low"] - tol > np.minimum(col["open"], col["close"])))
+    order = np.lexsort((ws, tk))
+    dup = np.zeros(n, dtype=bool)
+    same = (tk[order][1:] == tk[order][:-1]) & (ws[order][1:] == ws[order][:-1])
+    dup[order[1:][same]] = True
+    kinds["the same bar twice"] = dup
+    days = np.asarray(pc.cast(local, "int32").to_numpy())
+    out = []
+    for what, mask in kinds.items():
+        if not mask.any():
+            continue
+        for day in np.unique(days[mask]):
+            rows = np.flatnonzero(mask & (days == day))
+            d = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+            out.append(Problem(dataset, d, "bad rows", f"{len(rows)} row(s) with {what} (first: {tk[rows[0]]}) in "
+                               f"{path}: queries for those tickers fail", d.year))
+    return out
 
 
 def _by_year(days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
@@ -412,20 +570,25 @@ def _read_row_groups(path: Path, ticker: str) -> pa.Table | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    import pyarrow as pa
+
     try:
         pf = pq.ParquetFile(path)
+        meta = pf.metadata
+        col = pf.schema_arrow.get_field_index("ticker")
+        groups = []
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max or stats.min <= ticker <= stats.max:
+                groups.append(i)
+        if not groups:
+            return None
+        t = pf.read_row_groups(groups)
     except FileNotFoundError:
         return None
-    except OSError as e:
-        raise DataIntegrityError(f"the store's {path} is damaged ({e}): delete it and sync again") from None
-    meta = pf.metadata
-    col = pf.schema_arrow.get_field_index("ticker")
-    groups = []
-    for i in range(meta.num_row_groups):
-        stats = meta.row_group(i).column(col).statistics
-        if stats is None or not stats.has_min_max or stats.min <= ticker <= stats.max:
-            groups.append(i)
-    if not groups:
-        return None
-    t = pf.read_row_groups(groups)
+    except (NotADirectoryError, PermissionError) as e:
+        raise _unreadable_dir(path, e) from None
+    except (OSError, pa.ArrowException, ValueError, IndexError) as e:  # cut, overwritten, not Parquet
+        raise DataIntegrityError(f"the store's {path} is damaged ({type(e).__name__}: {str(e)[:120]}): "
+                                 f"{REPAIR}") from None
     return t.filter(pc.equal(t.column("ticker"), ticker))

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ... import redact
-from ...errors import ProviderError, UnsupportedQuery
+from ...errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from ...store import Problem, Source, Store
 from .files import AGG_DATASETS, NAME, PREFIX, TYPICAL_MB, check_aggregates, key_for, parse_gzip
 from .s3 import FlatFilesS3
@@ -211,13 +211,26 @@ def verify(s3_factory, store: Store, datasets: list[str], upstream: bool, repair
     for dataset in datasets:
         problems = store.verify(dataset, clean_temp=repair)
         if upstream:
-            days = sorted(d for y in store.years(dataset) for d in store.stored(dataset, store.days(dataset, y)))
+            days = []
+            for y in store.years(dataset):
+                try:
+                    days += store.stored(dataset, store.days(dataset, y))
+                except DataIntegrityError:
+                    pass  # a damaged manifest: reported above, its sessions are not known
+            days.sort()
             if days:
                 todo, _absent = plan(s3_factory(), store, dataset, days)
                 problems += [Problem(dataset, p.day, "replaced upstream", p.key) for p in todo]
         for p in problems:
             report(f"  {p}")
-        damaged = sorted({p.day for p in problems if p.day is not None})
+        damaged = {p.day for p in problems if p.day is not None}
+        if repair:
+            for year in sorted({p.year for p in problems if p.what == "damaged manifest"}):
+                found = store.reset_year(dataset, year)
+                report(f"{dataset} {year}: manifest damaged; {len(found)} session(s) found in the data are "
+                       "fetched again" + ("" if found else ": sync the year again to restore it"))
+                damaged |= set(found)
+        damaged = sorted(damaged)
         if repair and damaged:
             store.forget(dataset, damaged)
             out = fetch_days(s3_factory(), store, dataset, damaged, workers)
