@@ -44,11 +44,23 @@ _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 
+def _escaped(text: str) -> set[str]:
+    """``text`` as backslash escaping leaves it inside a quoted string (either quote), once
+    or twice (a repr of a dict of bytes, logged inside another repr)."""
+    out = {text}
+    for _ in range(2):
+        for v in list(out):
+            b = v.replace("\\", "\\\\")
+            out |= {b, b.replace("'", "\\'"), b.replace('"', '\\"'), b.replace("'", "\\'").replace('"', '\\"')}
+    return out
+
+
 def _variants(secret: str) -> set[str]:
-    out = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-           secret.encode("unicode_escape").decode("ascii"), repr(secret.encode())[2:-1],
-           quote(secret, safe=""), quote_plus(secret), quote(secret)}
-    out |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), v) for v in list(out)}
+    forms = {secret, json.dumps(secret)[1:-1], secret.encode("unicode_escape").decode("ascii"),
+             repr(secret)[1:-1], repr(secret.encode("utf-8", "backslashreplace"))[2:-1]}
+    out = {v for f in forms for v in _escaped(f)}
+    quoted = {quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    out |= quoted | {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), v) for v in quoted}
     return {v for v in out if len(v) >= MIN_LENGTH}
 
 
@@ -119,7 +131,7 @@ def logger(name: str) -> logging.Logger:
 HTTP_LOGGERS = ("urllib3", "urllib3.connectionpool", "urllib3.util.retry", "requests", "botocore",
                 "botocore.endpoint", "botocore.auth", "botocore.hooks", "botocore.parsers", "botocore.retryhandler",
                 "botocore.httpsession", "botocore.credentials", "botocore.client", "botocore.regions",
-                "botocore.awsrequest", "botocore.response", "boto3", "s3transfer", "curl_cffi", "yfinance")
+                "botocore.awsrequest", "botocore.response", "boto3", "s3transfer", "curl_cffi")
 
 
 __all__ = ["MASK", "register", "scrub", "LogFilter", "protect", "logger", "HTTP_LOGGERS"]

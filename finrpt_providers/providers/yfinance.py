@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .. import redact
 from ..errors import (
     DataIntegrityError,
     NoData,
@@ -49,6 +50,8 @@ REQUEST_SPAN_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 365, "1d": 3
 YAHOO_INTERVAL = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d"}
 
 _lock = threading.RLock()
+# yfinance logs URLs and answers at DEBUG: what a server echoes there is scrubbed like our own records
+redact.protect("yfinance", "yfinance.data", "yfinance.base", "yfinance.scrapers.history", *redact.HTTP_LOGGERS)
 _yfdata_by_base: dict[tuple[str | None, float], object] = {}
 
 

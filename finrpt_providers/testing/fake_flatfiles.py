@@ -11,8 +11,10 @@ session) get day files, ``minute_days`` (default: ``days``) minute files.
 
 Switches and operations: ``deny_prefixes``, ``slow_down``, ``fail_next`` (500
 InternalError), ``cut_next`` (a GET's body cut mid-way, connection dropped),
-``hang_next`` (accepted, not answered for ``hang_seconds``) — counts of next
-requests —, ``check_keys``;
+``hang_next`` (accepted, not answered for ``hang_seconds``), ``trickle_next`` (a
+GET's body sent one byte every ``trickle_seconds``: slow-loris), ``echo_next`` (a 403
+SignatureDoesNotMatch whose code and message echo the request's Authorization header,
+``Credential=AKID/...`` included) — counts of next requests —, ``check_keys``;
 ``remove(dataset, day)`` (a missing day), ``replace(dataset, day)`` (new content and
 ETag), ``truncate(dataset, day)``, ``put_raw(key, data)``.
 """
@@ -112,6 +114,12 @@ class _Gate:
             cut = method == "GET" and fake.cut_next > 0 and not fail and not hang and not slow
             if cut:
                 fake.cut_next -= 1
+            trickle = method == "GET" and fake.trickle_next > 0 and not (fail or hang or slow or cut)
+            if trickle:
+                fake.trickle_next -= 1
+            echo = fake.echo_next > 0
+            if echo:
+                fake.echo_next -= 1
         rid = uuid.uuid4().hex[:16].upper()
 
         def error(status: str, code: str, msg: str):
@@ -119,6 +127,9 @@ class _Gate:
             start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
             return [body]
 
+        if echo:
+            return error("403 Forbidden", f"SignatureDoesNotMatch {auth[:200]}", f"The request signature we "
+                         f"calculated does not match the signature you provided. You sent: {auth}")
         if fake.check_keys and f"Credential={fake.access_key}/" not in auth:
             return error("403 Forbidden", "InvalidAccessKeyId",
                          "The AWS Access Key Id you provided does not exist in our records.")
@@ -136,7 +147,22 @@ class _Gate:
             return error("403 Forbidden", "AccessDenied", "Access Denied")
         if cut:
             return self._cut(environ, start_response)
+        if trickle:
+            return self._trickle(environ, start_response)
         return self.app(environ, start_response)
+
+    def _trickle(self, environ, start_response):
+        """The answer's body one byte every ``trickle_seconds`` (slow-loris)."""
+        body = b"".join(self.app(environ, start_response))
+        stopping, pause = self.fake._stopping, self.fake.trickle_seconds
+
+        def stream():
+            for i in range(len(body)):
+                if stopping.wait(pause):
+                    return
+                yield body[i:i + 1]
+
+        return stream()
 
     def _cut(self, environ, start_response):
         """Send the headers and half the body, then drop the connection (a reset mid-body)."""
@@ -181,6 +207,9 @@ class FakeFlatFiles:
         self.cut_next = 0
         self.hang_next = 0
         self.hang_seconds = 30.0
+        self.trickle_next = 0
+        self.trickle_seconds = 0.5
+        self.echo_next = 0
         self.delay = 0.0  # seconds before answering each request
         self._stopping = threading.Event()
         self.check_keys = True

@@ -21,13 +21,32 @@ Switches (attributes; change them at any time):
   ``repeat_cursor``: every ``next_url`` points to the same page (a loop);
   ``malformed_next``: that many next answers are cut-off JSON with status 200;
   ``always_null``: every aggregates answer is ``"results": null`` (OK, but no bars);
-  and the base class's ``reset_next`` / ``hang_next``.
+  and the base class's ``reset_next`` / ``hang_next`` / ``trickle_next``.
+
+Hostile switches (what an adversarial server does):
+
+* ``next_url_base``: what replaces the production host in every ``next_url`` (``""``: a
+  bare path; ``"1"``, ``"@127.0.0.2:8080"``, ``".attacker.example"``: scheme-less hosts);
+  ``next_url_ticker``: another ticker's path in aggregates ``next_url`` s;
+  ``next_url_extra``: query text appended to every ``next_url`` (e.g. ``"&APIKEY=x"``);
+* ``echo_next``: that many next answers are a 400 whose error text echoes the request's
+  ``Authorization`` header and query string;
+* ``results_order``: ``"asc"`` (default), ``"desc"`` or ``"shuffle"`` within each page;
+* ``endless``: every aggregates page has a fresh cursor: ``"same"`` (the same bars
+  again) or ``"new"`` (bars of ever later minutes);
+* ``huge_body_mb``: aggregates answers padded to that many MB; ``nested_next``: that many
+  next answers are 100,000 nested brackets (status 200);
+* ``poison``: ``(field, value)`` put into the first bar of each aggregates page (e.g.
+  ``("v", float("nan"))``, ``("h", float("inf"))``);
+* ``reference_status``: the splits/dividends endpoints answer this status (e.g. 400);
+  ``reference_404_after_first``: their second pages answer 404.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -87,6 +106,17 @@ class FakeMassiveREST(FakeHTTPServer):
         self.repeat_cursor = False
         self.malformed_next = 0
         self.always_null = False
+        self.next_url_base: str = PROD
+        self.next_url_ticker: str | None = None
+        self.next_url_extra = ""
+        self.echo_next = 0
+        self.results_order = "asc"
+        self.endless: str | None = None
+        self.huge_body_mb = 0
+        self.nested_next = 0
+        self.poison: tuple[str, float] | None = None
+        self.reference_status: int | None = None
+        self.reference_404_after_first = False
         # split listings as a flawed reference feed has them: (ticker, "YYYY-MM-DD", ratio) added,
         # and ticker -> ratio replacing the market's own ratio (a wrong listing)
         self.extra_splits: list[tuple[str, str, float]] = []
@@ -114,9 +144,11 @@ class FakeMassiveREST(FakeHTTPServer):
         fresh = FakeMassiveREST(self.market, self.api_key)
         for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
                   "fail_status", "delay", "page_size", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
-                  "repeat_cursor", "extra_splits", "split_ratio_override"):
+                  "repeat_cursor", "extra_splits", "split_ratio_override", "next_url_base", "next_url_ticker",
+                  "next_url_extra", "echo_next", "results_order", "endless", "huge_body_mb", "nested_next",
+                  "poison", "reference_status", "reference_404_after_first"):
             setattr(self, k, getattr(fresh, k))
-        self.reset_next = self.hang_next = 0
+        self.reset_next = self.hang_next = self.trickle_next = 0
         with self._lock:
             self.requests.clear()
         self._count = 0
@@ -141,6 +173,18 @@ class FakeMassiveREST(FakeHTTPServer):
                 self.malformed_next -= 1
                 return Response.text('{"ticker":"AAPL","status":"OK","results":[{"o":1.0,"c"', 200,
                                      content_type="application/json")
+            nested = self.nested_next > 0
+            if nested:
+                self.nested_next -= 1
+            echo = self.echo_next > 0
+            if echo:
+                self.echo_next -= 1
+        if nested:
+            return Response.text("[" * 100_000 + "]" * 100_000, 200, content_type="application/json")
+        if echo:
+            sent = f"Authorization: {req.headers.get('authorization', '')}; query: " + "&".join(
+                f"{k}={v}" for k, v in req.query.items())
+            return Response.json({"status": "ERROR", "request_id": "echo", "error": f"bad request ({sent})"}, 400)
         rid = uuid.uuid4().hex
         if self.rate_limit_all or (self.rate_limit_every and n % self.rate_limit_every == 0):
             headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
@@ -161,6 +205,12 @@ class FakeMassiveREST(FakeHTTPServer):
             return self._aggs(parts[3], parts[5], parts[6], parts[7], parts[8], q, rid)
         if req.path.startswith("/v2/aggs/grouped/locale/us/market/stocks/"):
             return self._grouped(parts[-1], q, rid)
+        if req.path.startswith(("/stocks/v1/", "/v3/reference/")):
+            if self.reference_status is not None:
+                return Response.json({"status": "ERROR", "request_id": rid, "error": "Invalid value for "
+                                      "parameter 'execution_date.gte'"}, self.reference_status)
+            if self.reference_404_after_first and "cursor" in req.query:
+                return Response.json({"status": "NOT_FOUND", "request_id": rid, "message": "cursor expired"}, 404)
         if req.path in ("/stocks/v1/splits", "/stocks/v1/dividends"):
             if not self.reference_v1:
                 return Response.json({"status": "NOT_FOUND", "request_id": rid, "message": "Not found"}, 404)
@@ -203,17 +253,38 @@ class FakeMassiveREST(FakeHTTPServer):
         body = {"ticker": ticker, "queryCount": int(len(page)), "resultsCount": int(len(page)),
                 "adjusted": adjusted, "status": "OK", "request_id": rid}
         if len(page):
-            body["results"] = _results(page)
+            results = _results(page)
+            if self.endless == "new" and "page" in q:  # ever later minutes, never the end
+                shift = int(q["page"]) * len(results) * 60_000
+                results = [{**r, "t": r["t"] + shift} for r in results]
+            if self.poison is not None:
+                results[0][self.poison[0]] = self.poison[1]
+            if self.results_order == "desc":
+                results.reverse()
+            elif self.results_order == "shuffle":
+                import random
+
+                random.Random(len(results)).shuffle(results)
+            body["results"] = results
             body["count"] = len(page)
         elif self.null_results or self.always_null:
             body["results"] = None
-        if len(rest):
+        base = self.next_url_base
+        path_ticker = self.next_url_ticker or ticker
+        if self.endless:
+            n = int(q.get("page", 0)) + 1
+            body["next_url"] = (f"{base}/v2/aggs/ticker/{path_ticker}/range/{mult}/{span}/{frm}/{to}?cursor="
+                                f"{_b64(f'limit={limit}&page={n}&nonce={uuid.uuid4().hex}')}{self.next_url_extra}")
+        elif len(rest):
             nxt_from = frm if self.repeat_cursor else str(_ms(rest.index[0]))
             cursor = f"limit={limit}&sort={q.get('sort', 'asc')}"
             if self.cursor_keeps_adjusted:
                 cursor += f"&adjusted={'true' if adjusted else 'false'}"
-            body["next_url"] = f"{PROD}/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{nxt_from}/{to}?cursor={_b64(cursor)}"
-        return Response.json(body)
+            body["next_url"] = (f"{base}/v2/aggs/ticker/{path_ticker}/range/{mult}/{span}/{nxt_from}/{to}"
+                                f"?cursor={_b64(cursor)}{self.next_url_extra}")
+        if self.huge_body_mb:
+            body["padding"] = "x" * (self.huge_body_mb << 20)
+        return Response(200, json.dumps(body, allow_nan=True).encode(), {"Content-Type": "application/json"})
 
     def _grouped(self, day: str, q, rid) -> Response:
         adjusted = q.get("adjusted", "true") != "false"

@@ -41,8 +41,10 @@ class FakeHTTPServer:
 
     Use as a context manager. ``requests`` logs every request (thread-safe).
     Faults for every fake: ``reset_next`` (that many next answers are cut mid-body and
-    the connection dropped) and ``hang_next`` (that many next requests are accepted and
-    never answered, until ``hang_seconds`` pass or the server stops).
+    the connection dropped), ``hang_next`` (that many next requests are accepted and
+    never answered, until ``hang_seconds`` pass or the server stops) and
+    ``trickle_next`` (that many next answers, status line to last byte, are sent one
+    byte every ``trickle_seconds``: slow-loris).
     """
 
     def __init__(self) -> None:
@@ -50,6 +52,8 @@ class FakeHTTPServer:
         self.reset_next = 0
         self.hang_next = 0
         self.hang_seconds = 30.0
+        self.trickle_next = 0
+        self.trickle_seconds = 0.5
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -85,7 +89,7 @@ class FakeHTTPServer:
                 else:
                     with outer._lock:
                         outer.requests.append(req)
-                    hang = cut = False
+                    hang = cut = trickle = False
                     with outer._lock:
                         if outer.hang_next > 0:
                             outer.hang_next -= 1
@@ -93,6 +97,9 @@ class FakeHTTPServer:
                         elif outer.reset_next > 0:
                             outer.reset_next -= 1
                             cut = True
+                        elif outer.trickle_next > 0:
+                            outer.trickle_next -= 1
+                            trickle = True
                     if hang:
                         outer._stopping.wait(outer.hang_seconds)
                         self.close_connection = True
@@ -103,6 +110,9 @@ class FakeHTTPServer:
                         resp = Response.text(f"fake server error: {type(e).__name__}: {e}", 500)
                     if cut:
                         resp.cut_at = max(1, len(resp.body) // 2)
+                    if trickle:
+                        self._trickle(resp)
+                        return
                 self.send_response(resp.status)
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
@@ -119,6 +129,19 @@ class FakeHTTPServer:
                             pass
                         return
                     self.wfile.write(resp.body)
+
+            def _trickle(self, resp: Response) -> None:
+                head = f"HTTP/1.1 {resp.status} X\r\n" + "".join(
+                    f"{k}: {v}\r\n" for k, v in {**resp.headers, "Content-Length": str(len(resp.body))}.items())
+                data = head.encode() + b"\r\n" + resp.body
+                self.close_connection = True
+                try:
+                    for i in range(len(data)):
+                        if outer._stopping.wait(outer.trickle_seconds):
+                            return
+                        self.wfile.write(data[i:i + 1])
+                except OSError:  # the client gave up: what it should do
+                    pass
 
             do_GET = do_POST = do_HEAD = _serve
 

@@ -23,12 +23,14 @@ def flatfiles(market):
 def ff(flatfiles):
     flatfiles.deny_prefixes.clear()
     flatfiles.slow_down = flatfiles.fail_next = flatfiles.cut_next = flatfiles.hang_next = 0
+    flatfiles.trickle_next = flatfiles.echo_next = 0
     flatfiles.delay = 0.0
     flatfiles.check_keys = True
     flatfiles.reset_counts()
     yield flatfiles
     flatfiles.deny_prefixes.clear()
     flatfiles.slow_down = flatfiles.fail_next = flatfiles.cut_next = flatfiles.hang_next = 0
+    flatfiles.trickle_next = flatfiles.echo_next = 0
     flatfiles.delay = 0.0
 
 
