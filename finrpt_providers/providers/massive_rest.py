@@ -3,14 +3,20 @@
 * ``GET /v2/aggs/ticker/{T}/range/{m}/{timespan}/{from}/{to}`` with ``sort=asc`` and
   ``limit=50000`` (the maximum: fewer pages); both dates inclusive.
 * Auth by ``Authorization: Bearer`` only: a key in a URL ends up in logs.
-* Pagination by ``next_url``: its path and query are resolved against the configured
-  base URL (it names the production host), auth is re-sent, ``adjusted`` is re-added
-  when the cursor does not carry it, and a repeated cursor stops the loop.
+* Pagination by ``next_url``: only its path and query are used, on the configured base
+  URL (it names the production host), and only for the same endpoint: anything that
+  could send the request (and its key) elsewhere is refused; key parameters are
+  dropped; auth is re-sent, ``adjusted`` re-added when the cursor does not carry it.
+  Bounded by progress (new results each page), by what the range can hold, and by
+  ``MASSIVE_REST_LISTING_DEADLINE``. Results are sorted by time, never dropped.
+* Every request: a total deadline (``MASSIVE_REST_REQUEST_DEADLINE``, see
+  :mod:`finrpt_providers.deadline`) and a body cap (``MAX_BODY``).
 * Intraday ranges are split into calendar-month windows fetched by a small bounded
   pool and joined in order.
 * Retries: 429 honours ``Retry-After`` (else capped exponential backoff with jitter);
-  5xx, HTML pages and network errors are retried the same way; then
-  ``RateLimited``/``ProviderUnavailable``. An optional client-side limit
+  5xx, HTML pages, network errors and deadlines are retried the same way; then
+  ``RateLimited``/``ProviderUnavailable``. A 400 is ``UnsupportedQuery``: the question
+  was validated before any request, so it is Massive refusing ours. An optional client-side limit
   (``MASSIVE_REST_REQUESTS_PER_MINUTE``, 5 on the free plan) avoids 429s altogether.
 * Native adjustments: ``raw`` = ``adjusted=false``; ``splits`` = ``adjusted=true``
   (Massive adjusts prices and volume for splits). ``total`` is derived by the core.

@@ -15,9 +15,6 @@ import json
 import logging
 import os
 import random
-import subprocess
-import sys
-import textwrap
 import time
 
 import numpy as np
@@ -47,6 +44,7 @@ from finrpt_providers.providers.massive_flatfiles.s3 import FlatFilesS3
 from finrpt_providers.providers.massive_rest import KEY_PARAMS
 from finrpt_providers.testing import FakeFlatFiles, plugin_of
 from finrpt_providers.testing.fake_flatfiles import render_aggs
+from finrpt_providers.testing.hostile import gzip_bomb, measure
 from tests.conftest import REST_KEY
 
 TODAY = dt.date(2026, 7, 1)
@@ -309,69 +307,20 @@ def test_verify_sees_a_duplicate_already_in_the_store_and_repair_fixes_it(ff, al
 
 
 # -- 8. gzip bombs: bounded memory ---------------------------------------------------------
-def _bomb() -> bytes:
-    import zlib
-
-    c = zlib.compressobj(9, zlib.DEFLATED, 31)
-    row = b"AAPL,1,1,1,1,1,1,1\n" * 1000
-    return c.compress(",".join(F.AGG_COLUMNS).encode() + b"\n") + b"".join(c.compress(row)
-                                                                          for _ in range(21_000)) + c.flush()
-
-
-_PEAK = textwrap.dedent("""
-    import json, resource, sys, time
-    import finrpt_providers as fp
-    from finrpt_providers.chain import fetch_one
-    from finrpt_providers.plugins import registry
-    from finrpt_providers.providers.massive_flatfiles import files as F
-    cfg = fp.Config.load(json.loads(sys.argv[2]), environ={})
-    registry(); import pandas, pyarrow.csv, boto3  # what any query loads, before measuring
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.monotonic()
-    try:
-        if sys.argv[1] == "query":
-            fetch_one(registry()["massive_flatfiles"].provider, "AAPL", "2026-03-02", "2026-03-06",
-                      adjustment="raw", config=cfg)
-        else:
-            data = open(sys.argv[3], "rb").read()
-            list(F.scan_ticker(data, "ZZZZ", "trades_v1", "k"))
-        out = "no error"
-    except Exception as e:
-        out = f"{type(e).__name__}: {e}"
-    grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    print(json.dumps({"error": out, "grew_mb": grew, "seconds": time.monotonic() - t0}))
-""")
-
-
-def measure_bomb(kind: str, settings: dict, path: str = "") -> dict:
-    """Run a query (or a trades scan) against a bomb in a fresh process: its error, how much its
-    peak memory grew (MB) and how long it took. Also used by benchmarks/hostile.py."""
-    done = subprocess.run([sys.executable, "-c", _PEAK, kind, json.dumps(settings), path], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_a_gzip_bomb_day_file_is_refused_in_bounded_memory(ff, all_cfg, republish):
     republish(("day_aggs_v1", DAY))
-    bomb = _bomb()
+    bomb = gzip_bomb(",".join(F.AGG_COLUMNS), b"AAPL,1,1,1,1,1,1,1\n", 21_000)
     assert len(bomb) < 1_200_000 and len(gzip.decompress(bomb)) > 390_000_000
     ff.put_raw(ff.key("day_aggs_v1", DAY), bomb)
-    settings = {k: v for k, v in all_cfg._values.items()}
-    got = measure_bomb("query", settings)
+    got = measure("query", dict(all_cfg._values), *WEEK)
     assert "decompression bomb" in got["error"]
     assert got["grew_mb"] < 200, got
 
 
 def test_a_gzip_bomb_trades_file_is_refused_in_bounded_memory(tmp_path):
-    import zlib
-
-    c = zlib.compressobj(9, zlib.DEFLATED, 31)
-    head = ",".join(F.TRADE_COLUMNS).encode() + b"\n"
-    row = b"AAPL,,0,4,x,1,1.0,1,1,1.0,1,,\n" * 1000
     path = tmp_path / "trades.csv.gz"
-    path.write_bytes(c.compress(head) + b"".join(c.compress(row) for _ in range(13_000)) + c.flush())
-    got = measure_bomb("scan", {}, str(path))
+    path.write_bytes(gzip_bomb(",".join(F.TRADE_COLUMNS), b"AAPL,,0,4,x,1,1.0,1,1,1.0,1,,\n", 13_000))
+    got = measure("scan", {}, str(path), "ZZZZ")
     assert "decompression bomb" in got["error"]
     assert got["grew_mb"] < 200, got
 
@@ -604,3 +553,14 @@ def test_a_toml_nested_5000_deep_is_an_invalid_query(tmp_path):
     with pytest.raises(InvalidQuery, match="too deeply"):
         Config.load(toml_path=path, environ={})
     assert os.path.exists(path)
+
+
+@pytest.mark.parametrize("lie", [False, True])
+def test_a_bomb_is_refused_whether_or_not_its_trailer_tells(lie):
+    bomb = bytearray(gzip_bomb(",".join(F.AGG_COLUMNS), b"AAPL,1,1,1,1,1,1,1\n", 21_000))
+    if lie:  # the trailer claims a small file: the streaming bound must still stop it
+        bomb[-4:] = (1000).to_bytes(4, "little")
+    with pytest.raises(DataIntegrityError, match="decompression bomb"):
+        F.parse_gzip(bytes(bomb), "day_aggs_v1", "k")
+    with pytest.raises(DataIntegrityError, match="decompression bomb"):
+        F.decompress(bytes(bomb), "k")

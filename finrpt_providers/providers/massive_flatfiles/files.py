@@ -193,6 +193,8 @@ def parse_gzip(data: bytes, dataset: str, key: str) -> tuple[pa.Table, int]:
 
     if not data:
         raise DataIntegrityError(f"{key} is empty: it was not stored", provider=NAME)
+    if len(data) >= 18:  # gzip's trailer announces the (last member's) size: a bomb is refused uninflated
+        _check_inflation(key, int.from_bytes(data[-4:], "little"), len(data))
     fh = igzip_threaded.open(io.BytesIO(data), "rb", threads=1)
     try:
         check_header(fh.readline(PIECE_SIZE), dataset, key)  # consumed: the names are given to pyarrow
