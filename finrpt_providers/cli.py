@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     for impl in pm.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as e:  # a broken plugin must not break the command line
+        except (Exception, SystemExit) as e:  # a broken plugin must not break (or end) the command line
             warnings.warn(f"skipped the commands of plugin {impl.plugin_name!r}: {type(e).__name__}: {e}",
                           stacklevel=2)
     return p

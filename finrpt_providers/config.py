@@ -106,6 +106,8 @@ class Setting:
             except ValueError:
                 raise bad() from None
         elif self.type == "path":
+            if not text or any(ord(c) < 32 for c in text):
+                raise bad("empty, or with control characters")
             value = Path(text).expanduser()
         else:
             value = text

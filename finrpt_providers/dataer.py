@@ -30,7 +30,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from . import redact
-from .errors import InvalidQuery, ProviderError, UnsupportedQuery
+from .errors import DataIntegrityError, InvalidQuery, ProviderError, UnsupportedQuery
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,7 +187,7 @@ def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd
     that serves them and is ready (empty frames, with a logged reason, when none does)."""
     import pandas as pd
 
-    from .plugins import registry
+    from .plugins import guard, registry
 
     empty = {k: pd.DataFrame() for k in _STATEMENTS}
     reg = registry()
@@ -196,15 +196,19 @@ def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd
         entry = reg.get(name)
         if entry is None or not entry.provider.serves_statements:
             continue
-        provider = entry.provider.configured(cfg)
-        reason = provider.not_ready_reason()
-        if reason:
-            log.info("statements: %s not ready (%s)", name, reason)
-            continue
-        try:
-            frames = provider.fetch_statements(ticker)
+        try:  # a plugin's bug or exit is that plugin's failure (see plugins.guard)
+            provider = guard(entry.provider, "configured()", entry.provider.configured, cfg)
+            reason = guard(provider, "not_ready_reason()", provider.not_ready_reason)
+            if reason:
+                log.info("statements: %s not ready (%s)", name, reason)
+                continue
+            frames = guard(provider, "fetch_statements()", provider.fetch_statements, ticker)
+            if not isinstance(frames, dict):
+                raise DataIntegrityError(f"{name}.fetch_statements() returned {type(frames).__name__}, not a dict",
+                                         provider=name)
             break
         except ProviderError as e:
+            frames = None
             log.warning("statements for %s from %s unavailable (%s)", ticker, name, e)
     if frames is None:
         log.info("statements: no provider in FINRPT_PRICE_PROVIDERS serves them; empty frames")

@@ -564,3 +564,20 @@ def test_a_bomb_is_refused_whether_or_not_its_trailer_tells(lie):
         F.parse_gzip(bytes(bomb), "day_aggs_v1", "k")
     with pytest.raises(DataIntegrityError, match="decompression bomb"):
         F.decompress(bytes(bomb), "k")
+
+
+def test_an_object_larger_than_its_dataset_can_be_is_not_downloaded(ff, all_cfg, monkeypatch):
+    from finrpt_providers.providers.massive_flatfiles import s3
+
+    monkeypatch.setitem(s3.MAX_OBJECT, "day_aggs_v1", 100)  # the synthetic day files are ~300 bytes
+    with pytest.raises(DataIntegrityError, match="more than any day_aggs_v1 file"):
+        _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
+    assert list(store_for(all_cfg).root.rglob("*.parquet")) == []
+
+
+@pytest.mark.parametrize("value", ["/tmp/a\x00b", "/tmp/a\nb"])
+def test_a_cache_dir_with_control_characters_is_a_configuration_error(value):
+    from finrpt_providers.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="FINRPT_PROVIDERS_CACHE_DIR"):
+        Config.load({"FINRPT_PROVIDERS_CACHE_DIR": value}, environ={})

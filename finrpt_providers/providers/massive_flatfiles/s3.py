@@ -30,8 +30,11 @@ _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "A
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 #: the slowest pace a download may keep: its deadline grows a second per this many bytes announced
 MIN_RATE = 256 << 10
-#: no aggregates file is near this; trades and quotes are streamed (open), never read whole
-MAX_OBJECT = 4 << 30
+#: the largest file read whole, per dataset (real ones: day ~0.3 MB, minute ~30 MB); trades and
+#: quotes are streamed (open), never read whole
+MAX_OBJECT = {"day_aggs_v1": 64 << 20, "minute_aggs_v1": 1 << 30}
+#: pages one listing may take (a month holds at most 23 session files: one page)
+MAX_LIST_PAGES = 50
 
 
 @dataclass
@@ -45,6 +48,22 @@ class Stream:
 
     def close(self) -> None:
         self.body.close()
+
+
+def _read_capped(body, limit: int, key: str, dataset: str) -> bytes:
+    """The whole body, never more than ``limit`` bytes whatever its framing; read to its end
+    (b"") so botocore still checks its length and checksum."""
+    chunks, size = [], 0
+    while True:
+        chunk = body.read(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            body.close()
+            raise DataIntegrityError(f"{key} is larger than any {dataset} file can be ({limit >> 20} MiB): not "
+                                     "stored", provider=NAME)
+        chunks.append(chunk)
 
 
 class FlatFilesS3:
@@ -138,12 +157,13 @@ class FlatFilesS3:
             try:
                 resp = self.client.get_object(Bucket=self.bucket, Key=key)
                 size = int(resp.get("ContentLength") or 0)
-                if size > MAX_OBJECT:
+                limit = MAX_OBJECT.get(dataset, 1 << 30)
+                if size > limit:
                     resp["Body"].close()
-                    raise DataIntegrityError(f"{key} is {size / 2**30:.1f} GiB, more than any aggregates file "
-                                             f"({MAX_OBJECT >> 30} GiB): not downloaded", provider=NAME)
+                    raise DataIntegrityError(f"{key} announces {size / 2**20:.0f} MiB, more than any {dataset} file "
+                                             f"can be ({limit >> 20} MiB): not downloaded", provider=NAME)
                 budget.allow(size / MIN_RATE)
-                data = resp["Body"].read()
+                data = _read_capped(resp["Body"], limit, key, dataset)
             except Exception as e:
                 if self._missing(e):
                     return None
@@ -171,10 +191,15 @@ class FlatFilesS3:
     def list(self, prefix: str, dataset: str) -> dict[str, Source]:
         """Every object under ``prefix`` with its ETag and size."""
         out: dict[str, Source] = {}
-        try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                for obj in page.get("Contents", []) or []:
-                    out[obj["Key"]] = Source(obj["Key"], str(obj.get("ETag", "")).strip('"'), int(obj["Size"]))
-        except Exception as e:
-            raise self.error(e, prefix, dataset) from None
+        with deadline.budget(self.deadline, f"LIST {prefix}") as budget:
+            try:
+                pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                for n, page in enumerate(pages, 1):
+                    if n > MAX_LIST_PAGES:
+                        raise DataIntegrityError(f"the listing of {prefix} kept going past {MAX_LIST_PAGES} pages "
+                                                 "(a month holds 23 files at most): stopped", provider=NAME)
+                    for obj in page.get("Contents", []) or []:
+                        out[obj["Key"]] = Source(obj["Key"], str(obj.get("ETag", "")).strip('"'), int(obj["Size"]))
+            except Exception as e:
+                raise self.error(e, prefix, dataset, budget) from None
         return out
