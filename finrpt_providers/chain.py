@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import calendar, pipeline, redact
 from .config import Config
-from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, ProviderError
+from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, NoData, ProviderError
 from .intervals import is_period, resample_periods, widen
 from .plugins import guard, registry
-from .provider import PriceQuery, empty_bars
+from .provider import PriceProvider, PriceQuery, empty_bars
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +41,9 @@ def expected_sessions(query: PriceQuery, today: dt.date) -> list[dt.date]:
 
 
 class Chain:
+    """The configured order of providers answering questions: one ticker (:meth:`fetch`) or
+    a basket of tickers over one range (:meth:`fetch_many`), through the same loop."""
+
     def __init__(self, names: Sequence[str], config: Config):
         seen: dict[str, None] = {}
         for n in names:
@@ -50,22 +53,21 @@ class Chain:
         self.names = list(seen)
         self.config = config
 
+    # -- one ticker ---------------------------------------------------------------
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         today = self.config.today()
         query = bounded(query, today, self.config)
         if is_period(query.interval):
             return self._fetch_periods(query, today)
-        attempts: list[dict[str, Any]] = []
-        self._actions_used: dict[str, None] = {}
+        attempts: dict[str, list[dict[str, Any]]] = {query.ticker: []}
         if not expected_sessions(query, today):
             # Holidays/weekends only (or entirely after today): nothing to ask anyone.
-            df = empty_bars()
-            sources: list[dict[str, Any]] = []
+            df, sources, used = empty_bars(), [], {}
         else:
-            found = self._resolve(query, self.names, attempts, today, note="")
-            if found is None:
-                raise AllProvidersFailed.from_attempts(query.describe(), attempts)
-            df, sources = found
+            done = self._run([query], self.names, attempts, today, note="", basket=False)
+            if query.ticker not in done:
+                raise AllProvidersFailed.from_attempts(query.describe(), attempts[query.ticker])
+            df, sources, used = done[query.ticker]
         df.attrs.clear()
         df.attrs.update(
             ticker=query.ticker,
@@ -73,8 +75,8 @@ class Chain:
             adjustment=query.adjustment,
             provider="+".join(dict.fromkeys(s["provider"] for s in sources)),
             sources=sources,
-            attempts=attempts,
-            actions="+".join(self._actions_used),
+            attempts=attempts[query.ticker],
+            actions="+".join(used),
         )
         return df
 
@@ -82,67 +84,139 @@ class Chain:
         start, end = widen(query.start, query.end, query.interval)
         return resample_periods(self.fetch(query.replace(interval="1d", start=start, end=end)), query.interval, today)
 
-    def _resolve(self, query: PriceQuery, names: list[str], attempts: list[dict[str, Any]],
-                 today: dt.date, note: str) -> tuple[pd.DataFrame, list[dict[str, Any]]] | None:
-        reg = registry()
+    # -- a basket ---------------------------------------------------------------------
+    def fetch_many(self, queries: list[PriceQuery], errors: str = "raise") -> pd.DataFrame:
+        """The long frame for ``queries`` (one per ticker, same interval, adjustment and
+        range): indexed by (ticker, timestamp), sorted. Each ticker falls back along the
+        chain on its own; a provider serves all the tickers still pending at once."""
+        today = self.config.today()
+        queries = [bounded(q, today, self.config) for q in queries]
+        q0 = queries[0]
+        if is_period(q0.interval):
+            start, end = widen(q0.start, q0.end, q0.interval)
+            daily = self.fetch_many([q.replace(interval="1d", start=start, end=end) for q in queries], errors)
+            return _periods_of_basket(daily, q0.interval, today)
+        attempts: dict[str, list[dict[str, Any]]] = {q.ticker: [] for q in queries}
+        ask = [q for q in queries if expected_sessions(q, today)]
+        done = self._run(ask, self.names, attempts, today, note="", basket=True) if ask else {}
+        failed = {q.ticker: _why(attempts[q.ticker]) for q in ask if q.ticker not in done}
+        if failed and errors == "raise":
+            raise AllProvidersFailed(
+                f"no provider could answer {len(failed)} of {len(queries)} tickers ({q0.interval} {q0.adjustment} "
+                f"{q0.start}..{q0.end}): " + "; ".join(f"{t}: {why}" for t, why in failed.items())
+                + " (errors='omit' answers the others)", attempts=attempts)
+        frames = {q.ticker: empty_bars() for q in queries if q.ticker not in failed}
+        frames.update({t: df for t, (df, _s, _u) in done.items()})
+        out = long_frame(frames)
+        out.attrs.update(
+            tickers=sorted(frames),
+            interval=q0.interval,
+            adjustment=q0.adjustment,
+            provider={t: "+".join(dict.fromkeys(s["provider"] for s in done[t][1])) if t in done else ""
+                      for t in sorted(frames)},
+            sources={t: done[t][1] if t in done else [] for t in sorted(frames)},
+            actions={t: "+".join(done[t][2]) for t in sorted(done)},
+            failed=failed,
+            attempts=attempts,
+        )
+        return out
 
-        def record(name: str, outcome: str, detail: str) -> None:
+    # -- the loop -----------------------------------------------------------------
+    def _run(self, queries: list[PriceQuery], names: list[str], attempts: dict[str, list[dict[str, Any]]],
+             today: dt.date, note: str, basket: bool) -> dict[str, tuple[pd.DataFrame, list[dict], dict]]:
+        """Walk ``names`` in order until every query is answered: skip a provider before
+        calling when it cannot serve, ask it for every ticker still pending at once, stitch
+        the sessions its answer leaves uncovered from the providers after it. Returns
+        ticker -> (frame, sources, corporate-actions sources used); ``attempts`` gets every
+        provider considered, per ticker. An InvalidQuery from a provider stops a single
+        ticker's chain (raised); in a basket it ends that ticker's search."""
+        reg = registry()
+        done: dict[str, tuple[pd.DataFrame, list[dict], dict]] = {}
+        pending = list(queries)
+
+        def record(ticker: str, name: str, outcome: str, detail: str) -> None:
             detail = redact.scrub(detail)  # quotes servers and plugins: never a secret
-            attempts.append({"provider": name, "outcome": outcome, "detail": note + detail})
-            log.info("%s %s: %s%s", name, outcome, note, detail)
+            attempts[ticker].append({"provider": name, "outcome": outcome, "detail": note + detail})
+            log.info("%s %s %s: %s%s", ticker, name, outcome, note, detail)
 
         for i, name in enumerate(names):
+            if not pending:
+                break
             entry = reg.get(name)
             if entry is None:
-                record(name, "skipped", f"no provider named {name!r} is installed "
-                       f"(installed: {', '.join(sorted(reg)) or 'none'})")
+                for q in pending:
+                    record(q.ticker, name, "skipped", f"no provider named {name!r} is installed "
+                           f"(installed: {', '.join(sorted(reg)) or 'none'})")
                 continue
             try:  # the pre-call checks are the plugin's code too: a bug there is its failure
                 provider = guard(entry.provider, "configured()", entry.provider.configured, self.config)
-                native, reason = guard(provider, "its capability checks", pipeline.plan, provider, query, today)
+                native, reason = guard(provider, "its capability checks", pipeline.plan, provider, pending[0], today)
             except ProviderError as e:
-                record(name, "failed", f"{type(e).__name__}: {e}")
+                for q in pending:
+                    record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
                 continue
             if native is None:
-                record(name, "skipped", reason or "cannot serve")
+                for q in pending:
+                    record(q.ticker, name, "skipped", reason or "cannot serve")
                 continue
-            try:
-                df = pipeline.fetch(provider, query, today, native)
-            except InvalidQuery:
-                raise
-            except ProviderError as e:
-                record(name, "failed", f"{type(e).__name__}: {e}")
-                continue
-            except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
-                log.debug("provider %s raised", name, exc_info=True)
-                what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
-                record(name, "failed", f"unexpected {what}")
-                continue
-            if df.empty:
-                record(name, "empty", f"no bars for {query.describe()}")
-                continue
-            used = df.attrs.get("actions", "")
-            record(name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
-                   + (f" (adjusted with corporate actions from {used})" if used else ""))
-            parts = [df]
-            if used:
-                self._actions_used[used] = None
-            sources = [{"provider": name, "first": df.index[0], "last": df.index[-1]}]
-            for gap in self._gaps(query, df, today):
-                sub = self._resolve(gap, names[i + 1:], attempts, today,
-                                    note=f"gap {gap.start}..{gap.end} left by {name}: ")
-                if sub is not None:
-                    parts.append(sub[0])
-                    sources.extend(sub[1])
-            if len(parts) > 1:
-                import pandas as pd
+            natives = [q.replace(interval=native.interval, adjustment=native.adjustment) for q in pending]
+            answers = _call(provider, natives)
+            still = []
+            for q, nq in zip(pending, natives):
+                got = answers[q.ticker]
+                try:
+                    if isinstance(got, BaseException):
+                        raise got
+                    df = pipeline.finish(provider, q, nq, got)
+                except InvalidQuery as e:
+                    if not basket:
+                        raise
+                    record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                    continue  # the question itself is refused: no other provider is asked
+                except ProviderError as e:
+                    record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                    still.append(q)
+                    continue
+                except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
+                    log.debug("provider %s raised", name, exc_info=e)
+                    what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+                    record(q.ticker, name, "failed", f"unexpected {what}")
+                    still.append(q)
+                    continue
+                if df.empty:
+                    record(q.ticker, name, "empty", f"no bars for {q.describe()}")
+                    still.append(q)
+                    continue
+                used = df.attrs.get("actions", "")
+                record(q.ticker, name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
+                       + (f" (adjusted with corporate actions from {used})" if used else ""))
+                done[q.ticker] = self._stitch(q, df, name, used, names[i + 1:], attempts, today, basket)
+            pending = still
+        return done
 
-                df = pd.concat(parts).sort_index()
-                if df.index.has_duplicates:  # gap spans are disjoint; this would be our bug
-                    raise DataIntegrityError(f"stitching produced duplicate bars for {query.describe()}")
-                sources.sort(key=lambda s: s["first"])
-            return df, sources
-        return None
+    def _stitch(self, query: PriceQuery, df: pd.DataFrame, name: str, used: str, later: list[str],
+                attempts: dict[str, list[dict[str, Any]]], today: dt.date, basket: bool
+                ) -> tuple[pd.DataFrame, list[dict], dict]:
+        """``df`` from ``name``, with the whole sessions it leaves uncovered at either end asked
+        of the ``later`` providers and joined."""
+        parts = [df]
+        actions = {used: None} if used else {}
+        sources = [{"provider": name, "first": df.index[0], "last": df.index[-1]}]
+        for gap in self._gaps(query, df, today):
+            sub = self._run([gap], later, attempts, today, note=f"gap {gap.start}..{gap.end} left by {name}: ",
+                            basket=basket)
+            if gap.ticker in sub:
+                parts.append(sub[gap.ticker][0])
+                sources.extend(sub[gap.ticker][1])
+                actions.update(sub[gap.ticker][2])
+        if len(parts) > 1:
+            import pandas as pd
+
+            df = pd.concat(parts).sort_index()
+            if df.index.has_duplicates:  # gap spans are disjoint; this would be our bug
+                raise DataIntegrityError(f"stitching produced duplicate bars for {query.describe()}")
+            sources.sort(key=lambda s: s["first"])
+        return df, sources, actions
 
     @staticmethod
     def _gaps(query: PriceQuery, df: pd.DataFrame, today: dt.date) -> list[PriceQuery]:
@@ -152,6 +226,62 @@ class Chain:
         lead = [s for s in expected if s < first]
         trail = [s for s in expected if s > last]
         return [query.replace(start=span[0], end=span[-1]) for span in (lead, trail) if span]
+
+
+def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any]:
+    """``provider``'s native answers, per ticker: a frame, or the exception that ticker met.
+    A provider that serves baskets is asked once; any other once per ticker."""
+    if len(natives) > 1 and type(provider).fetch_basket is not PriceProvider.fetch_basket:
+        try:
+            got = guard(provider, "fetch_basket()", provider.fetch_basket, natives)
+        except ProviderError as e:
+            return {q.ticker: e for q in natives}
+        if not isinstance(got, dict):
+            e = DataIntegrityError(f"{provider.name}.fetch_basket() returned {type(got).__name__}, not a dict",
+                                   provider=provider.name)
+            return {q.ticker: e for q in natives}
+        return {q.ticker: got.get(q.ticker, NoData(f"no answer for {q.ticker} in the basket", provider=provider.name))
+                for q in natives}
+    out: dict[str, Any] = {}
+    for q in natives:
+        try:
+            out[q.ticker] = provider.fetch(q)
+        except (Exception, SystemExit) as e:  # recorded by the loop: ProviderError as is, others as bugs
+            out[q.ticker] = e
+    return out
+
+
+def _why(attempts: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{a['provider']} {a['outcome']} ({a['detail']})" for a in attempts) or "no provider"
+
+
+def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-ticker bar frames -> one frame indexed by (ticker, timestamp), sorted by ticker then
+    time, bar columns and dtypes unchanged (empty when ``frames`` is)."""
+    import pandas as pd
+
+    if not frames:
+        base = empty_bars()
+        base.index = pd.MultiIndex.from_arrays([pd.Index([], dtype="object"), base.index],
+                                               names=["ticker", "timestamp"])
+        return base
+    order = sorted(frames)
+    out = pd.concat([frames[t] for t in order], keys=order, names=["ticker", "timestamp"])
+    out.attrs = {}
+    return out
+
+
+def _periods_of_basket(daily: pd.DataFrame, interval: str, today: dt.date) -> pd.DataFrame:
+    """Period bars of each ticker of a long daily frame (attrs kept; partial_last per ticker)."""
+    attrs = dict(daily.attrs)
+    frames, partial = {}, {}
+    for t in attrs.get("tickers", []):
+        one = daily.xs(t, level="ticker") if t in daily.index.get_level_values("ticker") else empty_bars()
+        frames[t] = resample_periods(one, interval, today)
+        partial[t] = frames[t].attrs.get("partial_last", False)
+    out = long_frame(frames)
+    out.attrs.update(attrs, interval=interval, partial_last=partial)
+    return out
 
 
 def bounded(query: PriceQuery, today: dt.date, config: Config) -> PriceQuery:
@@ -179,21 +309,51 @@ def resolve_config(config: Config | dict | None) -> Config:
     raise InvalidQuery(f"config must be a finrpt_providers.Config or a dict of settings, not {type(config).__name__}")
 
 
-def get_prices(ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = "splits",
-               providers: Sequence[str] | str | None = None, config: Config | dict | None = None) -> pd.DataFrame:
+def get_prices(ticker: str | Sequence[str], start: Any, end: Any, *, interval: str = "1d",
+               adjustment: str = "splits", providers: Sequence[str] | str | None = None,
+               config: Config | dict | None = None, errors: str = "raise") -> pd.DataFrame:
     """Bars for ``ticker`` from ``start`` to ``end`` (both inclusive, session dates in ET).
 
     Returns the bar frame (see :mod:`finrpt_providers.provider`); ``attrs`` say which
     provider answered (``provider``, ``sources``) and what was tried (``attempts``).
     Raises :class:`InvalidQuery` before any I/O for a bad question and
     :class:`AllProvidersFailed` when nobody could answer.
+
+    A list (or tuple, or any iterable that is not a string) of tickers is a basket: one
+    long frame indexed by (``ticker``, ``timestamp``), sorted by ticker then time, same
+    columns and dtypes; ``attrs["provider"]``, ``["sources"]``, ``["actions"]`` and
+    ``["attempts"]`` are dicts by ticker, ``attrs["failed"]`` says why for each ticker no
+    provider could serve. ``errors="raise"`` (default) raises AllProvidersFailed naming
+    every failed ticker; ``errors="omit"`` answers the others. A ticker listed twice is
+    answered once.
     """
-    query = PriceQuery(ticker, start, end, interval, adjustment)
     cfg = resolve_config(config)
     if isinstance(providers, str):
         providers = [p for p in providers.split(",") if p.strip()]
     names = list(providers) if providers is not None else cfg.providers
-    return Chain(names, cfg).fetch(query)
+    if isinstance(ticker, str):
+        return Chain(names, cfg).fetch(PriceQuery(ticker, start, end, interval, adjustment))
+    if errors not in ("raise", "omit"):
+        raise InvalidQuery(f"errors={errors!r} is not valid: use 'raise' (fail naming every ticker no provider "
+                           "could serve) or 'omit' (answer the others)")
+    queries = basket_queries(ticker, start, end, interval, adjustment)
+    return Chain(names, cfg).fetch_many(queries, errors)
+
+
+def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment: str) -> list[PriceQuery]:
+    """One validated query per distinct ticker, in the given order (InvalidQuery before any I/O)."""
+    try:
+        items = list(tickers)
+    except TypeError:
+        raise InvalidQuery(f"tickers must be a string or a list of strings, not {type(tickers).__name__}") from None
+    if not items:
+        raise InvalidQuery("the list of tickers is empty: give at least one")
+    first = PriceQuery(items[0], start, end, interval, adjustment)  # the range, interval, adjustment checked once
+    out = {first.ticker: first}
+    for t in items[1:]:
+        q = first.replace(ticker=t)
+        out.setdefault(q.ticker, q)
+    return list(out.values())
 
 
 def fetch_one(provider, ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = "splits",

@@ -73,7 +73,14 @@ def fetch(provider: PriceProvider, query: PriceQuery, today: dt.date, native: Pr
         native, reason = plan(provider, query, today)
         if native is None:
             raise UnsupportedQuery(reason or "cannot serve", provider=provider.name)
-    bars = validate_bars(clip(provider.fetch(native), native), native, provider=provider.name)
+    return finish(provider, query, native, provider.fetch(native))
+
+
+def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame: pd.DataFrame) -> pd.DataFrame:
+    """``provider``'s native answer ``frame`` to ``native`` -> the answer to ``query``: checked
+    against the contract, adjusted, resampled (the part of :func:`fetch` after the call, for
+    answers that came in a basket)."""
+    bars = validate_bars(clip(frame, native), native, provider=provider.name)
     source = ""
     if not bars.empty and native.adjustment != query.adjustment:
         bars, source = adjust(provider, bars, native.adjustment, query.adjustment, query.ticker)

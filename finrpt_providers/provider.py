@@ -17,7 +17,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from .errors import DataIntegrityError, InvalidQuery, UnsupportedQuery
+from .errors import DataIntegrityError, InvalidQuery, ProviderError, UnsupportedQuery
 from .intervals import BASE_INTERVALS, INTERVAL_MINUTES, INTERVALS, MINUTE_INTERVALS, normalize_interval
 
 if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` light
@@ -240,6 +240,14 @@ class PriceProvider:
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         """The bar frame for ``query`` (a native interval and adjustment), or raise a ProviderError."""
+        raise NotImplementedError
+
+    def fetch_basket(self, queries: list[PriceQuery]) -> dict[str, "pd.DataFrame | ProviderError"]:
+        """Many tickers at once: ``queries`` differ only in ``ticker`` (same native interval,
+        adjustment and range). Returns, per ticker, its bar frame (as :meth:`fetch` would) or
+        the ProviderError that ticker met. Optional: the core calls :meth:`fetch` once per
+        ticker when a provider does not override this; override it when a basket is cheaper
+        in one go (one read of a shared file, one rate limit, one batched request)."""
         raise NotImplementedError
 
     def fetch_sessions(self, ticker: str, sessions: list[dt.date], adjustment: str) -> pd.DataFrame:

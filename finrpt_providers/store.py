@@ -23,6 +23,7 @@ Generic: its owner (a provider) declares the ``prefix`` and, per dataset, the la
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import functools
@@ -459,6 +460,11 @@ class Store:
     # -- reading ----------------------------------------------------------------
     def read_ticker(self, dataset: str, days: Iterable[dt.date], ticker: str) -> pa.Table:
         """``ticker``'s stored rows on ``days`` (reads only the row groups that can hold it)."""
+        return self.read_tickers(dataset, days, [ticker])
+
+    def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str]) -> pa.Table:
+        """The stored rows of ``tickers`` on ``days``, each file read once for all of them
+        (only the row groups whose ticker range meets the basket's)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -468,7 +474,7 @@ class Store:
             files.setdefault(self.data_path(dataset, d), []).append(d)
         tables = []
         for path, ds in files.items():
-            t = _read_row_groups(path, ticker)
+            t = _read_row_groups(path, tickers)
             if t is None or t.num_rows == 0:
                 continue
             local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
@@ -532,6 +538,22 @@ def _bad_rows(dataset: str, table: pa.Table, local: pa.ChunkedArray, path: Path)
     return out
 
 
+def split_by_ticker(table: pa.Table) -> dict[str, pa.Table]:
+    """A table of many tickers -> ticker -> its rows, each sorted by time (one sort, then
+    zero-copy slices of the runs)."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return {}
+    table = table.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+    runs = pc.run_end_encode(table.column("ticker").combine_chunks())
+    out, start = {}, 0
+    for value, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
+        out[value] = table.slice(start, end - start)
+        start = end
+    return out
+
+
 def _by_year(days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
     out: dict[int, list[dt.date]] = {}
     for d in days:
@@ -565,8 +587,8 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
     _atomic_write(path, write)
 
 
-def _read_row_groups(path: Path, ticker: str) -> pa.Table | None:
-    """Rows of ``ticker`` from one sorted file, reading only row groups whose min/max admit it."""
+def _read_row_groups(path: Path, tickers: list[str]) -> pa.Table | None:
+    """Rows of ``tickers`` from one sorted file, reading only row groups whose min/max admit one."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -576,10 +598,15 @@ def _read_row_groups(path: Path, ticker: str) -> pa.Table | None:
         pf = pq.ParquetFile(path)
         meta = pf.metadata
         col = pf.schema_arrow.get_field_index("ticker")
+        wanted = sorted(set(tickers))
         groups = []
         for i in range(meta.num_row_groups):
             stats = meta.row_group(i).column(col).statistics
-            if stats is None or not stats.has_min_max or stats.min <= ticker <= stats.max:
+            if stats is None or not stats.has_min_max:
+                groups.append(i)
+                continue
+            k = bisect.bisect_left(wanted, stats.min)  # the first ticker not before the group's range
+            if k < len(wanted) and wanted[k] <= stats.max:
                 groups.append(i)
         if not groups:
             return None
@@ -591,4 +618,6 @@ def _read_row_groups(path: Path, ticker: str) -> pa.Table | None:
     except (OSError, pa.ArrowException, ValueError, IndexError) as e:  # cut, overwritten, not Parquet
         raise DataIntegrityError(f"the store's {path} is damaged ({type(e).__name__}: {str(e)[:120]}): "
                                  f"{REPAIR}") from None
-    return t.filter(pc.equal(t.column("ticker"), ticker))
+    if len(wanted) == 1:
+        return t.filter(pc.equal(t.column("ticker"), wanted[0]))
+    return t.filter(pc.is_in(t.column("ticker"), value_set=pa.array(wanted, pa.string())))

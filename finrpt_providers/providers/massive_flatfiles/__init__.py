@@ -93,6 +93,9 @@ class MassiveFlatFilesProvider(PriceProvider):
         return self.config.value("MASSIVE_FLATFILES_WORKERS")
 
     def _read(self, dataset: str, days: list[dt.date], ticker: str) -> pd.DataFrame:
+        return table_to_bars(self._ensure(dataset, days).read_ticker(dataset, days, ticker))
+
+    def _ensure(self, dataset: str, days: list[dt.date]) -> Store:
         s3 = FlatFilesS3(self.config)  # missing keys fail here; the boto3 client is built on first use
         store = store_for(self.config)
         outcome = ensure(s3, store, dataset, days, self.workers, self.config.today(),
@@ -101,15 +104,31 @@ class MassiveFlatFilesProvider(PriceProvider):
             log.warning("%s: no %s file upstream for %s (not published yet, or absent): the answer lacks "
                         "%s", NAME, dataset, ", ".join(d.isoformat() for d in outcome.missing),
                         "that session" if len(outcome.missing) == 1 else "those sessions")
-        return table_to_bars(store.read_ticker(dataset, days, ticker))
+        return store
+
+    def fetch_basket(self, queries: list[PriceQuery]) -> dict[str, pd.DataFrame | ProviderError]:
+        """Every ticker of the basket from one pass over the store: each file downloaded (when
+        lacking) and read once for all of them."""
+        from ...store import split_by_ticker
+
+        q0 = queries[0]
+        days = calendar.sessions(q0.start, min(q0.end, self.config.today()))
+        dataset = "day_aggs_v1" if q0.interval == "1d" else "minute_aggs_v1"
+        store = self._ensure(dataset, days)
+        by_ticker = split_by_ticker(store.read_tickers(dataset, days, [q.ticker for q in queries]))
+        return {q.ticker: table_to_bars(by_ticker[q.ticker]) if q.ticker in by_ticker else self._none(q)
+                for q in queries}
+
+    def _none(self, query: PriceQuery) -> NoData:
+        return NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
+                      f"{query.end}: check the ticker (flat files write share classes with a dot, e.g. BRK.B)",
+                      provider=NAME)
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         days = calendar.sessions(query.start, min(query.end, self.config.today()))
         bars = self._read("day_aggs_v1" if query.interval == "1d" else "minute_aggs_v1", days, query.ticker)
         if bars.empty:
-            raise NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
-                         f"{query.end}: check the ticker (flat files write share classes with a dot, e.g. BRK.B)",
-                         provider=NAME)
+            raise self._none(query)
         return bars
 
     def fetch_sessions(self, ticker: str, sessions: list[dt.date], adjustment: str) -> pd.DataFrame:
