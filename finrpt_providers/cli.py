@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from . import redact
@@ -91,33 +92,112 @@ def _bars_json(df) -> dict[str, Any]:
     }
 
 
+def _tickers(args: argparse.Namespace) -> list[str]:
+    """The positional tickers, then those of --tickers-file (one a line, '#' comments)."""
+    tickers = list(args.tickers)
+    if args.tickers_file:
+        try:
+            text = Path(args.tickers_file).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidQuery(f"cannot read --tickers-file {args.tickers_file} "
+                               f"({getattr(e, 'strerror', None) or type(e).__name__}): fix the path") from None
+        tickers += [ln.split("#", 1)[0].strip() for ln in text.splitlines() if ln.split("#", 1)[0].strip()]
+    if not tickers:
+        raise InvalidQuery("no ticker given: name one or more (fetch AAPL MSFT ...) or use --tickers-file FILE")
+    return tickers
+
+
+def _write(args: argparse.Namespace, write) -> None:
+    """``write(stream_or_path)`` to --output atomically (temp file, then rename), else stdout."""
+    if not args.output:
+        write(sys.stdout)
+        return
+    import os
+    import tempfile
+
+    target = Path(args.output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .chain import get_prices
 
+    tickers = _tickers(args)
+    if args.format == "parquet" and not args.output:
+        raise InvalidQuery("--format parquet writes a file: add --output FILE.parquet")
     cfg = _config(args)
     end = args.end or cfg.today().isoformat()
-    df = get_prices(args.ticker, args.start, end, interval=args.interval, adjustment=args.adjustment,
-                    providers=args.provider or None, config=cfg)
+    single = len(tickers) == 1
+    df = get_prices(tickers[0] if single else tickers, args.start, end, interval=args.interval,
+                    adjustment=args.adjustment, providers=args.provider or None, config=cfg, errors=args.errors)
     if args.format == "json":
-        json.dump(_bars_json(df), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        body = _bars_json(df) if single else _basket_json(df)
+
+        def dump(out):
+            if isinstance(out, str):
+                Path(out).write_text(json.dumps(body, indent=1) + "\n")
+            else:
+                json.dump(body, out, indent=1)
+                out.write("\n")
+
+        _write(args, dump)
     elif args.format == "csv":
-        df.to_csv(sys.stdout, float_format="%.10g")
+        _write(args, lambda out: df.to_csv(out, float_format="%.10g"))
+    elif args.format == "parquet":
+        flat = df.reset_index()
+        flat.attrs = {}  # pyarrow would try to store attrs (not JSON-safe) in the schema
+        _write(args, lambda out: flat.to_parquet(out, index=False))
     else:
         import pandas as pd
 
-        with pd.option_context("display.max_rows", args.max_rows, "display.width", 200,
-                               "display.max_columns", 20):
-            print(df if len(df) else "(no bars: the range holds no sessions)")
-    for a in df.attrs["attempts"]:
-        print(f"  {a['provider']}: {a['outcome']}: {a['detail']}", file=sys.stderr)
-    extra = ""
-    if df.attrs.get("actions"):
-        extra += f"; adjusted with corporate actions from {df.attrs['actions']}"
-    if df.attrs.get("partial_last"):
-        extra += "; the last period is still running"
-    print(f"{len(df)} bars from {df.attrs['provider'] or 'nobody (no sessions in range)'}{extra}", file=sys.stderr)
+        def show(out):
+            with pd.option_context("display.max_rows", args.max_rows, "display.width", 200,
+                                   "display.max_columns", 20):
+                print(df if len(df) else "(no bars: the range holds no sessions)", file=out)
+
+        _write(args, lambda out: show(out) if not isinstance(out, str) else Path(out).write_text(df.to_string()))
+    if single:
+        for a in df.attrs["attempts"]:
+            print(f"  {a['provider']}: {a['outcome']}: {a['detail']}", file=sys.stderr)
+        extra = ""
+        if df.attrs.get("actions"):
+            extra += f"; adjusted with corporate actions from {df.attrs['actions']}"
+        if df.attrs.get("partial_last"):
+            extra += "; the last period is still running"
+        print(f"{len(df)} bars from {df.attrs['provider'] or 'nobody (no sessions in range)'}{extra}", file=sys.stderr)
+        return 0
+    by = {}
+    for t, who in df.attrs["provider"].items():
+        by.setdefault(who or "nobody (no sessions in range)", []).append(t)
+    for who, ts in by.items():
+        print(f"  {who}: {len(ts)} ticker(s): {' '.join(ts[:12])}{' ...' if len(ts) > 12 else ''}", file=sys.stderr)
+    for t, why in df.attrs["failed"].items():
+        print(f"  {t}: failed: {why}", file=sys.stderr)
+    print(f"{len(df)} bars of {len(df.attrs['tickers'])} ticker(s)"
+          + (f"; {len(df.attrs['failed'])} left out (--errors omit)" if df.attrs["failed"] else "")
+          + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
     return 0
+
+
+def _basket_json(df) -> dict[str, Any]:
+    from .provider import empty_bars
+
+    out = {"interval": df.attrs.get("interval"), "adjustment": df.attrs.get("adjustment"),
+           "failed": df.attrs.get("failed", {}), "tickers": {}}
+    for t in df.attrs.get("tickers", []):
+        one = df.xs(t, level="ticker") if t in df.index.get_level_values("ticker") else empty_bars()
+        one.attrs = {"ticker": t, "interval": df.attrs.get("interval"), "adjustment": df.attrs.get("adjustment"),
+                     "provider": df.attrs["provider"].get(t), "sources": df.attrs["sources"].get(t, []),
+                     "attempts": df.attrs["attempts"].get(t, [])}
+        out["tickers"][t] = _bars_json(one)
+    return out
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -260,15 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where to write the comparison chart (default: ./finrpt-providers-demo.png)")
     sd.set_defaults(func=cmd_demo)
 
-    sf = sub.add_parser("fetch", help="fetch bars for one ticker through the chain")
-    sf.add_argument("ticker", help="US ticker as the SIP writes it, e.g. AAPL or BRK.B")
+    sf = sub.add_parser("fetch", help="fetch bars for one ticker, or a basket, through the chain")
+    sf.add_argument("tickers", nargs="*", metavar="TICKER", help="US tickers as the SIP writes them, e.g. AAPL BRK.B")
+    sf.add_argument("--tickers-file", metavar="FILE", help="more tickers, one a line ('#' starts a comment)")
     sf.add_argument("--start", required=True, help="first session, YYYY-MM-DD (inclusive)")
     sf.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
     sf.add_argument("--interval", default="1d", help="1m 5m 15m 30m 1h 1d 1wk 1mo 3mo (default 1d)")
     sf.add_argument("--adjustment", default="splits", help="raw, splits or total (default splits)")
     sf.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
                     help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
-    sf.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sf.add_argument("--errors", choices=["raise", "omit"], default="raise",
+                    help="a basket with tickers nobody can serve: fail (default) or answer the others")
+    sf.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    sf.add_argument("--output", metavar="FILE", help="write there (atomically) instead of stdout; parquet needs it")
     sf.add_argument("--max-rows", type=int, default=60, help="rows shown by --format table")
     sf.set_defaults(func=cmd_fetch)
 

@@ -106,8 +106,17 @@ def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ti
     """Bars adjusted as ``have`` (raw or splits) -> ``want``; (bars, actions source)."""
     from .adjust import apply_factors, dividend_factor, split_factor
 
+    import dataclasses
+
+    import pandas as pd
+
     days = bars.index.normalize()
     acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider), since=days.min())
+    # Events announced for after today (a declared dividend's ex-date ahead) have not happened:
+    # they adjust nothing yet (and their "session before" has no close).
+    now = pd.Timestamp(provider.config.today(), tz=ET)
+    acts = dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now],
+                               dividends=acts.dividends[acts.dividends.index <= now])
     s = split_factor(days, acts.splits)
     to_raw = s if have == "splits" else 1.0  # native -> as traded
     if want == "raw":

@@ -45,6 +45,7 @@ from ..errors import (
     MissingCredentials,
     NoData,
     NotEntitled,
+    ProviderError,
     ProviderUnavailable,
     RateLimited,
     UnsupportedQuery,
@@ -628,8 +629,25 @@ class MassiveRESTProvider(PriceProvider):
         return MassiveClient(self.config)
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
-        bars = results_to_bars(self.client().aggregates(query.ticker, query.interval, query.start, query.end,
-                                                        adjusted=query.adjustment == "splits"), query.interval)
+        return self._fetch(self.client(), query)
+
+    def fetch_basket(self, queries: list[PriceQuery]) -> dict[str, pd.DataFrame | ProviderError]:
+        """The basket's tickers concurrently (MASSIVE_REST_WORKERS at once), under ONE rate
+        limit: the client-side limiter is shared by every request made with this key."""
+        client = self.client()
+
+        def one(query: PriceQuery):
+            try:
+                return query.ticker, self._fetch(client, query)
+            except ProviderError as e:
+                return query.ticker, e
+
+        with ThreadPoolExecutor(max_workers=min(client.workers, len(queries)), thread_name_prefix="massive-basket") as pool:
+            return dict(pool.map(one, queries))
+
+    def _fetch(self, client: MassiveClient, query: PriceQuery) -> pd.DataFrame:
+        bars = results_to_bars(client.aggregates(query.ticker, query.interval, query.start, query.end,
+                                                 adjusted=query.adjustment == "splits"), query.interval)
         if bars.empty:
             raise NoData(f"Massive has no {query.interval} bars for {query.ticker} from {query.start} to "
                          f"{query.end}: check the ticker (Massive writes share classes with a dot, e.g. BRK.B)",

@@ -1,0 +1,147 @@
+"""Baskets: many tickers in one call, equal to the single-ticker answers, through every
+provider and the chain; partial failure; the CLI forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+import finrpt_providers as fp
+from finrpt_providers import AllProvidersFailed, InvalidQuery
+from finrpt_providers.config import Config
+from finrpt_providers.testing import FakeFlatFiles
+from tests.conftest import REST_KEY
+from tests.test_cli import run
+
+START, END = "2026-04-01", "2026-05-29"
+
+
+@pytest.fixture(scope="module")
+def _flat(market):
+    days = [d for d in market.sessions if dt.date(2026, 3, 25) <= d <= dt.date(2026, 6, 5)]
+    with FakeFlatFiles(market, days=days, minute_days=days[-6:]) as ff:
+        yield ff
+
+
+@pytest.fixture
+def cfg(_flat, rest, fake_yahoo, market, tmp_path):
+    return Config.load({**_flat.config(), "MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
+                        "FINRPT_YFINANCE_BASE_URL": fake_yahoo.url, "FINRPT_YFINANCE_TIMEOUT": "5",
+                        "FINRPT_PROVIDERS_TODAY": "2026-06-05", "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path),
+                        "MASSIVE_REST_BACKOFF": "0.01"}, environ={})
+
+
+def _each_equals_single(basket: pd.DataFrame, tickers, cfg, **kw) -> None:
+    assert list(basket.index.names) == ["ticker", "timestamp"]
+    assert basket.index.is_monotonic_increasing
+    assert sorted(set(basket.index.get_level_values("ticker"))) == sorted(tickers)
+    for t in tickers:
+        one = fp.get_prices(t, kw.pop("start", START), kw.pop("end", END), config=cfg, **kw)
+        got = basket.xs(t, level="ticker")
+        pdt.assert_frame_equal(got, one, check_freq=False)
+        assert basket.attrs["provider"][t] == one.attrs["provider"]
+
+
+@pytest.mark.parametrize("provider", ["massive_flatfiles", "massive_rest", "yfinance"])
+@pytest.mark.parametrize("adjustment", ["raw", "splits", "total"])
+def test_a_basket_equals_the_single_answers_for_every_provider(cfg, market, provider, adjustment):
+    tickers = [t for t in market.tickers if t != "NEWC"][:5]
+    basket = fp.get_prices(tickers, START, END, adjustment=adjustment, providers=[provider], config=cfg)
+    assert set(basket.attrs["provider"].values()) == {provider} and basket.attrs["failed"] == {}
+    _each_equals_single(basket, tickers, cfg, adjustment=adjustment, providers=[provider])
+
+
+@pytest.mark.parametrize("interval", ["1m", "15m", "1wk", "1mo"])
+def test_a_basket_of_derived_intervals_equals_the_single_answers(cfg, market, interval):
+    tickers = ["AAPL", "NVDA", "SPY"]
+    start, end = ("2026-06-01", "2026-06-02") if interval.endswith("m") and interval[-2:] != "mo" else (START, END)
+    basket = fp.get_prices(tickers, start, end, interval=interval, config=cfg)
+    for t in tickers:
+        one = fp.get_prices(t, start, end, interval=interval, config=cfg)
+        pdt.assert_frame_equal(basket.xs(t, level="ticker"), one, check_freq=False)
+    if interval in ("1wk", "1mo"):
+        assert set(basket.attrs["partial_last"]) == set(tickers)
+
+
+def test_the_chain_falls_back_per_ticker_and_stitches(cfg, _flat, market):
+    # the flat files end on 2026-06-05's eve for nobody: ask past their last file so REST fills the tail
+    cfg = cfg.merged({"FINRPT_PROVIDERS_TODAY": "2026-06-12"})
+    basket = fp.get_prices(["AAPL", "SPY"], "2026-06-01", "2026-06-11", adjustment="raw", config=cfg)
+    for t in ("AAPL", "SPY"):
+        assert basket.attrs["provider"][t] == "massive_flatfiles+massive_rest"
+        truth = market.truth(t, dt.date(2026, 6, 1), dt.date(2026, 6, 11), "1d", "raw")
+        pdt.assert_frame_equal(basket.xs(t, level="ticker")[["open", "close", "volume"]],
+                               truth[["open", "close", "volume"]], check_freq=False)
+
+
+def test_partial_failure_raise_names_every_failed_ticker_and_omit_answers_the_rest(cfg):
+    tickers = ["AAPL", "NOPE1", "SPY", "NOPE2"]
+    with pytest.raises(AllProvidersFailed) as info:
+        fp.get_prices(tickers, START, END, config=cfg)
+    assert "2 of 4" in str(info.value) and "NOPE1" in str(info.value) and "NOPE2" in str(info.value)
+    assert set(info.value.attempts) == set(tickers)
+    got = fp.get_prices(tickers, START, END, config=cfg, errors="omit")
+    assert sorted(set(got.index.get_level_values("ticker"))) == ["AAPL", "SPY"]
+    assert set(got.attrs["failed"]) == {"NOPE1", "NOPE2"} and "NoData" in got.attrs["failed"]["NOPE1"]
+
+
+def test_duplicates_are_answered_once_and_bad_input_fails_before_any_request(cfg, rest):
+    got = fp.get_prices(["spy", "SPY", "SPY"], START, END, config=cfg)
+    assert list(got.attrs["tickers"]) == ["SPY"]
+    for bad in ([], ["AAPL", "not a ticker!"], ["AAPL", 3], 42):
+        with pytest.raises(InvalidQuery):
+            fp.get_prices(bad, START, END, config=cfg)
+    with pytest.raises(InvalidQuery, match="errors="):
+        fp.get_prices(["AAPL"], START, END, config=cfg, errors="ignore")
+    assert rest.aggregate_requests() == []
+
+
+def test_a_ticker_listed_mid_range_is_answered_from_its_first_session(cfg, market):
+    newc = market.specs["NEWC"]
+    listed = getattr(newc, "listed", None) or market.truth("NEWC", market.start, market.end, "1d", "raw").index[0].date()
+    start = (listed - dt.timedelta(days=20)).isoformat()
+    end = (listed + dt.timedelta(days=20)).isoformat()
+    cfg = cfg.merged({"FINRPT_PRICE_PROVIDERS": "massive_rest"})
+    basket = fp.get_prices(["NEWC", "AAPL"], start, end, adjustment="raw", config=cfg)
+    assert basket.xs("NEWC", level="ticker").index[0].date() == listed
+    assert basket.xs("AAPL", level="ticker").index[0].date() < listed
+
+
+def test_the_flat_file_store_reads_each_file_once_for_a_basket(cfg, _flat, monkeypatch):
+    from finrpt_providers import store as store_mod
+
+    fp.get_prices(["AAPL"], START, END, adjustment="raw", providers=["massive_flatfiles"], config=cfg)  # warm
+    calls = []
+    real = store_mod._read_row_groups
+    monkeypatch.setattr(store_mod, "_read_row_groups", lambda path, tickers: calls.append(path) or real(path, tickers))
+    fp.get_prices(["AAPL", "NVDA", "SPY", "BRK.B"], START, END, adjustment="raw", providers=["massive_flatfiles"],
+                  config=cfg)
+    assert len(calls) == len(set(calls)) == 1  # one year file, read once for the four
+
+
+def test_cli_fetch_many_tickers_and_a_tickers_file(cfg, tmp_path, monkeypatch):
+    for k, v in cfg._values.items():
+        monkeypatch.setenv(k, v)
+    listing = tmp_path / "universe.txt"
+    listing.write_text("# my universe\nSPY\nBRK.B   # a share class\n\nNOPE\n")
+    code, out, err = run("fetch", "AAPL", "--tickers-file", str(listing), "--start", START, "--end", END,
+                         "--format", "json", "--errors", "omit")
+    assert code == 0, err
+    body = json.loads(out)
+    assert sorted(body["tickers"]) == ["AAPL", "BRK.B", "SPY"] and list(body["failed"]) == ["NOPE"]
+    assert body["tickers"]["SPY"]["bars"][0]["timestamp"].startswith("2026-04-01")
+    assert "NOPE: failed" in err
+    target = tmp_path / "out.parquet"
+    code, _out, err = run("fetch", "AAPL", "SPY", "--start", START, "--end", END, "--format", "parquet",
+                          "--output", str(target))
+    assert code == 0, err
+    flat = pd.read_parquet(target)
+    assert list(flat.columns[:2]) == ["ticker", "timestamp"] and set(flat["ticker"]) == {"AAPL", "SPY"}
+    code, _out, err = run("fetch", "AAPL", "--start", START, "--format", "parquet")
+    assert code == 2 and "--output" in err
+    code, _out, err = run("fetch", "--tickers-file", str(tmp_path / "missing.txt"), "--start", START)
+    assert code == 2 and "missing.txt" in err
