@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .chain import get_prices
+from .market import get_market
 from .config import Config
 from .errors import (
     AllProvidersFailed,
@@ -103,7 +104,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "get_prices", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
+    "get_prices", "get_market", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "PluginError", "AllProvidersFailed",

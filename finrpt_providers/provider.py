@@ -168,6 +168,8 @@ class PriceProvider:
     serves_actions: ClassVar[bool] = False
     #: True when :meth:`fetch_statements` serves quarterly financial statements
     serves_statements: ClassVar[bool] = False
+    #: True when :meth:`fetch_market` serves every ticker of a session at once
+    serves_market: ClassVar[bool] = False
     #: the settings this provider reads (see :class:`~finrpt_providers.config.Setting`)
     settings: ClassVar[tuple["Setting", ...]] = ()
     #: setting names (e.g. "MASSIVE_API_KEY") that must be set for the provider to work
@@ -248,6 +250,18 @@ class PriceProvider:
         the ProviderError that ticker met. Optional: the core calls :meth:`fetch` once per
         ticker when a provider does not override this; override it when a basket is cheaper
         in one go (one read of a shared file, one rate limit, one batched request)."""
+        raise NotImplementedError
+
+    def fetch_market(self, start: dt.date, end: dt.date, interval: str, adjustment: str) -> pd.DataFrame:
+        """Every ticker's bars on the sessions ``start``..``end`` (a native interval and
+        adjustment): a long frame indexed by (``ticker``, ``timestamp``) with the bar columns.
+        Declare :attr:`serves_market` when implemented (see :mod:`finrpt_providers.market`)."""
+        raise NotImplementedError
+
+    def fetch_market_actions(self, since: dt.date) -> tuple[pd.Series, pd.Series]:
+        """Every ticker's splits (ratio) and cash dividends (as declared) with ex-dates after
+        ``since``, each a Series indexed by (ticker, ex-date at 00:00 New York): what adjusting
+        a whole market needs, in one listing. Optional."""
         raise NotImplementedError
 
     def fetch_sessions(self, ticker: str, sessions: list[dt.date], adjustment: str) -> pd.DataFrame:

@@ -462,6 +462,34 @@ class Store:
         """``ticker``'s stored rows on ``days`` (reads only the row groups that can hold it)."""
         return self.read_tickers(dataset, days, [ticker])
 
+    def read_days(self, dataset: str, days: Iterable[dt.date]) -> pa.Table:
+        """Every stored row (every ticker) of ``days``: a whole-market cross-section."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        days = sorted(set(days))
+        files: dict[Path, list[dt.date]] = {}
+        for d in days:
+            files.setdefault(self.data_path(dataset, d), []).append(d)
+        tables = []
+        for path, ds in files.items():
+            try:
+                t = pq.read_table(path)
+            except FileNotFoundError:
+                continue
+            except (NotADirectoryError, PermissionError) as e:
+                raise _unreadable_dir(path, e) from None
+            except (OSError, pa.ArrowException, ValueError) as e:
+                raise DataIntegrityError(f"the store's {path} is damaged ({type(e).__name__}): {REPAIR}") from None
+            local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
+                            pa.date32())
+            keep = pc.is_in(local, value_set=pa.array(ds, type=pa.date32()))
+            if not self.per_year(dataset) and not pc.all(keep).as_py():
+                raise DataIntegrityError(f"the store's {path} holds rows of another session than {ds[0]}: {REPAIR}")
+            tables.append(t.filter(keep) if self.per_year(dataset) else t)
+        return pa.concat_tables(tables) if tables else _empty_table()
+
     def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str]) -> pa.Table:
         """The stored rows of ``tickers`` on ``days``, each file read once for all of them
         (only the row groups whose ticker range meets the basket's)."""

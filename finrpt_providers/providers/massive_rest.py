@@ -75,6 +75,8 @@ SESSION_MINUTES = 16 * 60
 KEY_PARAMS = frozenset({"apikey", "api_key", "api-key", "key", "token", "access_token", "accesstoken"})
 #: records one ticker's splits or dividends listing may hold (a century of monthly dividends is 1,200)
 MAX_REFERENCE_RECORDS = 20_000
+#: records a market-wide listing may hold (every US dividend since 2003 is ~400,000)
+MAX_MARKET_RECORDS = 2_000_000
 
 
 SETTINGS = (
@@ -400,6 +402,18 @@ class MassiveClient:
                                           "MASSIVE_REST_BASE_URL", provider=NAME) from None
         return [r for p in pages for r in (p.get("results") or []) if r.get("ticker", ticker) == ticker]
 
+    def _market_reference(self, new_path: str, legacy_path: str, date_key: str, since: dt.date) -> list[dict]:
+        params = {f"{date_key}.gt": since.isoformat(), "limit": "5000", "sort": f"{date_key}.asc"}
+        try:
+            pages = self.pages(new_path, params, max_results=MAX_MARKET_RECORDS)
+        except _NotFound:
+            try:
+                pages = self.pages(legacy_path, {**params, "limit": "1000"}, max_results=MAX_MARKET_RECORDS)
+            except _NotFound:
+                raise ProviderUnavailable(f"Massive answered 404 for both {new_path} and {legacy_path}: check "
+                                          "MASSIVE_REST_BASE_URL", provider=NAME) from None
+        return [r for p in pages for r in (p.get("results") or [])]
+
     def splits(self, ticker: str) -> pd.Series:
         """Split ratio (split_to / split_from: 4.0 for 4-for-1) by ex-date (ET), all history, as
         listed (the core merges duplicates and checks ratios against prices)."""
@@ -587,6 +601,26 @@ def _windows(start: dt.date, end: dt.date, monthly: bool) -> list[tuple[dt.date,
     return out
 
 
+def _grouped_to_long(results: list[dict], day: dt.date) -> pd.DataFrame:
+    """Grouped daily results of ``day`` -> the long frame, stamped 00:00 New York of ``day``."""
+    import pandas as pd
+
+    from ..chain import long_frame
+
+    if not results:
+        return long_frame({})
+    if not all(isinstance(r, dict) and isinstance(r.get("T"), str) for r in results):
+        raise DataIntegrityError(f"grouped daily bars of {day} without a ticker", provider=NAME)
+    bars = results_to_bars(results, "1d")
+    stamped = bars.index.normalize()
+    if (stamped.date != day).any():
+        raise DataIntegrityError(f"grouped daily bars of {day} stamped on another day "
+                                 f"({bars.index[stamped.date != day][0]})", provider=NAME)
+    tickers = [r["T"] for r in results]
+    bars.index = pd.MultiIndex.from_arrays([tickers, stamped.as_unit("ns")], names=["ticker", "timestamp"])
+    return bars
+
+
 def results_to_bars(results: list[dict], interval: str) -> pd.DataFrame:
     """Massive aggregate results -> the bar frame (t = ms bar start, UTC)."""
     import numpy as np
@@ -653,6 +687,64 @@ class MassiveRESTProvider(PriceProvider):
                          f"{query.end}: check the ticker (Massive writes share classes with a dot, e.g. BRK.B)",
                          provider=NAME)
         return bars
+
+    serves_market = True
+
+    def fetch_market(self, start: dt.date, end: dt.date, interval: str, adjustment: str) -> pd.DataFrame:
+        """Grouped daily bars (``/v2/aggs/grouped/locale/us/market/stocks/{date}``), a request
+        per session, concurrently. Its ``t`` is the END of the day's window: bars are stamped
+        at the session date (00:00 New York), after checking ``t`` falls on that date."""
+        import pandas as pd
+
+        from .. import calendar
+        from ..chain import long_frame
+
+        if interval != "1d":
+            raise UnsupportedQuery(f"Massive's grouped bars are daily: no {interval} market", provider=NAME)
+        client = self.client()
+        params = {"adjusted": "true" if adjustment == "splits" else "false", "include_otc": "false"}
+
+        def one(day: dt.date) -> pd.DataFrame:
+            try:
+                body = _checked(client.get(f"/v2/aggs/grouped/locale/us/market/stocks/{day.isoformat()}", params),
+                                "grouped daily")
+            except _NotFound:
+                raise ProviderUnavailable(f"{client.base_url} has no grouped daily endpoint (HTTP 404): check "
+                                          "MASSIVE_REST_BASE_URL", provider=NAME) from None
+            return _grouped_to_long(body.get("results") or [], day)
+
+        days = calendar.sessions(start, end)
+        if not days:
+            return long_frame({})
+        with ThreadPoolExecutor(max_workers=min(client.workers, len(days)), thread_name_prefix="massive-grouped") as pool:
+            parts = list(pool.map(one, days))
+        return pd.concat(parts).sort_index() if parts else long_frame({})
+
+    def fetch_market_actions(self, since: dt.date) -> tuple[pd.Series, pd.Series]:
+        """Every ticker's splits and dividends with ex-dates after ``since``, from the date-filtered
+        listings (one listing each, paginated)."""
+        import pandas as pd
+
+        client = self.client()
+        splits = client._market_reference("/stocks/v1/splits", "/v3/reference/splits", "execution_date", since)
+        divs = client._market_reference("/stocks/v1/dividends", "/v3/reference/dividends", "ex_dividend_date", since)
+
+        def series(rows, date_key, value, name):
+            items: dict[tuple[str, pd.Timestamp], float] = {}
+            for r in rows:
+                try:
+                    key = (str(r["ticker"]), pd.Timestamp(dt.date.fromisoformat(r[date_key]), tz=ET))
+                    v = value(r)
+                except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                    raise DataIntegrityError(f"malformed market-wide {name} record: {e}", provider=NAME) from None
+                if key[1].date() > since:
+                    items[key] = items.get(key, 0.0) + v if name == "dividend" else v
+            idx = pd.MultiIndex.from_tuples(sorted(items), names=["ticker", "ex_date"]) if items else \
+                pd.MultiIndex.from_arrays([[], pd.DatetimeIndex([], tz=ET)], names=["ticker", "ex_date"])
+            return pd.Series([items[k] for k in sorted(items)], index=idx, dtype="float64", name=name)
+
+        return (series(splits, "execution_date", lambda r: float(r["split_to"]) / float(r["split_from"]), "split"),
+                series(divs, "ex_dividend_date", lambda r: float(r["cash_amount"]), "dividend"))
 
     def fetch_actions(self, ticker: str) -> tuple[pd.Series, pd.Series]:
         client = self.client()

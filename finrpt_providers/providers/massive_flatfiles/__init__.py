@@ -119,6 +119,33 @@ class MassiveFlatFilesProvider(PriceProvider):
         return {q.ticker: table_to_bars(by_ticker[q.ticker]) if q.ticker in by_ticker else self._none(q)
                 for q in queries}
 
+    serves_market = True
+
+    def fetch_market(self, start: dt.date, end: dt.date, interval: str, adjustment: str) -> pd.DataFrame:
+        """Every ticker of the sessions' day (or minute) files, from the store (downloading
+        what it lacks, within MASSIVE_FLATFILES_MAX_QUERY_MB)."""
+        import pandas as pd
+
+        from ...chain import long_frame
+
+        days = calendar.sessions(start, min(end, self.config.today()))
+        dataset = "day_aggs_v1" if interval == "1d" else "minute_aggs_v1"
+        if not days:
+            return long_frame({})
+        table = self._ensure(dataset, days).read_days(dataset, days)
+        if table.num_rows == 0:
+            return long_frame({})
+        import numpy as np
+
+        stamps = pd.DatetimeIndex(table.column("window_start").to_pandas()).tz_convert(ET).as_unit("ns")
+        index = pd.MultiIndex.from_arrays([table.column("ticker").to_numpy(zero_copy_only=False), stamps],
+                                          names=["ticker", "timestamp"])
+        df = pd.DataFrame({c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")},
+                          index=index)
+        df["vwap"] = np.nan
+        df["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
+        return df.sort_index()
+
     def _none(self, query: PriceQuery) -> NoData:
         return NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
                       f"{query.end}: check the ticker (flat files write share classes with a dot, e.g. BRK.B)",
