@@ -44,18 +44,26 @@ def _num(x: float) -> str:
 def render_aggs(market: SyntheticMarket, dataset: str, day: dt.date, tickers: Iterable[str] | None = None) -> bytes:
     """One session's day or minute aggregates file (gzip CSV) for the market's tickers."""
     frames = []
-    for t in sorted(tickers or market.tickers):
-        if dataset == "day_aggs_v1":
-            bars = market.daily(t)
-            bars = bars[bars.index.normalize() == pd.Timestamp(day, tz="America/New_York")]
-        else:
+    if dataset == "day_aggs_v1":  # one cross-section, not a frame per ticker (whole-market tests have hundreds)
+        bars = market.cross_section(day)
+        if tickers is not None:
+            bars = bars[bars["ticker"].isin(list(tickers))]
+        bars = bars.sort_values("ticker", kind="stable")
+        frames.append(pd.DataFrame({
+            "ticker": bars["ticker"].to_numpy(), "volume": bars["volume"].to_numpy(), "open": bars["open"].to_numpy(),
+            "close": bars["close"].to_numpy(), "high": bars["high"].to_numpy(), "low": bars["low"].to_numpy(),
+            "window_start": bars.index.as_unit("ns").asi8, "transactions": bars["transactions"].to_numpy("int64"),
+        }))
+    else:
+        for t in sorted(tickers or market.tickers):
             bars = market.minute(t, day)
-        if len(bars):
-            frames.append(pd.DataFrame({
-                "ticker": t, "volume": bars["volume"].to_numpy(), "open": bars["open"].to_numpy(),
-                "close": bars["close"].to_numpy(), "high": bars["high"].to_numpy(), "low": bars["low"].to_numpy(),
-                "window_start": bars.index.as_unit("ns").asi8, "transactions": bars["transactions"].to_numpy("int64"),
-            }))
+            if len(bars):
+                frames.append(pd.DataFrame({
+                    "ticker": t, "volume": bars["volume"].to_numpy(), "open": bars["open"].to_numpy(),
+                    "close": bars["close"].to_numpy(), "high": bars["high"].to_numpy(), "low": bars["low"].to_numpy(),
+                    "window_start": bars.index.as_unit("ns").asi8,
+                    "transactions": bars["transactions"].to_numpy("int64"),
+                }))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {c: pd.Series(dtype="float64" if c not in ("ticker",) else "object") for c in _AGG_HEADER.split(",")})
     if day < FRACTIONAL_VOLUME_FROM and len(df):

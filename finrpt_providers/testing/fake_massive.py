@@ -290,12 +290,12 @@ class FakeMassiveREST(FakeHTTPServer):
         adjusted = q.get("adjusted", "true") != "false"
         d = dt.date.fromisoformat(day)
         results = []
-        for t in self.market.tickers:
-            bars = self.market.truth(t, d, d, "1d", "splits" if adjusted else "raw")
-            if len(bars):
-                r = _results(bars)[0]
-                r["t"] = _ms(calendar.session_hours(d)[1])  # grouped daily stamps the END (16:00 ET)
-                results.append({"T": t, **r})
+        section = self.market.cross_section(d)  # raw bars of every ticker that day
+        end_ms = _ms(calendar.session_hours(d)[1])  # grouped daily stamps the END (16:00 ET)
+        for t, row in zip(section["ticker"], _results(section.drop(columns="ticker"))):
+            if adjusted and len(self.market.splits(t)):
+                row = _results(self.market.truth(t, d, d, "1d", "splits"))[0]
+            results.append({"T": t, **row, "t": end_ms})
         body = {"queryCount": len(results), "resultsCount": len(results), "adjusted": adjusted,
                 "status": "OK", "request_id": rid}
         if results:

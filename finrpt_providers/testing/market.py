@@ -51,6 +51,7 @@ class TickerSpec:
     splits: tuple[tuple[dt.date, float], ...] = ()  # (ex-date, ratio): 4.0 = 4-for-1, 1/3 = 1-for-3
     dividend: float = 0.0  # quarterly cash per share, final basis
     dividend_months: tuple[int, ...] = ()
+    minutes: bool = True  # False: daily bars only, drawn directly (cheap fillers for whole-market tests)
 
 
 DEFAULT_TICKERS: tuple[TickerSpec, ...] = (
@@ -150,7 +151,7 @@ class SyntheticMarket:
 
     def _minute(self, ticker: str, day: dt.date) -> pd.DataFrame:
         """Raw (as traded) 1-minute bars of one session; empty frame when none."""
-        if ticker not in self.specs or day not in self._anchors[ticker]:
+        if ticker not in self.specs or day not in self._anchors[ticker] or not self.specs[ticker].minutes:
             return empty_bars()
         spec = self.specs[ticker]
         idx = list(self.specs).index(ticker)
@@ -208,6 +209,8 @@ class SyntheticMarket:
 
     def daily(self, ticker: str) -> pd.DataFrame:
         """Raw (as traded) daily bars for the whole range."""
+        if ticker not in self._daily_cache and not self.specs[ticker].minutes:
+            self._daily_cache[ticker] = self._daily_only(ticker)
         if ticker not in self._daily_cache:
             rows, stamps = [], []
             for day in self.trading_days(ticker):
@@ -224,6 +227,39 @@ class SyntheticMarket:
             df["transactions"] = df["transactions"].astype("Int64")
             self._daily_cache[ticker] = df if len(df) else empty_bars()
         return self._daily_cache[ticker].copy()
+
+    def cross_section(self, day: dt.date) -> pd.DataFrame:
+        """Every ticker's raw daily bar of ``day`` (a ``ticker`` column; built once for all days)."""
+        if getattr(self, "_sections", None) is None:
+            parts = []
+            for t in self.tickers:
+                d = self.daily(t)
+                if len(d):
+                    parts.append(d.assign(ticker=t))
+            allbars = pd.concat(parts) if parts else empty_bars().assign(ticker=pd.Series(dtype="object"))
+            self._sections = {k.date(): g for k, g in allbars.groupby(allbars.index.normalize())}
+        return self._sections.get(day, empty_bars().assign(ticker=pd.Series(dtype="object")))
+
+    def _daily_only(self, ticker: str) -> pd.DataFrame:
+        """Daily bars drawn straight from the anchors (a ticker without minute bars)."""
+        spec = self.specs[ticker]
+        days = self.trading_days(ticker)
+        if not days:
+            return empty_bars()
+        rng = np.random.default_rng([self.seed, list(self.specs).index(ticker), 1])
+        factor = np.array([self._split_factor(ticker, d) for d in days])
+        o = _round_price(np.array([self._anchors[ticker][d][0] for d in days]) * factor)
+        c = _round_price(np.array([self._anchors[ticker][d][1] for d in days]) * factor)
+        wiggle = np.abs(rng.normal(0, spec.sigma * 0.4, (2, len(days))))
+        h = np.maximum(_round_price(np.maximum(o, c) * (1 + wiggle[0])), np.maximum(o, c))
+        lo = np.minimum(_round_price(np.minimum(o, c) * (1 - wiggle[1])), np.minimum(o, c))
+        vol = spec.volume / factor * rng.lognormal(0, 0.3, len(days))
+        vol = np.array([round(v, 6) if d >= FRACTIONAL_VOLUME_FROM else float(round(v)) for v, d in zip(vol, days)])
+        df = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": vol,
+                           "vwap": np.clip(np.round((h + lo + 2 * c) / 4, 4), lo, h)},
+                          index=pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in days], name="timestamp").as_unit("ns"))
+        df["transactions"] = pd.array(np.maximum(1, np.round(vol * factor / 90)).astype("int64"), dtype="Int64")
+        return df
 
     # -- truth --------------------------------------------------------------------
     def factors(self, ticker: str, days: pd.DatetimeIndex, adjustment: str) -> tuple[np.ndarray, np.ndarray]:
