@@ -186,6 +186,44 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_market(args: argparse.Namespace) -> int:
+    from .market import get_market
+
+    if args.format == "parquet" and not args.output:
+        raise InvalidQuery("--format parquet writes a file: add --output FILE.parquet")
+    cfg = _config(args)
+    df = get_market(args.date, args.end, interval=args.interval, adjustment=args.adjustment,
+                    providers=args.provider or None, config=cfg)
+    _emit_long(args, df)
+    for a in df.attrs["attempts"]:
+        print(f"  {a['provider']}: {a['outcome']}: {a['detail']}", file=sys.stderr)
+    for t, why in df.attrs["failed"].items():
+        print(f"  {t}: left out: {why}", file=sys.stderr)
+    n = df.index.get_level_values("ticker").nunique() if len(df) else 0
+    print(f"{len(df)} bars of {n} tickers" + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
+    return 0
+
+
+def _emit_long(args: argparse.Namespace, df) -> None:
+    """A long (ticker, timestamp) frame in the asked format, to --output or stdout."""
+    flat = df.reset_index()
+    flat.attrs = {}
+    if args.format == "parquet":
+        _write(args, lambda out: flat.to_parquet(out, index=False))
+    elif args.format == "csv":
+        _write(args, lambda out: df.to_csv(out, float_format="%.10g"))
+    elif args.format == "json":
+        flat["timestamp"] = flat["timestamp"].map(lambda t: t.isoformat())
+        text = flat.to_json(orient="records", double_precision=10)
+        _write(args, lambda out: Path(out).write_text(text + "\n") if isinstance(out, str) else out.write(text + "\n"))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", args.max_rows, "display.width", 200, "display.max_columns", 20):
+            text = df.to_string() if args.output else str(df if len(df) else "(no bars: the range holds no sessions)")
+        _write(args, lambda out: Path(out).write_text(text + "\n") if isinstance(out, str) else print(text, file=out))
+
+
 def _basket_json(df) -> dict[str, Any]:
     from .provider import empty_bars
 
@@ -355,6 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("--output", metavar="FILE", help="write there (atomically) instead of stdout; parquet needs it")
     sf.add_argument("--max-rows", type=int, default=60, help="rows shown by --format table")
     sf.set_defaults(func=cmd_fetch)
+
+    sm = sub.add_parser("market", help="every ticker for one session (or a range), through the chain")
+    sm.add_argument("date", help="the session, YYYY-MM-DD")
+    sm.add_argument("end", nargs="?", help="last session of a range, YYYY-MM-DD (inclusive)")
+    sm.add_argument("--interval", default="1d", help="a base interval the market providers serve (default 1d)")
+    sm.add_argument("--adjustment", default="splits", help="raw, splits or total (default splits)")
+    sm.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
+                    help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
+    sm.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    sm.add_argument("--output", metavar="FILE", help="write there (atomically) instead of stdout; parquet needs it")
+    sm.add_argument("--max-rows", type=int, default=60, help="rows shown by --format table")
+    sm.set_defaults(func=cmd_market)
 
     from .plugins import load_plugins, pm
 

@@ -102,3 +102,25 @@ def test_without_a_market_wide_actions_source_adjusted_markets_are_refused_but_r
     with pytest.raises(fp.AllProvidersFailed, match="market-wide corporate actions"):
         fp.get_market(*WEEK, adjustment="splits", providers=["massive_flatfiles"], config=cfg)
     assert len(fp.get_market(*WEEK, adjustment="raw", providers=["massive_flatfiles"], config=cfg))
+
+
+def test_cli_market_forms(cfg, tmp_path, monkeypatch, big):
+    import json
+
+    from tests.test_cli import run
+
+    for k, v in cfg._values.items():
+        monkeypatch.setenv(k, v)
+    code, out, err = run("market", "2026-05-20", "--adjustment", "raw", "--format", "json", "--provider",
+                         "massive_rest")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["ticker"] for r in rows} >= set(LOOKALIKES) and len(rows) == len(big.cross_section(dt.date(2026, 5, 20)))
+    assert all(r["timestamp"].startswith("2026-05-20T00:00:00") for r in rows)
+    target = tmp_path / "mkt.parquet"
+    code, _out, err = run("market", "2026-05-18", "2026-05-22", "--format", "parquet", "--output", str(target))
+    assert code == 0, err
+    flat = pd.read_parquet(target)
+    assert flat.groupby("ticker").size().max() == 5 and "BRKA" in set(flat["ticker"])
+    code, _out, err = run("market", "2026-05-20", "--provider", "yfinance")
+    assert code == 1 and "does not serve whole-market" in err
