@@ -257,14 +257,21 @@ def test_missing_key_is_missing_credentials_before_any_request():
     assert legacy.missing_credentials() == []
 
 
-def test_month_windows():
-    assert mr._windows(dt.date(2024, 1, 15), dt.date(2024, 3, 2), monthly=True) == [
-        (dt.date(2024, 1, 15), dt.date(2024, 1, 31)), (dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
-        (dt.date(2024, 3, 1), dt.date(2024, 3, 2))]
-    assert mr._windows(dt.date(2024, 12, 30), dt.date(2025, 1, 2), monthly=True)[1] == (dt.date(2025, 1, 1),
-                                                                                         dt.date(2025, 1, 2))
-    assert mr._windows(dt.date(2000, 1, 1), dt.date(2024, 1, 1), monthly=False) == [(dt.date(2000, 1, 1),
-                                                                                      dt.date(2024, 1, 1))]
+def test_windows_hold_at_most_a_page_of_minutes_and_tile_the_range():
+    from finrpt_providers import calendar
+
+    assert mr.WINDOW_SESSIONS * mr.SESSION_MINUTES <= mr.MAX_LIMIT
+    start, end = dt.date(2024, 1, 15), dt.date(2024, 12, 31)
+    windows = mr._windows(start, end, mr.WINDOW_SESSIONS)
+    assert windows[0][0] == start and windows[-1][1] == end
+    assert all(b[0] == a[1] + dt.timedelta(days=1) for a, b in zip(windows, windows[1:]))  # no gap, no overlap
+    counts = [len(calendar.sessions(lo, hi)) for lo, hi in windows]
+    assert max(counts) == mr.WINDOW_SESSIONS and sum(counts) == len(calendar.sessions(start, end))
+    assert len(windows) == -(-sum(counts) // mr.WINDOW_SESSIONS)  # 5 for a year, not 12 months
+    assert mr._windows(dt.date(2024, 3, 4), dt.date(2024, 3, 8), mr.WINDOW_SESSIONS) == [
+        (dt.date(2024, 3, 4), dt.date(2024, 3, 8))]
+    assert mr._windows(dt.date(2000, 1, 1), dt.date(2024, 1, 1), None) == [(dt.date(2000, 1, 1),
+                                                                            dt.date(2024, 1, 1))]
 
 
 SPLITS_V1 = {"results": [{"ticker": "AAPL", "execution_date": "2020-08-31", "split_from": 1, "split_to": 4,

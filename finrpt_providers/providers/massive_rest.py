@@ -11,8 +11,8 @@
   ``MASSIVE_REST_LISTING_DEADLINE``. Results are sorted by time, never dropped.
 * Every request: a total deadline (``MASSIVE_REST_REQUEST_DEADLINE``, see
   :mod:`finrpt_providers.deadline`) and a body cap (``MAX_BODY``).
-* Intraday ranges are split into calendar-month windows fetched by a small bounded
-  pool and joined in order.
+* Intraday ranges are split into windows of 52 sessions (a full window's minutes fit
+  one page of 50,000), fetched by a small bounded pool and joined in order.
 * Retries: 429 honours ``Retry-After`` (else capped exponential backoff with jitter);
   5xx, HTML pages, network errors and deadlines are retried the same way; then
   ``RateLimited``/``ProviderUnavailable``. A 400 is ``UnsupportedQuery``: the question
@@ -71,6 +71,9 @@ SUCCESS = ("OK", "DELAYED")
 MAX_BODY = 48 << 20
 #: base minutes in a session (04:00-20:00 ET): what a range can hold, for bounding pagination
 SESSION_MINUTES = 16 * 60
+#: sessions per intraday window: a full window's base minutes fit one page of MAX_LIMIT (52
+#: sessions, ~2.5 months), so a year of minutes is 5 requests, fetched concurrently
+WINDOW_SESSIONS = MAX_LIMIT // SESSION_MINUTES
 #: query-string names that carry a key: dropped from any URL a server hands us (any case)
 KEY_PARAMS = frozenset({"apikey", "api_key", "api-key", "key", "token", "access_token", "accesstoken"})
 #: records one ticker's splits or dividends listing may hold (a century of monthly dividends is 1,200)
@@ -96,7 +99,7 @@ SETTINGS = (
     Setting("MASSIVE_REST_REQUESTS_PER_MINUTE", NAME, "requests_per_minute", "int", 0, ge=0,
             help="client-side limit (5 on the free plan; 0 = none)"),
     Setting("MASSIVE_REST_WORKERS", NAME, "workers", "int", 4, ge=1, le=64,
-            help="month windows fetched at once"),
+            help="intraday windows (52 sessions each) and basket tickers fetched at once"),
     Setting("MASSIVE_REST_REQUEST_DEADLINE", NAME, "request_deadline", "float", 90.0, gt=0, le=3600,
             help="seconds one request may take in all, however slowly the server sends"),
     Setting("MASSIVE_REST_LISTING_DEADLINE", NAME, "listing_deadline", "float", 600.0, gt=0, le=86400,
@@ -361,7 +364,7 @@ class MassiveClient:
         from ..provider import INTERVAL_MINUTES
 
         mult, span = TIMESPANS[interval]
-        windows = _windows(start, end, monthly=interval != "1d")
+        windows = _windows(start, end, None if interval == "1d" else WINDOW_SESSIONS)
         params = {"adjusted": "true" if adjusted else "false", "sort": "asc", "limit": str(MAX_LIMIT)}
         per_session = 1 if interval == "1d" else -(-SESSION_MINUTES // INTERVAL_MINUTES[interval])
 
@@ -587,17 +590,20 @@ def _cursor_params(cursor: str) -> dict[str, str]:
         return {}
 
 
-def _windows(start: dt.date, end: dt.date, monthly: bool) -> list[tuple[dt.date, dt.date]]:
-    """Calendar-month windows covering [start, end] (one window when not ``monthly``)."""
-    if not monthly:
+def _windows(start: dt.date, end: dt.date, sessions_per_window: int | None) -> list[tuple[dt.date, dt.date]]:
+    """Contiguous windows tiling [start, end], each holding at most ``sessions_per_window``
+    sessions (one window when None): sized so that a window's bars fit one page."""
+    from .. import calendar
+
+    if sessions_per_window is None:
         return [(start, end)]
+    days = calendar.sessions(start, end)
     out = []
     lo = start
-    while lo <= end:
-        nxt = dt.date(lo.year + (lo.month == 12), lo.month % 12 + 1, 1)
-        hi = min(end, nxt - dt.timedelta(days=1))
-        out.append((lo, hi))
-        lo = nxt
+    for i in range(sessions_per_window - 1, len(days) - 1, sessions_per_window):
+        out.append((lo, days[i]))
+        lo = days[i] + dt.timedelta(days=1)
+    out.append((lo, end))
     return out
 
 
