@@ -105,8 +105,8 @@ class Chain:
                 f"no provider could answer {len(failed)} of {len(queries)} tickers ({q0.interval} {q0.adjustment} "
                 f"{q0.start}..{q0.end}): " + "; ".join(f"{t}: {why}" for t, why in failed.items())
                 + " (errors='omit' answers the others)", attempts=attempts)
-        frames = {q.ticker: empty_bars() for q in queries if q.ticker not in failed}
-        frames.update({t: df for t, (df, _s, _u) in done.items()})
+        frames = {t: df for t, (df, _s, _u) in done.items()}
+        frames.update({q.ticker: empty_bars() for q in queries if q.ticker not in failed and q.ticker not in done})
         out = long_frame(frames)
         out.attrs.update(
             tickers=sorted(frames),
