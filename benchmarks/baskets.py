@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import gzip
 import io
-import statistics
 import sys
 import tempfile
 import time
@@ -29,18 +28,9 @@ import finrpt_providers as fp  # noqa: E402
 from finrpt_providers.config import Config  # noqa: E402
 from finrpt_providers.testing import FakeFlatFiles, SyntheticMarket  # noqa: E402
 from finrpt_providers.testing.market import DEFAULT_TICKERS, TickerSpec  # noqa: E402
+from pipeline import median_ms  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 START, END = dt.date(2025, 7, 1), dt.date(2026, 6, 30)
-
-
-def median_ms(fn, n: int) -> float:
-    fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -462,16 +462,20 @@ class Store:
         """``ticker``'s stored rows on ``days`` (reads only the row groups that can hold it)."""
         return self.read_tickers(dataset, days, [ticker])
 
+    def _files(self, dataset: str, days: Iterable[dt.date]) -> dict[Path, list[dt.date]]:
+        """The data files holding ``days``, each with the sessions of it asked (sorted)."""
+        files: dict[Path, list[dt.date]] = {}
+        for d in sorted(set(days)):
+            files.setdefault(self.data_path(dataset, d), []).append(d)
+        return files
+
     def read_days(self, dataset: str, days: Iterable[dt.date]) -> pa.Table:
         """Every stored row (every ticker) of ``days``: a whole-market cross-section."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        days = sorted(set(days))
-        files: dict[Path, list[dt.date]] = {}
-        for d in days:
-            files.setdefault(self.data_path(dataset, d), []).append(d)
+        files = self._files(dataset, days)
         tables = []
         for path, ds in files.items():
             try:
@@ -496,10 +500,7 @@ class Store:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        days = sorted(set(days))
-        files: dict[Path, list[dt.date]] = {}
-        for d in days:
-            files.setdefault(self.data_path(dataset, d), []).append(d)
+        files = self._files(dataset, days)
         tables = []
         for path, ds in files.items():
             t = _read_row_groups(path, tickers)
