@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from functools import lru_cache
 
@@ -26,18 +27,20 @@ def _cal_for(start: dt.date):
     return _calendar(min(1990, start.year))
 
 
-def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
-    """NYSE session dates in [start, end], both inclusive."""
-    import pandas as pd
+@lru_cache(maxsize=4)
+def _all_sessions(first_year: int) -> tuple[dt.date, ...]:
+    """Every session of the calendar starting ``first_year``, as dates (built once)."""
+    cal = _calendar(first_year)
+    return tuple(ts.date() for ts in cal.sessions)
 
+
+def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
+    """NYSE session dates in [start, end], both inclusive (a bisection of the calendar's
+    sessions: the warm path asks on every query)."""
     if end < start:
         return []
-    cal = _cal_for(start)
-    last = cal.last_session.date()
-    if start > last:
-        return []
-    idx = cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(min(end, last)))
-    return [ts.date() for ts in idx]
+    every = _all_sessions(min(1990, start.year))
+    return list(every[bisect.bisect_left(every, start):bisect.bisect_right(every, end)])
 
 
 def session_before(day: dt.date) -> dt.date | None:

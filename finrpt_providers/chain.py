@@ -221,8 +221,7 @@ class Chain:
     @staticmethod
     def _gaps(query: PriceQuery, df: pd.DataFrame, today: dt.date) -> list[PriceQuery]:
         expected = expected_sessions(query, today)
-        days = df.index.normalize()
-        first, last = days[0].date(), days[-1].date()
+        first, last = df.index[0].date(), df.index[-1].date()  # stamps in New York: their session days
         lead = [s for s in expected if s < first]
         trail = [s for s in expected if s > last]
         return [query.replace(start=span[0], end=span[-1]) for span in (lead, trail) if span]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from . import actions, calendar, redact
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .intervals import INTERVALS, base_interval, is_period, resample_minutes
-from .provider import ET, PriceProvider, PriceQuery, validate_bars
+from .provider import _DAY_NS, ET, PriceProvider, PriceQuery, _ordinal, session_days, validate_bars, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,8 +97,8 @@ def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None \
             or df.empty:
         return df
-    days = df.index.tz_convert(ET).normalize()
-    keep = (days >= pd.Timestamp(query.start, tz=ET)) & (days <= pd.Timestamp(query.end, tz=ET))
+    day = wall_ns(df.index) // _DAY_NS
+    keep = (day >= _ordinal(query.start)) & (day <= _ordinal(query.end))
     return df if keep.all() else df[keep]
 
 
@@ -110,7 +110,7 @@ def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ti
 
     import pandas as pd
 
-    days = bars.index.normalize()
+    days = session_days(bars.index)
     acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider), since=days.min())
     # Events announced for after today (a declared dividend's ex-date ahead) have not happened:
     # they adjust nothing yet (and their "session before" has no close).

@@ -334,6 +334,33 @@ def empty_bars() -> pd.DataFrame:
     return df
 
 
+_ET_NS = f"datetime64[ns, {ET}]"
+_DAY_NS = 86_400 * 10**9
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _ordinal(day: dt.date) -> int:
+    return (day - _EPOCH).days
+
+
+def wall_ns(index) -> Any:
+    """New York wall-clock time of a tz-aware DatetimeIndex as int64 ns since 1970-01-01
+    (``// 86_400e9`` is the session day): what ``normalize()`` gives, without its
+    frequency inference (the costly part on the warm path)."""
+    import numpy as np
+
+    return np.asarray(index.tz_convert(ET).tz_localize(None).as_unit("ns").asi8)
+
+
+def session_days(index) -> Any:
+    """The session day (00:00 New York) of each stamp of a tz-aware DatetimeIndex: what
+    ``index.normalize()`` gives, without its frequency inference."""
+    import pandas as pd
+
+    wall = wall_ns(index)
+    return pd.DatetimeIndex((wall - wall % _DAY_NS).view("M8[ns]")).tz_localize(ET)
+
+
 def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: str | None = None) -> pd.DataFrame:
     """Check ``df`` against the bar-frame contract and return it normalised.
 
@@ -357,26 +384,36 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
     if df.index.tz is None:
         raise bad("index is tz-naive: localise it (bars are stamped in America/New_York)")
     attrs = dict(df.attrs)
-    out = df.loc[:, list(BAR_COLUMNS)].copy()
-    out.index = out.index.tz_convert(ET).as_unit("ns").rename("timestamp")
+    # Lossless fixes only where needed: a frame already in the contract's dtypes (what our
+    # providers build) is checked, not converted (the warm path validates every answer).
+    out = df.loc[:, list(BAR_COLUMNS)] if list(df.columns) != list(BAR_COLUMNS) else df.copy(deep=False)
+    idx = out.index
+    if str(idx.dtype) != _ET_NS:
+        idx = idx.tz_convert(ET).as_unit("ns")
+    if idx.name != "timestamp":
+        idx = idx.rename("timestamp")
+    if idx is not out.index:
+        out.index = idx
     for c in FLOAT_COLUMNS:
-        try:
-            out[c] = out[c].astype("float64")
-        except (TypeError, ValueError) as e:
-            raise bad(f"column {c} is not numeric ({e})") from None
+        if out[c].dtype != "float64":
+            try:
+                out[c] = out[c].astype("float64")
+            except (TypeError, ValueError) as e:
+                raise bad(f"column {c} is not numeric ({e})") from None
     tx = out["transactions"]
-    try:
-        if tx.dtype.kind == "f" and not np.all(np.isnan(tx.to_numpy()) | (tx.to_numpy() % 1 == 0)):
-            raise bad("transactions has fractional values")
-        out["transactions"] = tx.astype("Int64")
-    except (TypeError, ValueError) as e:
-        raise bad(f"transactions is not integer ({e})") from None
-    if out.index.has_duplicates:
-        raise bad(f"duplicate timestamps, first {out.index[out.index.duplicated()][0]}")
+    if str(tx.dtype) != "Int64":
+        try:
+            if tx.dtype.kind == "f" and not np.all(np.isnan(tx.to_numpy()) | (tx.to_numpy() % 1 == 0)):
+                raise bad("transactions has fractional values")
+            out["transactions"] = tx.astype("Int64")
+        except (TypeError, ValueError) as e:
+            raise bad(f"transactions is not integer ({e})") from None
     if not out.index.is_monotonic_increasing:
         out = out.sort_index()
+    if out.index.has_duplicates:
+        raise bad(f"duplicate timestamps, first {out.index[out.index.duplicated()][0]}")
     if len(out):
-        prices = out[["open", "high", "low", "close"]].to_numpy()
+        prices = np.column_stack([out[c].to_numpy() for c in ("open", "high", "low", "close")])
         if not np.isfinite(prices).all():
             row = ~np.isfinite(prices).all(axis=1)
             what = "missing" if np.isnan(prices[row]).any() else "infinite"
@@ -396,11 +433,11 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
         if (vol < 0).any():
             raise bad(f"negative volume at {out.index[int(np.argmax(vol < 0))]}")
         if query is not None:
-            if query.interval == "1d" and (out.index != out.index.normalize()).any():
+            wall = wall_ns(out.index)  # New York wall clock, ns since 1970-01-01 00:00
+            if query.interval == "1d" and (wall % _DAY_NS).any():
                 raise bad("daily bars must be stamped 00:00 ET of their session date")
-            days = out.index.normalize()
-            lo_ts, hi_ts = pd.Timestamp(query.start, tz=ET), pd.Timestamp(query.end, tz=ET)
-            outside = (days < lo_ts) | (days > hi_ts)
+            day = wall // _DAY_NS
+            outside = (day < _ordinal(query.start)) | (day > _ordinal(query.end))
             if outside.any():
                 raise bad(f"bar {out.index[outside][0]} is outside the asked range {query.start}..{query.end}")
     out.attrs = attrs

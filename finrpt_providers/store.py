@@ -10,7 +10,7 @@ Generic: its owner (a provider) declares the ``prefix`` and, per dataset, the la
     {root}/{prefix}/{dataset}/year=2026/_sources.json
 
 * Rows sorted by ``ticker`` then ``window_start``; zstd;
-  row groups of 32k rows with statistics, so a one-ticker read touches one row group
+  row groups of 8k rows with statistics, so a one-ticker read touches one row group
   per file. Columns: ``ticker`` string, ``volume open close high low`` float64,
   ``window_start`` timestamp[ns, UTC] (bar start), ``transactions`` int64.
 * ``_sources.json`` (ignored by Parquet readers) records each stored session's
@@ -41,13 +41,19 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 YEAR, SESSION = "year", "session"
-ROW_GROUP = 32_768
+ROW_GROUP = 8_192
 MANIFEST = "_sources.json"
 # A session missing upstream is asked for again after this long while it is recent
 # (files are published the next morning), and never again once it is old.
 RECHECK_SECONDS = 15 * 60
 RECENT_DAYS = 5
 REPAIR = "run `finrpt-providers verify --repair`"
+# Parsed manifests and Parquet footers by path, each with the (mtime_ns, size, inode) of
+# the file it was read from: a file replaced by a writer (os.replace: a new inode) is
+# read again; our own writes drop their entry at once.
+_DERIVED = " dates"  # key of the derived date -> Source map in a cached manifest (never written)
+_MANIFESTS: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+_FOOTERS: dict[str, tuple[tuple[int, int, int], Any]] = {}
 
 
 def _unwritable(path: Path, e: OSError) -> ProviderUnavailable:
@@ -217,9 +223,17 @@ class Store:
         return [dt.date.fromisoformat(d) for d in self._manifest(dataset, year)["days"]]
 
     # -- manifest ---------------------------------------------------------------
-    def _manifest(self, dataset: str, year: int) -> dict[str, Any]:
+    def _manifest(self, dataset: str, year: int, fresh: bool = False) -> dict[str, Any]:
+        """The year's manifest. Readers share one parsed copy per file version (the warm path
+        reads it on every query); writers pass ``fresh=True`` for a private copy to edit."""
         path = self.year_dir(dataset, year) / MANIFEST
+        key = str(path)
         try:
+            st = os.stat(path)
+            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+            hit = _MANIFESTS.get(key)
+            if hit is not None and hit[0] == sig and not fresh:
+                return hit[1]
             data = json.loads(path.read_text())
         except FileNotFoundError:
             return {"days": {}, "missing": {}}
@@ -228,7 +242,10 @@ class Store:
         except (OSError, ValueError, RecursionError) as e:
             raise DataIntegrityError(f"the store's manifest {path} is unreadable ({type(e).__name__}): "
                                      f"{REPAIR}") from None
-        return _check_manifest(data, path)
+        data = _check_manifest(data, path)
+        if not fresh:
+            _MANIFESTS[key] = (sig, data)
+        return data
 
     def _write_manifest(self, dataset: str, year: int, manifest: dict[str, Any]) -> None:
         path = self.year_dir(dataset, year) / MANIFEST
@@ -236,17 +253,42 @@ class Store:
         def write(tmp: str) -> None:
             Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
+        _MANIFESTS.pop(str(path), None)
         _atomic_write(path, write)
 
+    def _recorded(self, dataset: str, year: int) -> dict[dt.date, Source]:
+        """The sessions the year's manifest records as stored, by date (derived once per
+        manifest version, like the manifest itself)."""
+        m = self._manifest(dataset, year)
+        got = m.get(_DERIVED)
+        if got is None:
+            got = {dt.date.fromisoformat(d): Source(r["key"], r["etag"], int(r["size"])) for d, r in m["days"].items()}
+            m[_DERIVED] = got  # the shared reader's copy: writers read a fresh one
+        return got
+
     def stored(self, dataset: str, days: Iterable[dt.date]) -> dict[dt.date, Source]:
-        """Sessions of ``days`` present in the store, with their source records."""
+        """Sessions of ``days`` present in the store, with their source records: what the
+        manifest records, checked against the disk once per file (a year file) or once per
+        year directory (session files), never once per session."""
         out: dict[dt.date, Source] = {}
+        per_year = self.per_year(dataset)
         for year, ds in _by_year(days).items():
-            m = self._manifest(dataset, year)["days"]
-            for d in ds:
-                rec = m.get(d.isoformat())
-                if rec and self.data_path(dataset, d).exists():
-                    out[d] = Source(rec["key"], rec["etag"], int(rec["size"]))
+            m = self._recorded(dataset, year)
+            recs = [(d, m[d]) for d in ds if d in m]
+            if not recs:
+                continue
+            ydir = self.year_dir(dataset, year)
+            if per_year:
+                if os.path.exists(ydir / "data.parquet"):
+                    out.update(recs)
+                continue
+            try:
+                present = set(os.listdir(ydir))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except PermissionError as e:
+                raise _unreadable_dir(ydir, e) from None
+            out.update((d, src) for d, src in recs if f"date={d.isoformat()}" in present)
         return out
 
     def known_missing(self, dataset: str, days: Iterable[dt.date], today: dt.date,
@@ -278,7 +320,7 @@ class Store:
             with _locked(ydir):
                 for tmp in ydir.rglob(".*.tmp"):  # left by a writer that was killed: we hold the lock
                     tmp.unlink(missing_ok=True)
-                manifest = self._manifest(dataset, year)
+                manifest = self._manifest(dataset, year, fresh=True)
                 if self.per_year(dataset):
                     self._merge_year(ydir / "data.parquet", {d: t for d, (t, _) in items.items()})
                 else:
@@ -426,7 +468,7 @@ class Store:
         """Apply ``edit(manifest, days_of_that_year)`` to each year's manifest, under its lock."""
         for year, ds in _by_year(days).items():
             with _locked(self.year_dir(dataset, year)):
-                manifest = self._manifest(dataset, year)
+                manifest = self._manifest(dataset, year, fresh=True)
                 edit(manifest, ds)
                 self._write_manifest(dataset, year, manifest)
 
@@ -465,8 +507,12 @@ class Store:
     def _files(self, dataset: str, days: Iterable[dt.date]) -> dict[Path, list[dt.date]]:
         """The data files holding ``days``, each with the sessions of it asked (sorted)."""
         files: dict[Path, list[dt.date]] = {}
+        if self.per_year(dataset):
+            for year, ds in _by_year(sorted(set(days))).items():
+                files[self.year_dir(dataset, year) / "data.parquet"] = ds
+            return files
         for d in sorted(set(days)):
-            files.setdefault(self.data_path(dataset, d), []).append(d)
+            files[self.data_path(dataset, d)] = [d]
         return files
 
     def read_days(self, dataset: str, days: Iterable[dt.date]) -> pa.Table:
@@ -506,17 +552,53 @@ class Store:
             t = _read_row_groups(path, tickers)
             if t is None or t.num_rows == 0:
                 continue
-            local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
-                            pa.date32())
             if self.per_year(dataset):
-                t = t.filter(pc.is_in(local, value_set=pa.array(ds, type=pa.date32())))
-            elif not pc.all(pc.equal(local, pa.scalar(ds[0], pa.date32()))).as_py():
+                t = _keep_sessions(t, ds)
+            elif not _within(t, ds[0], ds[0]):
                 raise DataIntegrityError(f"the store's {path} holds rows of another session than {ds[0]}: "
                                          f"{REPAIR}")
             tables.append(t)
         if not tables:
             return _empty_table()
         return pa.concat_tables(tables)
+
+
+def _bounds(first: dt.date, last: dt.date) -> tuple[int, int]:
+    """[00:00 New York of ``first``, 00:00 New York of the day after ``last``) in UTC ns."""
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+
+    def ns(d: dt.date) -> int:
+        return int(dt.datetime(d.year, d.month, d.day, tzinfo=ny).timestamp()) * 10**9
+
+    return ns(first), ns(last + dt.timedelta(days=1))
+
+
+def _within(t: pa.Table, first: dt.date, last: dt.date) -> bool:
+    import pyarrow.compute as pc
+
+    lo, hi = _bounds(first, last)
+    mm = pc.min_max(t.column("window_start").cast("int64")).as_py()
+    return mm["min"] is None or (lo <= mm["min"] and mm["max"] < hi)
+
+
+def _keep_sessions(t: pa.Table, ds: list[dt.date]) -> pa.Table:
+    """Rows of ``t`` on the sessions ``ds`` (sorted): a range test when they are every session
+    from the first to the last (a year file holds nothing between sessions), else a set test."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from . import calendar
+
+    if ds == calendar.sessions(ds[0], ds[-1]):
+        if _within(t, ds[0], ds[-1]):
+            return t
+        lo, hi = _bounds(ds[0], ds[-1])
+        ws = t.column("window_start").cast("int64")
+        return t.filter(pc.and_(pc.greater_equal(ws, lo), pc.less(ws, hi)))
+    local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")), pa.date32())
+    return t.filter(pc.is_in(local, value_set=pa.array(ds, type=pa.date32())))
 
 
 def _readable(path: Path) -> bool:
@@ -613,29 +695,49 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True,
                        use_dictionary=["ticker"])
 
+    _FOOTERS.pop(str(path), None)
     _atomic_write(path, write)
+
+
+def _footer(path: Path):
+    """(ParquetFile, [(min, max) ticker per row group]) of ``path``, the footer parsed once per
+    file version (the warm path must not re-parse it on every query)."""
+    import pyarrow.parquet as pq
+
+    key = str(path)
+    st = os.stat(path)
+    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _FOOTERS.get(key)
+    if hit is not None and hit[0] == sig:
+        meta, ranges = hit[1]
+        return pq.ParquetFile(path, metadata=meta), ranges
+    pf = pq.ParquetFile(path)
+    meta = pf.metadata
+    col = pf.schema_arrow.get_field_index("ticker")
+    ranges = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(col).statistics
+        ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else None)
+    _FOOTERS[key] = (sig, (meta, ranges))
+    return pf, ranges
 
 
 def _read_row_groups(path: Path, tickers: list[str]) -> pa.Table | None:
     """Rows of ``tickers`` from one sorted file, reading only row groups whose min/max admit one."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     import pyarrow as pa
 
     try:
-        pf = pq.ParquetFile(path)
-        meta = pf.metadata
-        col = pf.schema_arrow.get_field_index("ticker")
+        pf, ranges = _footer(path)
         wanted = sorted(set(tickers))
         groups = []
-        for i in range(meta.num_row_groups):
-            stats = meta.row_group(i).column(col).statistics
-            if stats is None or not stats.has_min_max:
+        for i, r in enumerate(ranges):
+            if r is None:
                 groups.append(i)
                 continue
-            k = bisect.bisect_left(wanted, stats.min)  # the first ticker not before the group's range
-            if k < len(wanted) and wanted[k] <= stats.max:
+            k = bisect.bisect_left(wanted, r[0])  # the first ticker not before the group's range
+            if k < len(wanted) and wanted[k] <= r[1]:
                 groups.append(i)
         if not groups:
             return None
@@ -645,6 +747,7 @@ def _read_row_groups(path: Path, tickers: list[str]) -> pa.Table | None:
     except (NotADirectoryError, PermissionError) as e:
         raise _unreadable_dir(path, e) from None
     except (OSError, pa.ArrowException, ValueError, IndexError) as e:  # cut, overwritten, not Parquet
+        _FOOTERS.pop(str(path), None)
         raise DataIntegrityError(f"the store's {path} is damaged ({type(e).__name__}: {str(e)[:120]}): "
                                  f"{REPAIR}") from None
     if len(wanted) == 1:

@@ -68,15 +68,17 @@ def table_to_bars(table) -> pd.DataFrame:
     """Stored rows of one ticker -> the bar frame (flat files have no VWAP)."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     if table.num_rows == 0:
         return empty_bars()
-    idx = pd.DatetimeIndex(table.column("window_start").to_pandas()).tz_convert(ET).as_unit("ns")
-    df = pd.DataFrame({c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")},
-                      index=idx.rename("timestamp"))
-    df["vwap"] = np.nan
-    df["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
-    return df.sort_index()
+    ws = table.column("window_start").cast(pa.int64()).to_numpy().view("M8[ns]")
+    idx = pd.DatetimeIndex(ws, name="timestamp").tz_localize("UTC").tz_convert(ET)
+    cols = {c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    cols["vwap"] = np.full(table.num_rows, np.nan)
+    cols["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
+    df = pd.DataFrame(cols, index=idx, copy=False)
+    return df if idx.is_monotonic_increasing else df.sort_index()
 
 
 class MassiveFlatFilesProvider(PriceProvider):
