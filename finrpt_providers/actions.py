@@ -179,11 +179,32 @@ def get_actions(ticker: str, config: Config, closes: Closes | None = None, since
     the bars at hand; None: all) are validated against ``closes``; verdicts are cached.
     UnsupportedQuery when no source is usable; the last source's error (with every
     source's reason) when all fail."""
-    from .plugins import registry
-
-    ready, why = available(config)
+    ready, _why = available(config)
     if not ready:
         raise UnsupportedQuery(none_available_message(config, "this adjustment"))
+    return _first_valid(ticker, ready, config, closes, since)
+
+
+def get_actions_many(tickers: list[str], config: Config, closes: Closes | None = None, since: Any = None
+                     ) -> dict[str, Actions | ProviderError]:
+    """:func:`get_actions` for a basket: the sources chosen once; per ticker its Actions, or
+    the ProviderError that ticker met (one ticker's bad data never fails the others)."""
+    ready, _why = available(config)
+    if not ready:
+        e = UnsupportedQuery(none_available_message(config, "this adjustment"))
+        return {t: e for t in tickers}
+    out: dict[str, Actions | ProviderError] = {}
+    for t in tickers:
+        try:
+            out[t] = _first_valid(t, ready, config, closes, since)
+        except ProviderError as e:
+            out[t] = e
+    return out
+
+
+def _first_valid(ticker: str, ready: list[str], config: Config, closes: Closes | None, since: Any) -> Actions:
+    from .plugins import registry
+
     reg = registry()
     failures: list[str] = []
     last: ProviderError | None = None

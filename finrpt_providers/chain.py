@@ -98,23 +98,25 @@ class Chain:
             return _periods_of_basket(daily, q0.interval, today)
         attempts: dict[str, list[dict[str, Any]]] = {q.ticker: [] for q in queries}
         ask = [q for q in queries if expected_sessions(q, today)]
-        done = self._run(ask, self.names, attempts, today, note="", basket=True) if ask else {}
+        parts: list[pd.DataFrame] = []
+        done = self._run(ask, self.names, attempts, today, note="", basket=True, parts=parts) if ask else {}
         failed = {q.ticker: _why(attempts[q.ticker]) for q in ask if q.ticker not in done}
         if failed and errors == "raise":
             raise AllProvidersFailed(
                 f"no provider could answer {len(failed)} of {len(queries)} tickers ({q0.interval} {q0.adjustment} "
                 f"{q0.start}..{q0.end}): " + "; ".join(f"{t}: {why}" for t, why in failed.items())
                 + " (errors='omit' answers the others)", attempts=attempts)
-        frames = {t: df for t, (df, _s, _u) in done.items()}
+        frames = {t: df for t, (df, _s, _u) in done.items() if df is not None}
         frames.update({q.ticker: empty_bars() for q in queries if q.ticker not in failed and q.ticker not in done})
-        out = long_frame(frames)
+        answered = sorted(set(frames) | set(done))
+        out = _assemble(parts, frames)
         out.attrs.update(
-            tickers=sorted(frames),
+            tickers=answered,
             interval=q0.interval,
             adjustment=q0.adjustment,
             provider={t: "+".join(dict.fromkeys(s["provider"] for s in done[t][1])) if t in done else ""
-                      for t in sorted(frames)},
-            sources={t: done[t][1] if t in done else [] for t in sorted(frames)},
+                      for t in answered},
+            sources={t: done[t][1] if t in done else [] for t in answered},
             actions={t: "+".join(done[t][2]) for t in sorted(done)},
             failed=failed,
             attempts=attempts,
@@ -123,7 +125,8 @@ class Chain:
 
     # -- the loop -----------------------------------------------------------------
     def _run(self, queries: list[PriceQuery], names: list[str], attempts: dict[str, list[dict[str, Any]]],
-             today: dt.date, note: str, basket: bool) -> dict[str, tuple[pd.DataFrame, list[dict], dict]]:
+             today: dt.date, note: str, basket: bool, parts: list | None = None
+             ) -> dict[str, tuple[pd.DataFrame | None, list[dict], dict]]:
         """Walk ``names`` in order until every query is answered: skip a provider before
         calling when it cannot serve, ask it for every ticker still pending at once, stitch
         the sessions its answer leaves uncovered from the providers after it. Returns
@@ -162,12 +165,26 @@ class Chain:
             natives = [q.replace(interval=native.interval, adjustment=native.adjustment) for q in pending]
             answers = _call(provider, natives)
             still = []
+            if not isinstance(answers, dict):  # one long frame for the basket: checked and adjusted at once
+                try:
+                    long, answers = pipeline.finish_basket(provider, pending, natives, answers, today)
+                except ProviderError as e:
+                    long, answers = None, {q.ticker: e for q in pending}
+                except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
+                    log.debug("provider %s raised", name, exc_info=e)
+                    long, answers = None, {q.ticker: ProviderError(f"unexpected {type(e).__name__}: {e}",
+                                                                   provider=name) for q in pending}
+                if long is not None and len(long):
+                    answers.update(self._take_long(long, pending, name, names[i + 1:], attempts, today, done,
+                                                   parts, record))
             for q, nq in zip(pending, natives):
                 got = answers[q.ticker]
+                if got is _TAKEN:
+                    continue
                 try:
                     if isinstance(got, BaseException):
                         raise got
-                    df = pipeline.finish(provider, q, nq, got)
+                    df = got.frame if isinstance(got, pipeline.Finished) else pipeline.finish(provider, q, nq, got)
                 except InvalidQuery as e:
                     if not basket:
                         raise
@@ -193,6 +210,44 @@ class Chain:
                 done[q.ticker] = self._stitch(q, df, name, used, names[i + 1:], attempts, today, basket)
             pending = still
         return done
+
+    def _take_long(self, long: pd.DataFrame, pending: list[PriceQuery], name: str, later: list[str],
+                   attempts: dict[str, list[dict[str, Any]]], today: dt.date, done: dict, parts: list | None,
+                   record) -> dict[str, object]:
+        """The tickers of a basket's long answer: those covering every expected session are
+        done at once (their rows stay in one frame, appended to ``parts``); the others go
+        back to the per-ticker path (stitching) as finished frames."""
+        import numpy as np
+
+        from .provider import _DAY_NS, _ordinal, wall_ns
+
+        tickers = long.index.get_level_values("ticker")
+        codes, uniques = tickers.factorize()  # sorted index: each ticker one run
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        ends = np.r_[starts[1:], len(codes)] - 1
+        day = wall_ns(long.index.get_level_values("timestamp")) // _DAY_NS
+        expected = expected_sessions(pending[0], today)
+        lo, hi = _ordinal(expected[0]), _ordinal(expected[-1])
+        used = long.attrs.get("actions", {})
+        out: dict[str, object] = {}
+        whole = np.zeros(len(long), dtype=bool)
+        stamps = long.index.get_level_values("timestamp")
+        for k, t in enumerate(uniques):
+            a, b = starts[k], ends[k]
+            if parts is None or day[a] > lo or day[b] < hi:  # sessions to stitch: the per-ticker path
+                df = long.iloc[a:b + 1].droplevel("ticker")
+                df.attrs = {"actions": used.get(t, "")}
+                out[t] = pipeline.Finished(df)
+                continue
+            src = used.get(t, "")
+            record(t, name, "ok", f"{b - a + 1} bars {stamps[a]} .. {stamps[b]}"
+                   + (f" (adjusted with corporate actions from {src})" if src else ""))
+            done[t] = (None, [{"provider": name, "first": stamps[a], "last": stamps[b]}], {src: None} if src else {})
+            whole[a:b + 1] = True
+            out[t] = _TAKEN
+        if whole.any():
+            parts.append(long if whole.all() else long[whole])
+        return out
 
     def _stitch(self, query: PriceQuery, df: pd.DataFrame, name: str, used: str, later: list[str],
                 attempts: dict[str, list[dict[str, Any]]], today: dt.date, basket: bool
@@ -227,17 +282,23 @@ class Chain:
         return [query.replace(start=span[0], end=span[-1]) for span in (lead, trail) if span]
 
 
-def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any]:
-    """``provider``'s native answers, per ticker: a frame, or the exception that ticker met.
-    A provider that serves baskets is asked once; any other once per ticker."""
+_TAKEN = object()  # a ticker of a long basket answer already done
+
+
+def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any] | pd.DataFrame:
+    """``provider``'s native answers, per ticker: a frame, or the exception that ticker met;
+    or, from a provider serving baskets as one long frame, that frame. A provider that
+    serves baskets is asked once; any other once per ticker."""
     if len(natives) > 1 and type(provider).fetch_basket is not PriceProvider.fetch_basket:
         try:
             got = guard(provider, "fetch_basket()", provider.fetch_basket, natives)
         except ProviderError as e:
             return {q.ticker: e for q in natives}
+        if pipeline._is_long(got):
+            return got
         if not isinstance(got, dict):
-            e = DataIntegrityError(f"{provider.name}.fetch_basket() returned {type(got).__name__}, not a dict",
-                                   provider=provider.name)
+            e = DataIntegrityError(f"{provider.name}.fetch_basket() returned {type(got).__name__}, not a dict "
+                                   "or a long frame indexed by (ticker, timestamp)", provider=provider.name)
             return {q.ticker: e for q in natives}
         return {q.ticker: got.get(q.ticker, NoData(f"no answer for {q.ticker} in the basket", provider=provider.name))
                 for q in natives}
@@ -266,6 +327,25 @@ def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         return base
     order = sorted(frames)
     out = pd.concat([frames[t] for t in order], keys=order, names=["ticker", "timestamp"])
+    out.attrs = {}
+    return out
+
+
+def _assemble(parts: list[pd.DataFrame], frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The basket's long frame from long parts (tickers answered whole, in one go) and
+    per-ticker frames (stitched, or from providers answering one ticker at a time)."""
+    import pandas as pd
+
+    if frames or not parts:
+        parts = [*parts, long_frame(frames)] if frames else parts
+    if not parts:
+        return long_frame({})
+    if len(parts) == 1:
+        out = parts[0]
+    else:
+        out = pd.concat([p for p in parts if len(p)] or parts[:1])
+        if not out.index.is_monotonic_increasing:
+            out = out.sort_index()
     out.attrs = {}
     return out
 

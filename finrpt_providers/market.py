@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
-from .provider import BAR_COLUMNS, ET, FLOAT_COLUMNS, PriceProvider, PriceQuery
+from .provider import _DAY_NS, BAR_COLUMNS, ET, FLOAT_COLUMNS, PriceProvider, PriceQuery, _ordinal, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,13 +183,15 @@ def validate_long(df: Any, query: PriceQuery, days: list[dt.date], provider: str
     ts = df.index.get_level_values("timestamp")
     if not isinstance(ts, pd.DatetimeIndex) or ts.tz is None:
         raise bad("timestamps must be tz-aware")
-    out = df.loc[:, list(BAR_COLUMNS)].copy()
-    ts = ts.tz_convert(ET).as_unit("ns")
-    out.index = pd.MultiIndex.from_arrays([df.index.get_level_values("ticker").astype(str), ts],
-                                          names=["ticker", "timestamp"])
+    out = df.loc[:, list(BAR_COLUMNS)] if list(df.columns) != list(BAR_COLUMNS) else df.copy(deep=False)
+    if str(ts.dtype) != f"datetime64[ns, {ET}]":
+        out.index = pd.MultiIndex.from_arrays([df.index.get_level_values("ticker").astype(str),
+                                               ts.tz_convert(ET).as_unit("ns")], names=["ticker", "timestamp"])
     for c in FLOAT_COLUMNS:
-        out[c] = out[c].astype("float64")
-    out["transactions"] = out["transactions"].astype("Int64")
+        if out[c].dtype != "float64":
+            out[c] = out[c].astype("float64")
+    if str(out["transactions"].dtype) != "Int64":
+        out["transactions"] = out["transactions"].astype("Int64")
     if not out.index.is_monotonic_increasing:
         out = out.sort_index()
     if out.index.has_duplicates:
@@ -208,11 +210,11 @@ def validate_long(df: Any, query: PriceQuery, days: list[dt.date], provider: str
     first((h + tol < np.maximum.reduce([o, c, lo])) | (lo - tol > np.minimum(o, c)), "high/low not bounding open/close")
     vol = out["volume"].to_numpy()
     first(~(np.isfinite(vol) & (vol >= 0)), "missing, infinite or negative volume")
-    stamps = out.index.get_level_values("timestamp")
-    local = stamps.normalize()
-    first(~np.isin(local.date, np.array(days, dtype=object)), "a bar outside the asked sessions")
+    wall = wall_ns(out.index.get_level_values("timestamp"))
+    asked = np.array([_ordinal(d) for d in days], dtype=np.int64)
+    first(~np.isin(wall // _DAY_NS, asked), "a bar outside the asked sessions")
     if query.interval == "1d":
-        first(np.asarray(stamps != local), "a daily bar not stamped 00:00 New York")
+        first(wall % _DAY_NS != 0, "a daily bar not stamped 00:00 New York")
     return out
 
 

@@ -90,6 +90,126 @@ def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame
     return bars
 
 
+class Finished:
+    """A ticker's answer already through :func:`finish` (the basket path hands these back)."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+
+def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: list[PriceQuery],
+                  frame: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame | None, dict[str, object]]:
+    """A provider's long answer (indexed by ticker and timestamp) to a basket -> (the long
+    frame of every ticker answered, checked and adjusted; ticker -> what is left for the
+    per-ticker path: a :class:`Finished` frame, a raw frame to :func:`finish`, or the
+    ProviderError it met). Checked and adjusted as one frame: 500 tickers must not cost 500
+    validations; only tickers with corporate actions in the range are adjusted one by one.
+    A frame breaking the contract is split and checked per ticker, so one bad ticker fails
+    alone."""
+    import numpy as np
+    import pandas as pd
+
+    from .market import validate_long
+
+    q0, n0 = queries[0], natives[0]
+    days = calendar.sessions(n0.start, min(n0.end, today))
+    try:
+        long = validate_long(clip_long(frame, n0), n0, days, provider.name)
+    except ProviderError as e:
+        log.info("%s: basket answer refused as a whole (%s); checking it ticker by ticker", provider.name, e)
+        per = split_long(frame) if _is_long(frame) else {}
+        return None, {q.ticker: per.get(q.ticker, e if not per else _no_data(provider, q)) for q in queries}
+    tickers = long.index.get_level_values("ticker")
+    present = set(tickers.unique()) if len(long) else set()
+    rest: dict[str, object] = {q.ticker: _no_data(provider, q) for q in queries if q.ticker not in present}
+    asked = {q.ticker for q in queries}
+    if present - asked:
+        long = long[tickers.isin(list(asked))]
+        tickers = long.index.get_level_values("ticker")
+    long.attrs = {}
+    used: dict[str, str] = {}
+    if n0.adjustment != q0.adjustment and len(long):
+        stamps = long.index.get_level_values("timestamp")
+        acts = actions.get_actions_many(sorted(set(tickers.unique())), provider.config,
+                                        as_traded_closes(provider), since=session_days(stamps).min())
+        keep = np.ones(len(long), dtype=bool)
+        parts = {}
+        for t, a in acts.items():
+            where = tickers.get_loc(t)  # a slice: the index is sorted
+            if isinstance(a, ProviderError):
+                rest[t] = a
+                keep[where] = False
+                continue
+            used[t] = a.source
+            one = long.iloc[where]
+            if not moves(a, session_days(one.index.get_level_values("timestamp")[:1])[0], q0.adjustment, today):
+                continue  # no event in the range: every factor is 1
+            try:
+                adjusted, _src = adjust(provider, one.droplevel("ticker"), n0.adjustment, q0.adjustment, t, acts=a)
+            except ProviderError as e:
+                rest[t] = e
+                keep[where] = False
+                continue
+            parts[t] = (where, adjusted)
+        if parts:
+            cols = {c: long[c].to_numpy(copy=True) for c in ("open", "high", "low", "close", "vwap", "volume")}
+            for where, adjusted in parts.values():
+                for c, arr in cols.items():
+                    arr[where] = adjusted[c].to_numpy()
+            long = long.assign(**cols)
+        if not keep.all():
+            long = long[keep]
+    if n0.interval != q0.interval and len(long):  # minutes resampled, ticker by ticker
+        for t, bars in split_long(long).items():
+            rest[t] = Finished(_finished_attrs(resample_minutes(bars, q0.interval), used.get(t, "")))
+        return None, rest
+    long.attrs["actions"] = used  # ticker -> corporate-actions source (adjusted tickers)
+    return long, rest
+
+
+def _finished_attrs(df: pd.DataFrame, used: str) -> pd.DataFrame:
+    df.attrs["actions"] = used
+    return df
+
+
+def _no_data(provider: PriceProvider, q: PriceQuery):
+    from .errors import NoData
+
+    return NoData(f"no {q.interval} bars for {q.ticker} from {q.start} to {q.end} in {provider.name}'s answer "
+                  "(check the ticker: share classes are written with a dot, e.g. BRK.B)", provider=provider.name)
+
+
+def _is_long(frame) -> bool:
+    import pandas as pd
+
+    return isinstance(frame, pd.DataFrame) and isinstance(frame.index, pd.MultiIndex) \
+        and list(frame.index.names) == ["ticker", "timestamp"]
+
+
+def split_long(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A long frame -> ticker -> its bars (index: timestamp)."""
+    if not len(frame):
+        return {}
+    out = {}
+    for t, part in frame.groupby(level="ticker", sort=False):
+        out[t] = part.droplevel("ticker")
+    return out
+
+
+def clip_long(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
+    """:func:`clip` for a long frame."""
+    if not _is_long(df) or not len(df):
+        return df
+    ts = df.index.get_level_values("timestamp")
+    if not hasattr(ts, "tz") or ts.tz is None:
+        return df
+    day = wall_ns(ts) // _DAY_NS
+    keep = (day >= _ordinal(query.start)) & (day <= _ordinal(query.end))
+    return df if keep.all() else df[keep]
+
+
 def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     """Drop bars outside the asked sessions (providers may return whole pages)."""
     import pandas as pd
@@ -102,21 +222,16 @@ def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     return df if keep.all() else df[keep]
 
 
-def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ticker: str) -> tuple[pd.DataFrame, str]:
-    """Bars adjusted as ``have`` (raw or splits) -> ``want``; (bars, actions source)."""
+def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ticker: str,
+           acts: actions.Actions | None = None) -> tuple[pd.DataFrame, str]:
+    """Bars adjusted as ``have`` (raw or splits) -> ``want``; (bars, actions source).
+    ``acts``: the ticker's corporate actions when the caller has them (a basket)."""
     from .adjust import apply_factors, dividend_factor, split_factor
 
-    import dataclasses
-
-    import pandas as pd
-
     days = session_days(bars.index)
-    acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider), since=days.min())
-    # Events announced for after today (a declared dividend's ex-date ahead) have not happened:
-    # they adjust nothing yet (and their "session before" has no close).
-    now = pd.Timestamp(provider.config.today(), tz=ET)
-    acts = dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now],
-                               dividends=acts.dividends[acts.dividends.index <= now])
+    if acts is None:
+        acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider), since=days.min())
+    acts = happened(acts, provider.config.today())
     s = split_factor(days, acts.splits)
     to_raw = s if have == "splits" else 1.0  # native -> as traded
     if want == "raw":
@@ -124,17 +239,45 @@ def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ti
     elif want == "splits":
         price, volume = to_raw / s, s / to_raw
     elif want == "total":
-        prev = closes_before(provider, ticker, have, acts, days.min())
+        prev = closes_before(provider, ticker, have, acts, days.min(), bars)
         price, volume = to_raw / s * dividend_factor(days, acts.dividends, prev), s / to_raw
     else:  # validated by PriceQuery: this would be our bug
         raise ValueError(f"unknown adjustment {want!r}")
     return apply_factors(bars, price, volume), acts.source
 
 
+def happened(acts: actions.Actions, today: dt.date) -> actions.Actions:
+    """Events announced for after today (a declared dividend's ex-date ahead) have not
+    happened: they adjust nothing yet (and their "session before" has no close)."""
+    import dataclasses
+
+    import pandas as pd
+
+    now = pd.Timestamp(today, tz=ET)
+    if (acts.splits.index <= now).all() and (acts.dividends.index <= now).all():
+        return acts
+    return dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now],
+                               dividends=acts.dividends[acts.dividends.index <= now])
+
+
+def moves(acts: actions.Actions, first: pd.Timestamp, want: str, today: dt.date) -> bool:
+    """True when ``acts`` change bars from ``first`` on for ``want`` (a split, or for total a
+    dividend, with an ex-date after ``first`` that has happened)."""
+    import pandas as pd
+
+    now = pd.Timestamp(today, tz=ET)
+
+    def any_in(idx) -> bool:
+        return bool(((idx > first) & (idx <= now)).any())
+
+    return any_in(acts.splits.index) or (want == "total" and any_in(acts.dividends.index))
+
+
 def closes_before(provider: PriceProvider, ticker: str, have: str, acts: actions.Actions,
-                  first: pd.Timestamp) -> pd.Series:
+                  first: pd.Timestamp, bars: pd.DataFrame | None = None) -> pd.Series:
     """As-traded close of the session immediately before each ex-dividend date after
-    ``first``, from ``provider`` (the same source as the bars). A missing one is a
+    ``first``, from ``provider`` (the same source as the bars): from ``bars`` themselves
+    when they hold that session, else asked of the provider. A missing one is a
     DataIntegrityError naming the date: never a factor from an older close."""
     import pandas as pd
 
@@ -150,14 +293,25 @@ def closes_before(provider: PriceProvider, ticker: str, have: str, acts: actions
             raise DataIntegrityError(f"no session before the {ex.date()} ex-dividend date of {ticker}",
                                      provider=provider.name)
         before[ex] = prev
-    if "1d" not in provider.intervals:
-        raise UnsupportedQuery(f"total adjustment needs daily closes and {provider.name} serves no daily bars",
-                               provider=provider.name)
-    daily = provider.fetch_sessions(ticker, sorted(set(before.values())), have)
-    closes = daily["close"]
-    if have == "splits":  # back to as traded
-        closes = closes * split_factor(closes.index.normalize(), acts.splits)
-    by_day = {ts.date(): float(v) for ts, v in closes.items()}
+    by_day: dict[dt.date, float] = {}
+    if bars is not None and len(bars) and not (wall_ns(bars.index) % _DAY_NS).any():
+        # daily bars (a minute bar's close is not the session's official close): the sessions
+        # they hold need no second read
+        wanted = pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in set(before.values())])
+        closes = bars["close"][bars.index.isin(wanted)]
+        if have == "splits":
+            closes = closes * split_factor(closes.index, acts.splits)
+        by_day = {ts.date(): float(v) for ts, v in closes.items()}
+    need = sorted(set(before.values()) - set(by_day))
+    if need:
+        if "1d" not in provider.intervals:
+            raise UnsupportedQuery(f"total adjustment needs daily closes and {provider.name} serves no daily bars",
+                                   provider=provider.name)
+        daily = provider.fetch_sessions(ticker, need, have)
+        closes = daily["close"]
+        if have == "splits":  # back to as traded
+            closes = closes * split_factor(session_days(closes.index), acts.splits)
+        by_day.update({ts.date(): float(v) for ts, v in closes.items()})
     out = {}
     for ex, day in before.items():
         if day not in by_day:

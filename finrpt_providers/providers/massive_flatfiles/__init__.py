@@ -81,6 +81,27 @@ def table_to_bars(table) -> pd.DataFrame:
     return df if idx.is_monotonic_increasing else df.sort_index()
 
 
+def table_to_long(table) -> pd.DataFrame:
+    """Stored rows of many tickers -> the long frame indexed by (ticker, timestamp), sorted."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from ...chain import long_frame
+
+    if table is None or table.num_rows == 0:
+        return long_frame({})
+    table = table.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+    ws = table.column("window_start").cast(pa.int64()).to_numpy().view("M8[ns]")
+    stamps = pd.DatetimeIndex(ws).tz_localize("UTC").tz_convert(ET)
+    index = pd.MultiIndex.from_arrays([table.column("ticker").to_numpy(zero_copy_only=False), stamps],
+                                      names=["ticker", "timestamp"])
+    cols = {c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    cols["vwap"] = np.full(table.num_rows, np.nan)
+    cols["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
+    return pd.DataFrame(cols, index=index, copy=False)
+
+
 class MassiveFlatFilesProvider(PriceProvider):
     name = NAME
     intervals = frozenset({"1m", "1d"})
@@ -108,45 +129,25 @@ class MassiveFlatFilesProvider(PriceProvider):
                         "that session" if len(outcome.missing) == 1 else "those sessions")
         return store
 
-    def fetch_basket(self, queries: list[PriceQuery]) -> dict[str, pd.DataFrame | ProviderError]:
-        """Every ticker of the basket from one pass over the store: each file downloaded (when
-        lacking) and read once for all of them."""
-        from ...store import split_by_ticker
-
+    def fetch_basket(self, queries: list[PriceQuery]) -> pd.DataFrame:
+        """Every ticker of the basket from one pass over the store (each file downloaded when
+        lacking, and read once for all of them), as one long frame."""
         q0 = queries[0]
         days = calendar.sessions(q0.start, min(q0.end, self.config.today()))
         dataset = "day_aggs_v1" if q0.interval == "1d" else "minute_aggs_v1"
-        store = self._ensure(dataset, days)
-        by_ticker = split_by_ticker(store.read_tickers(dataset, days, [q.ticker for q in queries]))
-        return {q.ticker: table_to_bars(by_ticker[q.ticker]) if q.ticker in by_ticker else self._none(q)
-                for q in queries}
+        table = self._ensure(dataset, days).read_tickers(dataset, days, [q.ticker for q in queries])
+        return table_to_long(table)
 
     serves_market = True
 
     def fetch_market(self, start: dt.date, end: dt.date, interval: str, adjustment: str) -> pd.DataFrame:
         """Every ticker of the sessions' day (or minute) files, from the store (downloading
         what it lacks, within MASSIVE_FLATFILES_MAX_QUERY_MB)."""
-        import pandas as pd
-
-        from ...chain import long_frame
-
         days = calendar.sessions(start, min(end, self.config.today()))
         dataset = "day_aggs_v1" if interval == "1d" else "minute_aggs_v1"
         if not days:
-            return long_frame({})
-        table = self._ensure(dataset, days).read_days(dataset, days)
-        if table.num_rows == 0:
-            return long_frame({})
-        import numpy as np
-
-        stamps = pd.DatetimeIndex(table.column("window_start").to_pandas()).tz_convert(ET).as_unit("ns")
-        index = pd.MultiIndex.from_arrays([table.column("ticker").to_numpy(zero_copy_only=False), stamps],
-                                          names=["ticker", "timestamp"])
-        df = pd.DataFrame({c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")},
-                          index=index)
-        df["vwap"] = np.nan
-        df["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
-        return df.sort_index()
+            return table_to_long(None)
+        return table_to_long(self._ensure(dataset, days).read_days(dataset, days))
 
     def _none(self, query: PriceQuery) -> NoData:
         return NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
