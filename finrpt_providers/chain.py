@@ -27,7 +27,7 @@ from .config import Config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, NoData, ProviderError
 from .intervals import is_period, resample_periods, widen
 from .plugins import guard, registry
-from .provider import PriceProvider, PriceQuery, empty_bars
+from .provider import PriceProvider, PriceQuery, empty_bars, report_done
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -308,6 +308,8 @@ def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any] 
             out[q.ticker] = provider.fetch(q)
         except (Exception, SystemExit) as e:  # recorded by the loop: ProviderError as is, others as bugs
             out[q.ticker] = e
+        if len(natives) > 1:
+            report_done(q.ticker)
     return out
 
 

@@ -126,6 +126,30 @@ def _write(args: argparse.Namespace, write) -> None:
         raise
 
 
+#: more tickers than this fetched over the network get a progress bar on stderr
+HANDFUL = 5
+
+
+def _basket_progress(n: int):
+    """A progress bar on stderr for a basket of more than a handful of tickers, drawn as
+    providers fetching over the network report each ticker done (a warm store reports
+    nothing: no bar)."""
+    import contextlib
+
+    from .provider import progress_to
+
+    if n <= HANDFUL:
+        return contextlib.nullcontext()
+    bar = ProgressBar(n, None, "fetch", unit="tickers")
+    seen: set[str] = set()
+
+    def done(ticker: str) -> None:
+        seen.add(ticker)
+        bar(min(len(seen), n), 0)
+
+    return progress_to(done)
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .chain import get_prices
 
@@ -135,8 +159,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     cfg = _config(args)
     end = args.end or cfg.today().isoformat()
     single = len(tickers) == 1
-    df = get_prices(tickers[0] if single else tickers, args.start, end, interval=args.interval,
-                    adjustment=args.adjustment, providers=args.provider or None, config=cfg, errors=args.errors)
+    with _basket_progress(len(tickers)):
+        df = get_prices(tickers[0] if single else tickers, args.start, end, interval=args.interval,
+                        adjustment=args.adjustment, providers=args.provider or None, config=cfg, errors=args.errors)
     if args.format == "json":
         body = _bars_json(df) if single else _basket_json(df)
 
@@ -267,8 +292,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 class ProgressBar:
     """files, bytes, rate and ETA on one line of ``stream`` (a line every few seconds when not a TTY)."""
 
-    def __init__(self, total_files: int, total_bytes: int | None, label: str, stream: TextIO | None = None):
-        self.total_files, self.total_bytes, self.label = total_files, total_bytes, label
+    def __init__(self, total_files: int, total_bytes: int | None, label: str, stream: TextIO | None = None,
+                 unit: str = "files"):
+        self.total_files, self.total_bytes, self.label, self.unit = total_files, total_bytes, label, unit
         self.files = self.bytes = 0
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -297,8 +323,8 @@ class ProgressBar:
         bar = "#" * int(frac * 24)
         size = f"{self.bytes / 1e6:.1f}" + (f"/{self.total_bytes / 1e6:.1f}" if self.total_bytes else "")
         eta = "--" if left == float("inf") else f"{left:.0f}s"
-        line = (f"{self.label} [{bar:<24}] {self.files}/{self.total_files} files  {size} MB  "
-                f"{rate / 1e6:.1f} MB/s  ETA {eta}")
+        volume = f"  {size} MB  {rate / 1e6:.1f} MB/s" if self.bytes or self.total_bytes else ""
+        line = f"{self.label} [{bar:<24}] {self.files}/{self.total_files} {self.unit}{volume}  ETA {eta}"
         self.stream.write(("\r" + line) if self.tty else line + "\n")
         self.stream.flush()
 

@@ -10,6 +10,8 @@ The bar frame (what every provider, the chain and the CLI return):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import dataclasses
 import datetime as dt
@@ -317,6 +319,29 @@ def _import_problem(module: str, deep: bool) -> str | None:
         first = str(e).splitlines()[0] if str(e) else ""
         _import_problems[module] = f"fails to import: {type(e).__name__}: {first}"[:240]
     return _import_problems[module]
+
+
+_progress: contextvars.ContextVar = contextvars.ContextVar("finrpt_providers_progress", default=None)
+
+
+def report_done(ticker: str) -> None:
+    """Say one ticker of a basket is answered: a provider fetching a basket over the network
+    calls this as each ticker completes, from the thread that called ``fetch_basket``
+    (the CLI draws its progress bar from it). Does nothing when nobody listens."""
+    cb = _progress.get()
+    if cb is not None:
+        with contextlib.suppress(Exception):  # a display must never fail a fetch
+            cb(ticker)
+
+
+@contextlib.contextmanager
+def progress_to(callback):
+    """Within the block, :func:`report_done` calls ``callback(ticker)``."""
+    token = _progress.set(callback)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 def _et_midnight(day: dt.date):

@@ -336,23 +336,33 @@ class Store:
                 self._write_manifest(dataset, year, manifest)
 
     def _merge_year(self, path: Path, new: dict[dt.date, pa.Table]) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        """Merge sessions into the year file without sorting or copying the year: every input
+        (the old file and each new session) is sorted by ticker then time, so the output is
+        written a ticker range at a time from the inputs' slices of that range (the old
+        file's row groups read only for it). Memory: the new sessions and one range."""
         import pyarrow.parquet as pq
 
-        parts = [to_store_table(t, sort=False) for t in new.values()]  # sorted once, merged
+        parts = []
+        for d in sorted(new):
+            t = to_store_table(new[d], sort=True)
+            if t.num_rows:
+                parts.append(t)
+        old = None
         if path.exists():
-            old = pq.read_table(path)
-            days = pc.cast(pc.cast(old.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
-                           pa.date32()) if old.num_rows else None
-            if days is not None:
-                replaced = pa.array(sorted(new), type=pa.date32())
-                old = old.filter(pc.invert(pc.is_in(days, value_set=replaced)))
-            parts.insert(0, old)
-        merged = pa.concat_tables(parts)
-        if not _is_sorted(merged):
-            merged = merged.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
-        _write_parquet(path, merged)
+            try:
+                old, ranges = _footer(path)
+            except (OSError, ValueError) as e:
+                raise DataIntegrityError(f"the store's {path} is damaged ({type(e).__name__}): {REPAIR}") from None
+        replaced = sorted(new)
+
+        def write(tmp: str) -> None:
+            with pq.ParquetWriter(tmp, _store_schema(), compression="zstd", write_statistics=True,
+                                  use_dictionary=["ticker"]) as w:
+                for chunk in _merged_ranges(parts, old, replaced):
+                    w.write_table(chunk, row_group_size=ROW_GROUP)
+
+        _FOOTERS.pop(str(path), None)
+        _atomic_write(path, write)
 
     def years(self, dataset: str) -> list[int]:
         base = self.base / dataset
@@ -561,6 +571,114 @@ class Store:
         if not tables:
             return _empty_table()
         return pa.concat_tables(tables)
+
+
+def _store_schema() -> pa.Schema:
+    return _empty_table().schema
+
+
+#: rows of new sessions merged per step (bounds the memory of a merge beyond its inputs)
+MERGE_STEP = 1 << 18
+
+
+def _merged_ranges(parts: list[pa.Table], old: Any, replaced: list[dt.date]) -> Iterator[pa.Table]:
+    """Sorted chunks (by ticker, then time) merging ``parts`` (new sessions, each sorted)
+    with the ``old`` year file (a ParquetFile, sorted; rows of ``replaced`` sessions
+    dropped), one ticker range at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    old_groups = old.metadata.num_row_groups if old is not None else 0
+    # Cuts: tickers splitting the new rows into steps of ~MERGE_STEP rows, and the old
+    # file's rows likewise (at row-group edges, so each old row group is read once).
+    total = sum(p.num_rows for p in parts)
+    cuts: set[str] = set()
+    if total:
+        every = pa.chunked_array([c for t in parts for c in t.column("ticker").chunks])
+        step = max(1, total // MERGE_STEP)
+        if step > 1:
+            sample = pc.unique(every).sort()
+            k = max(1, len(sample) // step)
+            cuts.update(sample[i].as_py() for i in range(k, len(sample), k))
+    ranges: list[tuple[Any, Any]] = []
+    if old_groups:
+        meta = old.metadata
+        col = old.schema_arrow.get_field_index("ticker")
+        for i in range(old_groups):
+            st = meta.row_group(i).column(col).statistics
+            ranges.append((st.min, st.max) if st is not None and st.has_min_max else (None, None))
+        if any(r[0] is None for r in ranges):  # no statistics: read the old file whole, once
+            ranges = []
+        rows, since = 0, 0
+        for i, r in enumerate(ranges):  # a cut every ~MERGE_STEP old rows, at a row group's end
+            rows += meta.row_group(i).num_rows
+            if rows - since >= MERGE_STEP:
+                cuts.add(r[1])
+                since = rows
+    bounds = sorted(cuts)
+    drop = pa.array(replaced, type=pa.date32())
+    pending_old: list[pa.Table] = []
+    g = 0
+    pos = [0] * len(parts)
+
+    def upto_count(col: Any, upto: Any) -> int:
+        """Rows of a sorted ticker column that are <= upto."""
+        return int(pc.sum(pc.less_equal(col, upto)).as_py() or 0)
+
+    def take_new(upto: Any) -> list[pa.Table]:
+        """Each part's rows with ticker <= upto (None: all remaining)."""
+        out = []
+        for k, p in enumerate(parts):
+            if pos[k] >= p.num_rows:
+                continue
+            end = p.num_rows if upto is None else upto_count(p.column("ticker"), upto)
+            if end > pos[k]:
+                out.append(p.slice(pos[k], end - pos[k]))
+                pos[k] = end
+        return out
+
+    def old_upto(upto: Any) -> list[pa.Table]:
+        nonlocal g
+        if old is None or not old_groups:
+            return []
+        if not ranges:  # read whole (no statistics), once
+            if g == 0:
+                pending_old.append(old.read())
+                g = old_groups
+        else:
+            while g < old_groups and (upto is None or ranges[g][0] <= upto):
+                pending_old.append(old.read_row_groups([g]))
+                g += 1
+        out, keep = [], []
+        for t in pending_old:
+            end = t.num_rows if upto is None else upto_count(t.column("ticker"), upto)
+            out.append(t.slice(0, end))
+            if end < t.num_rows:
+                keep.append(t.slice(end))
+        pending_old[:] = keep
+        return out
+
+    for upto in [*bounds, None]:
+        pieces = old_upto(upto)
+        if replaced:
+            pieces = [_drop_sessions(t, drop) for t in pieces]
+        pieces += take_new(upto)
+        pieces = [t for t in pieces if t.num_rows]
+        if not pieces:
+            continue
+        chunk = pa.concat_tables(pieces)
+        if not _is_sorted(chunk):
+            chunk = chunk.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+        yield chunk
+
+
+def _drop_sessions(t: pa.Table, drop: pa.Array) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    days = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")), pa.date32())
+    mask = pc.is_in(days, value_set=drop)
+    return t.filter(pc.invert(mask)) if pc.any(mask).as_py() else t
 
 
 def _bounds(first: dt.date, last: dt.date) -> tuple[int, int]:

@@ -145,3 +145,80 @@ def test_cli_fetch_many_tickers_and_a_tickers_file(cfg, tmp_path, monkeypatch):
     assert code == 2 and "--output" in err
     code, _out, err = run("fetch", "--tickers-file", str(tmp_path / "missing.txt"), "--start", START)
     assert code == 2 and "missing.txt" in err
+
+
+def test_one_bad_ticker_in_a_long_basket_answer_fails_alone(cfg, monkeypatch):
+    """The basket is checked as one frame; a frame breaking the contract is checked ticker by
+    ticker, so the bad ticker goes to the next provider and the others are answered."""
+    from finrpt_providers.providers.massive_flatfiles import MassiveFlatFilesProvider
+
+    real = MassiveFlatFilesProvider.fetch_basket
+
+    def corrupt(self, queries):
+        long = real(self, queries).copy()
+        bad = long.index.get_level_values("ticker") == "NVDA"
+        long.loc[bad, "high"] = long.loc[bad, "low"] / 2  # high below low: a broken bar
+        return long
+
+    monkeypatch.setattr(MassiveFlatFilesProvider, "fetch_basket", corrupt)
+    got = fp.get_prices(["AAPL", "NVDA", "SPY"], START, END, adjustment="raw",
+                        providers=["massive_flatfiles", "massive_rest"], config=cfg)
+    assert got.attrs["provider"] == {"AAPL": "massive_flatfiles", "NVDA": "massive_rest", "SPY": "massive_flatfiles"}
+    nvda = [a for a in got.attrs["attempts"]["NVDA"] if a["provider"] == "massive_flatfiles"][0]
+    assert nvda["outcome"] == "failed" and "high/low" in nvda["detail"]
+    _each_equals_single(got.drop(index="NVDA", level="ticker"), ["AAPL", "SPY"], cfg, adjustment="raw")
+
+
+def test_a_long_basket_answer_of_a_ticker_with_corporate_actions_failing_fails_alone(cfg, monkeypatch):
+    from finrpt_providers import actions
+    from finrpt_providers.errors import DataIntegrityError
+
+    real = actions._first_valid
+
+    def picky(ticker, *a, **kw):
+        if ticker == "AAPL":
+            raise DataIntegrityError("the listed split contradicts the closes", provider="massive_rest")
+        return real(ticker, *a, **kw)
+
+    monkeypatch.setattr(actions, "_first_valid", picky)
+    got = fp.get_prices(["AAPL", "NVDA", "SPY"], START, END, adjustment="total", providers=["massive_flatfiles"],
+                        config=cfg, errors="omit")
+    assert sorted(set(got.index.get_level_values("ticker"))) == ["NVDA", "SPY"]
+    assert "contradicts" in got.attrs["failed"]["AAPL"]
+
+
+def test_a_rest_basket_runs_concurrently_under_one_shared_rate_limit(cfg, rest, monkeypatch):
+    """Counted at the fake: with 4 workers and a limit of 3 requests per window, no window
+    sees more than 3 requests, and the basket still completes (the minute is shrunk to 1 s)."""
+    from finrpt_providers.providers import massive_rest
+
+    monkeypatch.setattr(massive_rest.RateLimiter, "WINDOW", 1.0)
+    rest.reset()
+    tickers = ["AAPL", "SPY", "NVDA", "RSPL", "BRK.B", "NEWC"]
+    cfg = cfg.merged({"MASSIVE_REST_REQUESTS_PER_MINUTE": "3", "MASSIVE_REST_WORKERS": "4",
+                      "MASSIVE_API_KEY": REST_KEY, "FINRPT_ACTIONS_PROVIDERS": ""})
+    got = fp.get_prices(tickers, START, END, adjustment="raw", providers=["massive_rest"], config=cfg)
+    assert sorted(got.attrs["tickers"]) == sorted(tickers) and got.attrs["failed"] == {}
+    arrivals = sorted(r.at for r in rest.aggregate_requests())
+    assert len(arrivals) == len(tickers)
+    # any 0.9 s of arrivals (a margin for the trip to the server) holds at most 3 requests
+    worst = max(sum(1 for b in arrivals if a <= b < a + 0.9) for a in arrivals)
+    assert worst <= 3
+    assert arrivals[-1] - arrivals[0] >= 0.9  # 6 requests at 3 a window: the second three waited
+
+
+def test_the_cli_draws_a_progress_bar_for_a_network_basket_only(cfg, tmp_path, monkeypatch):
+    for k, v in cfg._values.items():
+        monkeypatch.setenv(k, v)
+    tickers = ["AAPL", "SPY", "NVDA", "RSPL", "BRK.B", "NEWC"]
+    code, _out, err = run("fetch", *tickers, "--start", START, "--end", END, "--provider", "massive_rest",
+                          "--adjustment", "raw", "--format", "csv")
+    assert code == 0, err
+    assert "6/6 tickers" in err and "ETA" in err
+    code, _out, err = run("fetch", *tickers[:3], "--start", START, "--end", END, "--provider", "massive_rest",
+                          "--adjustment", "raw", "--format", "csv")
+    assert code == 0 and "tickers" not in err.split("\n")[0]  # a handful: no bar
+    run("fetch", *tickers, "--start", START, "--end", END, "--provider", "massive_flatfiles", "--adjustment", "raw")
+    code, _out, err = run("fetch", *tickers, "--start", START, "--end", END, "--provider", "massive_flatfiles",
+                          "--adjustment", "raw", "--format", "csv")
+    assert code == 0 and "/6 tickers" not in err  # the store answers in one read: nothing to show

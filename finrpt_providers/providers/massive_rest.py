@@ -34,7 +34,7 @@ import json
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -52,7 +52,7 @@ from ..errors import (
 )
 from ..config import Setting
 from ..hookspecs import hookimpl
-from ..provider import ET, PriceProvider, PriceQuery
+from ..provider import ET, PriceProvider, PriceQuery, report_done
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +120,8 @@ class _NotFound(Exception):
 class RateLimiter:
     """At most ``per_minute`` request starts in any 60 s window (thread-safe)."""
 
+    WINDOW = 60.0  # seconds (a class attribute so a test can shrink the minute)
+
     def __init__(self, per_minute: float, clock=time.monotonic, sleep=time.sleep):
         self.per_minute = int(per_minute)
         self._starts: collections.deque[float] = collections.deque()
@@ -132,12 +134,12 @@ class RateLimiter:
         with self._lock:
             while True:
                 now = self._clock()
-                while self._starts and now - self._starts[0] >= 60.0:
+                while self._starts and now - self._starts[0] >= self.WINDOW:
                     self._starts.popleft()
                 if len(self._starts) < self.per_minute:
                     self._starts.append(now)
                     return waited
-                pause = 60.0 - (now - self._starts[0])
+                pause = self.WINDOW - (now - self._starts[0])
                 self._sleep(pause)
                 waited += pause
 
@@ -682,8 +684,13 @@ class MassiveRESTProvider(PriceProvider):
             except ProviderError as e:
                 return query.ticker, e
 
+        out: dict[str, pd.DataFrame | ProviderError] = {}
         with ThreadPoolExecutor(max_workers=min(client.workers, len(queries)), thread_name_prefix="massive-basket") as pool:
-            return dict(pool.map(one, queries))
+            for fut in as_completed([pool.submit(one, q) for q in queries]):
+                ticker, got = fut.result()
+                out[ticker] = got
+                report_done(ticker)
+        return out
 
     def _fetch(self, client: MassiveClient, query: PriceQuery) -> pd.DataFrame:
         bars = results_to_bars(client.aggregates(query.ticker, query.interval, query.start, query.end,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +18,8 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    #: when it arrived (time.monotonic(): tests count requests per window)
+    at: float = field(default_factory=lambda: time.monotonic())
 
 
 @dataclass
