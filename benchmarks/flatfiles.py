@@ -293,6 +293,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "finrpt-bench-flatfiles"))
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=["daily"], help="run only the one-ticker daily table")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], json.loads(args.child[1]))))
@@ -328,6 +329,8 @@ def main() -> int:
         ]
         table("One ticker (AAPL), one year of daily bars (250 day files, 12k tickers each)", daily,
               "seed: 250 x (S3 get + pandas.read_csv + filter)")
+        if args.only == "daily":
+            return 0
 
         minute = []
         for tk in ("AAPL", meta["mid_ticker"], far):

@@ -206,6 +206,19 @@ def _first_valid(ticker: str, ready: list[str], config: Config, closes: Closes |
     from .plugins import registry
 
     reg = registry()
+    key = ("actions", tuple(_identity(reg[n].provider.configured(config)) for n in ready), ticker, since)
+    with _lock:
+        hit = _cache.get(key)
+    if hit is not None:  # the same sources, ticker and span: the same verdict (events are immutable here)
+        return hit
+    got = _first_valid_uncached(ticker, ready, config, closes, since, reg)
+    with _lock:
+        _cache[key] = got
+    return got
+
+
+def _first_valid_uncached(ticker: str, ready: list[str], config: Config, closes: Closes | None, since: Any,
+                          reg: Any) -> Actions:
     failures: list[str] = []
     last: ProviderError | None = None
     for name in ready:

@@ -146,7 +146,13 @@ def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: l
             one = long.iloc[where]
             if not moves(a, session_days(one.index.get_level_values("timestamp")[:1])[0], q0.adjustment, today):
                 continue  # no event in the range: every factor is 1
-            try:
+            quick = _daily_factors(happened(a, today), wall_ns(one.index.get_level_values("timestamp")),
+                                   one["close"].to_numpy(), n0.adjustment, q0.adjustment) \
+                if n0.interval == "1d" else None
+            if quick is not None:
+                parts[t] = (where, quick)
+                continue
+            try:  # the general path (minutes, a close before an ex-date outside the bars, bad data)
                 adjusted, _src = adjust(provider, one.droplevel("ticker"), n0.adjustment, q0.adjustment, t, acts=a)
             except ProviderError as e:
                 rest[t] = e
@@ -155,9 +161,13 @@ def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: l
             parts[t] = (where, adjusted)
         if parts:
             cols = {c: long[c].to_numpy(copy=True) for c in ("open", "high", "low", "close", "vwap", "volume")}
-            for where, adjusted in parts.values():
-                for c, arr in cols.items():
-                    arr[where] = adjusted[c].to_numpy()
+            for where, got in parts.values():
+                if isinstance(got, tuple):  # (price, volume) factors
+                    for c, arr in cols.items():
+                        arr[where] = arr[where] * (got[1] if c == "volume" else got[0])
+                else:
+                    for c, arr in cols.items():
+                        arr[where] = got[c].to_numpy()
             long = long.assign(**cols)
         if not keep.all():
             long = long[keep]
@@ -167,6 +177,45 @@ def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: l
         return None, rest
     long.attrs["actions"] = used  # ticker -> corporate-actions source (adjusted tickers)
     return long, rest
+
+
+def _daily_factors(acts: actions.Actions, wall, close, have: str, want: str):
+    """(price, volume) factors of one ticker's daily bars (``wall``: their New York wall
+    clock in ns, ``close``: as served, ``have``), the arithmetic of :func:`adjust` on
+    arrays; None when the general path must decide (a close before an ex-date that the
+    bars do not hold, or a dividend not below its close: an error worth its own message)."""
+    import numpy as np
+
+    day = wall // _DAY_NS
+    n = len(day)
+    s = np.ones(n)
+    for ex, ratio in acts.splits.items():
+        if not ratio or ratio <= 0 or not np.isfinite(ratio):
+            return None
+        s[day < _ordinal(ex.date())] *= ratio
+    to_raw = s if have == "splits" else 1.0
+    if want == "raw":
+        return to_raw, 1.0 / to_raw
+    if want == "splits":
+        return to_raw / s, s / to_raw
+    d = np.ones(n)
+    first = day[0]
+    for ex, cash in acts.dividends.items():
+        exo = _ordinal(ex.date())
+        if exo <= first or not cash:
+            continue
+        prev = calendar.session_before(ex.date())
+        if prev is None:
+            return None
+        i = int(np.searchsorted(day, _ordinal(prev)))
+        if i >= n or day[i] != _ordinal(prev):
+            return None
+        c = float(close[i] * (s[i] if have == "splits" else 1.0))
+        factor = 1.0 - float(cash) / c
+        if not 0.0 < factor <= 1.0:
+            return None
+        d[day < exo] *= factor
+    return to_raw / s * d, s / to_raw
 
 
 def _finished_attrs(df: pd.DataFrame, used: str) -> pd.DataFrame:

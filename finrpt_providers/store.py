@@ -48,12 +48,15 @@ MANIFEST = "_sources.json"
 RECHECK_SECONDS = 15 * 60
 RECENT_DAYS = 5
 REPAIR = "run `finrpt-providers verify --repair`"
+#: where year-layout datasets keep their rows ordered by session (one row group a session)
+SESSION_ORDER = "_by_session"
 # Parsed manifests and Parquet footers by path, each with the (mtime_ns, size, inode) of
 # the file it was read from: a file replaced by a writer (os.replace: a new inode) is
 # read again; our own writes drop their entry at once.
 _DERIVED = " dates"  # key of the derived date -> Source map in a cached manifest (never written)
 _MANIFESTS: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 _FOOTERS: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_SESSION_META: dict[str, tuple[tuple[int, int, int], Any]] = {}
 
 
 def _unwritable(path: Path, e: OSError) -> ProviderUnavailable:
@@ -218,6 +221,11 @@ class Store:
             return self.year_dir(dataset, day.year) / "data.parquet"
         return self.year_dir(dataset, day.year) / f"date={day.isoformat()}" / "data.parquet"
 
+    def session_path(self, dataset: str, year: int) -> Path:
+        """The year's rows ordered by session (a year-layout dataset's second copy, for
+        cross-sections): outside the dataset's directory, so Hive readers never see it twice."""
+        return self.base / SESSION_ORDER / dataset / f"year={year:04d}" / "data.parquet"
+
     def days(self, dataset: str, year: int) -> list[dt.date]:
         """Sessions of ``year`` the manifest records as stored."""
         return [dt.date.fromisoformat(d) for d in self._manifest(dataset, year)["days"]]
@@ -316,24 +324,87 @@ class Store:
         for d, item in tables.items():
             by_year.setdefault(d.year, {})[d] = item
         for year, items in by_year.items():
-            ydir = self.year_dir(dataset, year)
-            with _locked(ydir):
-                for tmp in ydir.rglob(".*.tmp"):  # left by a writer that was killed: we hold the lock
-                    tmp.unlink(missing_ok=True)
-                manifest = self._manifest(dataset, year, fresh=True)
-                if self.per_year(dataset):
-                    self._merge_year(ydir / "data.parquet", {d: t for d, (t, _) in items.items()})
-                else:
-                    for d, (t, _) in items.items():
-                        path = self.data_path(dataset, d)
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        _write_parquet(path, to_store_table(t))
-                stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-                for d, (t, src) in items.items():
-                    manifest["days"][d.isoformat()] = {"key": src.key, "etag": src.etag, "size": src.size,
-                                                       "rows": t.num_rows, "stored_at": stamp}
-                    manifest["missing"].pop(d.isoformat(), None)
-                self._write_manifest(dataset, year, manifest)
+            self._put_year(dataset, year, items)
+
+    def _put_year(self, dataset: str, year: int, items: dict[dt.date, tuple[pa.Table, Source]]) -> None:
+        ydir = self.year_dir(dataset, year)
+        with _locked(ydir):
+            for tmp in [*ydir.rglob(".*.tmp"), *self.session_path(dataset, year).parent.glob(".*.tmp")]:
+                tmp.unlink(missing_ok=True)  # left by a writer that was killed: we hold the lock
+            manifest = self._manifest(dataset, year, fresh=True)
+            if self.per_year(dataset):
+                had_year = (ydir / "data.parquet").exists()
+                self._merge_year(ydir / "data.parquet", {d: t for d, (t, _) in items.items()})
+                etags = {d: r["etag"] for d, r in manifest["days"].items()}
+                etags.update({d.isoformat(): src.etag for d, (_t, src) in items.items()})
+                self._merge_sessions(dataset, year, {d: t for d, (t, _) in items.items()}, etags, had_year)
+            else:
+                for d, (t, _) in items.items():
+                    path = self.data_path(dataset, d)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _write_parquet(path, to_store_table(t))
+            stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            for d, (t, src) in items.items():
+                manifest["days"][d.isoformat()] = {"key": src.key, "etag": src.etag, "size": src.size,
+                                                   "rows": t.num_rows, "stored_at": stamp}
+                manifest["missing"].pop(d.isoformat(), None)
+            self._write_manifest(dataset, year, manifest)
+
+    def _merge_sessions(self, dataset: str, year: int, new: dict[dt.date, pa.Table], etags: dict[str, str],
+                        had_year: bool) -> None:
+        """The session-ordered copy: the old copy's sessions (streamed a row group, i.e. a
+        session, at a time; replaced ones dropped) and the new ones, in date order, each
+        session one row group sorted by ticker. Its metadata records each session's ETag, so a
+        reader uses it only for sessions that match the manifest. A year stored before this
+        copy existed gets none (reads fall back to the year file; `verify --repair` does not
+        need it)."""
+        import json as _json
+
+        import pyarrow.parquet as pq
+
+        path = self.session_path(dataset, year)
+        old = None
+        if path.exists():
+            try:
+                old = pq.ParquetFile(path)
+            except (OSError, ValueError):
+                old = None  # damaged: rebuilt below only if nothing else was stored
+        if old is None and had_year:
+            _SESSION_META.pop(str(path), None)
+            path.unlink(missing_ok=True)
+            return
+        days_new = sorted(new)
+        items: list[tuple[dt.date, Any]] = []
+        if old is not None:
+            col = old.schema_arrow.get_field_index("window_start")
+            for i in range(old.metadata.num_row_groups):
+                st = old.metadata.row_group(i).column(col).statistics
+                d = _session_of_ns(st.min) if st is not None and st.has_min_max else None
+                if d is None or d != _session_of_ns(st.max):
+                    _SESSION_META.pop(str(path), None)
+                    path.unlink(missing_ok=True)  # not one session a group: not ours to extend
+                    return
+                if d not in new:
+                    items.append((d, i))
+        items += [(d, None) for d in days_new]
+        items.sort(key=lambda x: x[0])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _unwritable(path.parent, e) from None
+        held = sorted(d.isoformat() for d, _ in items)
+        meta = {b"finrpt_sessions": _json.dumps({d: etags.get(d, "") for d in held}).encode()}
+
+        def write(tmp: str) -> None:
+            schema = _store_schema().with_metadata(meta)
+            with pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=True,
+                                  use_dictionary=["ticker"]) as w:
+                for d, src in items:
+                    t = old.read_row_group(src) if src is not None else to_store_table(new[d])
+                    w.write_table(t.replace_schema_metadata(meta), row_group_size=1 << 30)
+
+        _SESSION_META.pop(str(path), None)
+        _atomic_write(path, write)
 
     def _merge_year(self, path: Path, new: dict[dt.date, pa.Table]) -> None:
         """Merge sessions into the year file without sorting or copying the year: every input
@@ -356,10 +427,36 @@ class Store:
         replaced = sorted(new)
 
         def write(tmp: str) -> None:
-            with pq.ParquetWriter(tmp, _store_schema(), compression="zstd", write_statistics=True,
-                                  use_dictionary=["ticker"]) as w:
+            # the next range is merged while the last one is encoded (both release the GIL)
+            import queue
+            import threading
+
+            chunks: queue.Queue = queue.Queue(maxsize=2)
+            failed: list[BaseException] = []
+
+            def writer() -> None:
+                try:
+                    with pq.ParquetWriter(tmp, _store_schema(), compression="zstd", write_statistics=True,
+                                          use_dictionary=["ticker"]) as w:
+                        while (chunk := chunks.get()) is not None:
+                            w.write_table(chunk, row_group_size=ROW_GROUP)
+                except BaseException as e:  # handed to the merging thread
+                    failed.append(e)
+                    while chunks.get() is not None:  # let the producer finish
+                        pass
+
+            th = threading.Thread(target=writer, name="store-write", daemon=True)
+            th.start()
+            try:
                 for chunk in _merged_ranges(parts, old, replaced):
-                    w.write_table(chunk, row_group_size=ROW_GROUP)
+                    if failed:
+                        break
+                    chunks.put(chunk)
+            finally:
+                chunks.put(None)
+                th.join()
+            if failed:
+                raise failed[0]
 
         _FOOTERS.pop(str(path), None)
         _atomic_write(path, write)
@@ -472,6 +569,8 @@ class Store:
                         found.add(dt.date.fromisoformat(ddir.name[5:]))
                     (ddir / "data.parquet").unlink(missing_ok=True)
             (ydir / MANIFEST).unlink(missing_ok=True)
+            if self.per_year(dataset):
+                self.session_path(dataset, year).unlink(missing_ok=True)
         return sorted(found)
 
     def _update_manifests(self, dataset: str, days: Iterable[dt.date], edit) -> None:
@@ -534,6 +633,11 @@ class Store:
         files = self._files(dataset, days)
         tables = []
         for path, ds in files.items():
+            if self.per_year(dataset):
+                t = self._read_sessions(dataset, ds)
+                if t is not None:
+                    tables.append(t)
+                    continue
             try:
                 t = pq.read_table(path)
             except FileNotFoundError:
@@ -549,6 +653,32 @@ class Store:
                 raise DataIntegrityError(f"the store's {path} holds rows of another session than {ds[0]}: {REPAIR}")
             tables.append(t.filter(keep) if self.per_year(dataset) else t)
         return pa.concat_tables(tables) if tables else _empty_table()
+
+    def _read_sessions(self, dataset: str, ds: list[dt.date]) -> pa.Table | None:
+        """Sessions ``ds`` (one year) from the session-ordered copy: one row group each; None
+        when the copy is absent or does not hold every one of them as the manifest records
+        it (the caller then reads the year file)."""
+        import pyarrow as pa
+
+        year = ds[0].year
+        path = self.session_path(dataset, year)
+        try:
+            held, groups, pf = _session_index(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, pa.ArrowException):
+            return None  # a damaged copy is only a lost shortcut
+        recorded = self._recorded(dataset, year)
+        want = [d for d in ds if d in recorded]
+        if any(held.get(d.isoformat()) != recorded[d].etag or d not in groups for d in want):
+            return None
+        if not want:
+            return _empty_table()
+        try:
+            t = pf.read_row_groups([groups[d] for d in want])
+        except (OSError, pa.ArrowException, ValueError):
+            return None
+        return t.replace_schema_metadata(None)
 
     def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str]) -> pa.Table:
         """The stored rows of ``tickers`` on ``days``, each file read once for all of them
@@ -585,21 +715,27 @@ def _merged_ranges(parts: list[pa.Table], old: Any, replaced: list[dt.date]) -> 
     """Sorted chunks (by ticker, then time) merging ``parts`` (new sessions, each sorted)
     with the ``old`` year file (a ParquetFile, sorted; rows of ``replaced`` sessions
     dropped), one ticker range at a time."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     old_groups = old.metadata.num_row_groups if old is not None else 0
-    # Cuts: tickers splitting the new rows into steps of ~MERGE_STEP rows, and the old
-    # file's rows likewise (at row-group edges, so each old row group is read once).
+    # The new tickers, sorted, and each part's rows as ranks in them (sorted: each part is),
+    # so where a range ends in a part is a binary search, not a scan of its strings.
+    universe: list[str] = []
+    ranks: list[Any] = []
     total = sum(p.num_rows for p in parts)
     cuts: set[str] = set()
     if total:
         every = pa.chunked_array([c for t in parts for c in t.column("ticker").chunks])
-        step = max(1, total // MERGE_STEP)
+        sorted_new = pc.unique(every).sort()
+        universe = sorted_new.to_pylist()
+        ranks = [np.asarray(pc.index_in(p.column("ticker"), value_set=sorted_new).to_numpy(zero_copy_only=False))
+                 for p in parts]
+        step = max(1, total // MERGE_STEP)  # cut the new rows into steps of ~MERGE_STEP rows
         if step > 1:
-            sample = pc.unique(every).sort()
-            k = max(1, len(sample) // step)
-            cuts.update(sample[i].as_py() for i in range(k, len(sample), k))
+            k = max(1, len(universe) // step)
+            cuts.update(universe[i] for i in range(k, len(universe), k))
     ranges: list[tuple[Any, Any]] = []
     if old_groups:
         meta = old.metadata
@@ -610,28 +746,22 @@ def _merged_ranges(parts: list[pa.Table], old: Any, replaced: list[dt.date]) -> 
         if any(r[0] is None for r in ranges):  # no statistics: read the old file whole, once
             ranges = []
         rows, since = 0, 0
-        for i, r in enumerate(ranges):  # a cut every ~MERGE_STEP old rows, at a row group's end
+        for i, r in enumerate(ranges):  # and the old rows likewise, at row-group ends
             rows += meta.row_group(i).num_rows
             if rows - since >= MERGE_STEP:
                 cuts.add(r[1])
                 since = rows
-    bounds = sorted(cuts)
     drop = pa.array(replaced, type=pa.date32())
     pending_old: list[pa.Table] = []
     g = 0
     pos = [0] * len(parts)
 
-    def upto_count(col: Any, upto: Any) -> int:
-        """Rows of a sorted ticker column that are <= upto."""
-        return int(pc.sum(pc.less_equal(col, upto)).as_py() or 0)
-
     def take_new(upto: Any) -> list[pa.Table]:
         """Each part's rows with ticker <= upto (None: all remaining)."""
         out = []
+        last = len(universe) - 1 if upto is None else bisect.bisect_right(universe, upto) - 1
         for k, p in enumerate(parts):
-            if pos[k] >= p.num_rows:
-                continue
-            end = p.num_rows if upto is None else upto_count(p.column("ticker"), upto)
+            end = int(np.searchsorted(ranks[k], last, side="right"))
             if end > pos[k]:
                 out.append(p.slice(pos[k], end - pos[k]))
                 pos[k] = end
@@ -650,26 +780,42 @@ def _merged_ranges(parts: list[pa.Table], old: Any, replaced: list[dt.date]) -> 
                 pending_old.append(old.read_row_groups([g]))
                 g += 1
         out, keep = [], []
-        for t in pending_old:
-            end = t.num_rows if upto is None else upto_count(t.column("ticker"), upto)
+        for t in pending_old:  # at most a few row groups
+            end = t.num_rows if upto is None else int(pc.sum(pc.less_equal(t.column("ticker"), upto)).as_py() or 0)
             out.append(t.slice(0, end))
             if end < t.num_rows:
                 keep.append(t.slice(end))
         pending_old[:] = keep
         return out
 
-    for upto in [*bounds, None]:
+    for upto in [*sorted(cuts), None]:
         pieces = old_upto(upto)
         if replaced:
             pieces = [_drop_sessions(t, drop) for t in pieces]
-        pieces += take_new(upto)
-        pieces = [t for t in pieces if t.num_rows]
-        if not pieces:
-            continue
-        chunk = pa.concat_tables(pieces)
-        if not _is_sorted(chunk):
-            chunk = chunk.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
-        yield chunk
+        pieces = [t for t in [*pieces, *take_new(upto)] if t.num_rows]
+        if pieces:
+            yield pieces[0] if len(pieces) == 1 else _sort_rows(pa.concat_tables(pieces))
+
+
+def _sort_rows(t: pa.Table) -> pa.Table:
+    """``t`` by ticker then time: the tickers as ranks (a dictionary sorted once), then one
+    integer lexsort (much cheaper than sorting strings row by row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(t.column("ticker")).combine_chunks()
+    rank_of = np.empty(len(enc.dictionary), dtype=np.int64)
+    rank_of[pc.array_sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    rank = rank_of[enc.indices.to_numpy(zero_copy_only=False)]
+    ws = t.column("window_start").cast(pa.int64()).to_numpy()
+    # Pieces come as sorted runs, usually oldest first: a stable sort by ticker alone then
+    # keeps each ticker's rows in time (checked; otherwise sort by both).
+    order = np.argsort(rank, kind="stable")
+    r, w = rank[order], ws[order]
+    if not np.all((r[1:] != r[:-1]) | (w[1:] > w[:-1])):
+        order = np.lexsort((ws, rank))
+    return t.take(order)
 
 
 def _drop_sessions(t: pa.Table, drop: pa.Array) -> pa.Table:
@@ -815,6 +961,44 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
 
     _FOOTERS.pop(str(path), None)
     _atomic_write(path, write)
+
+
+def _session_of_ns(ns: Any) -> dt.date:
+    """The New York session date of a UTC timestamp (ns int, or a datetime)."""
+    from zoneinfo import ZoneInfo
+
+    if isinstance(ns, dt.datetime):
+        ts = ns if ns.tzinfo else ns.replace(tzinfo=dt.timezone.utc)
+    else:
+        ts = dt.datetime.fromtimestamp(int(ns) / 1e9, tz=dt.timezone.utc)
+    return ts.astimezone(ZoneInfo("America/New_York")).date()
+
+
+def _session_index(path: Path):
+    """(session -> ETag held, session -> row group, ParquetFile) of a session-ordered copy,
+    parsed once per file version."""
+    import json as _json
+
+    import pyarrow.parquet as pq
+
+    key = str(path)
+    st = os.stat(path)
+    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _SESSION_META.get(key)
+    if hit is not None and hit[0] == sig:
+        held, groups, meta = hit[1]
+        return held, groups, pq.ParquetFile(path, metadata=meta)
+    pf = pq.ParquetFile(path)
+    meta = pf.metadata
+    held = _json.loads(pf.schema_arrow.metadata[b"finrpt_sessions"])
+    col = pf.schema_arrow.get_field_index("window_start")
+    groups = {}
+    for i in range(meta.num_row_groups):
+        s = meta.row_group(i).column(col).statistics
+        if s is not None and s.has_min_max and _session_of_ns(s.min) == _session_of_ns(s.max):
+            groups[_session_of_ns(s.min)] = i
+    _SESSION_META[key] = (sig, (held, groups, meta))
+    return held, groups, pf
 
 
 def _footer(path: Path):

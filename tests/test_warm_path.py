@@ -101,3 +101,59 @@ def test_session_files_are_checked_once_per_year_directory(tmp_path, monkeypatch
 
     shutil.rmtree(tmp_path / "p" / "m" / "year=2025" / f"date={days[2].isoformat()}")
     assert days[2] not in store.stored("m", days)
+
+
+def _cross(store, dataset, days):
+    t = store.read_days(dataset, days)
+    return t.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+
+
+def test_a_cross_section_reads_one_row_group_of_the_session_ordered_copy(tmp_path, monkeypatch):
+    store = S.Store(tmp_path, "p", {"d": S.YEAR})
+    days = calendar.sessions(dt.date(2025, 3, 3), dt.date(2025, 3, 21))
+    universe = [f"T{i:03d}" for i in range(300)] + ["NA", "BRK.A", "BRKA"]
+    store.put("d", {d: (_day(d, sorted(universe)), S.Source(f"k{d}", "e1", 1)) for d in days[:10]})
+    store.put("d", {d: (_day(d, sorted(universe[:50])), S.Source(f"k{d}", "e1", 1)) for d in days[10:]})
+    replaced = days[3]
+    store.put("d", {replaced: (_day(replaced, ["NA", "ZZZ"]), S.Source("k", "e2", 1))})
+    copy = store.session_path("d", 2025)
+    assert copy.exists() and not str(copy).startswith(str(tmp_path / "p" / "d"))  # Hive readers never see it
+    assert pq.ParquetFile(copy).metadata.num_row_groups == len(days)  # one row group a session
+    year = pq.read_table(tmp_path / "p" / "d" / "year=2025" / "data.parquet")
+    for ask in ([days[5]], [replaced], days[8:13], days):
+        got = _cross(store, "d", ask)
+        local = pc.cast(pc.cast(year.column("window_start"), pa.timestamp("ns", tz="America/New_York")), pa.date32())
+        want = year.filter(pc.is_in(local, value_set=pa.array(ask, pa.date32())))
+        assert got.equals(want.sort_by([("ticker", "ascending"), ("window_start", "ascending")]))
+    assert set(_cross(store, "d", [replaced]).column("ticker").to_pylist()) == {"NA", "ZZZ"}
+    # read through the copy: one row group of it, never the year file
+    reads = []
+    real = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, g, **k: reads.append(list(g)) or real(self, g, **k))
+    monkeypatch.setattr(pq, "read_table", lambda *a, **k: pytest.fail("the year file was read whole"))
+    store.read_days("d", [days[5]])
+    assert reads == [[5]]
+
+
+def test_a_copy_that_disagrees_with_the_manifest_is_not_used(tmp_path):
+    store = S.Store(tmp_path, "p", {"d": S.YEAR})
+    d1, d2 = dt.date(2025, 3, 3), dt.date(2025, 3, 4)
+    store.put("d", {d1: (_day(d1, ["AAPL", "MSFT"]), S.Source("k1", "e1", 1)),
+                    d2: (_day(d2, ["AAPL"]), S.Source("k2", "e1", 1))})
+    before = _cross(store, "d", [d1, d2])
+    manifest = tmp_path / "p" / "d" / "year=2025" / S.MANIFEST
+    body = json.loads(manifest.read_text())
+    body["days"][d1.isoformat()]["etag"] = "another version"  # as if the copy were left stale
+    manifest.write_text(json.dumps(body))
+    assert _cross(store, "d", [d1, d2]).equals(before)  # served from the year file instead
+    # a store from before the copy: its year file is read, and no partial copy is ever made
+    store.session_path("d", 2025).unlink()
+    d3 = dt.date(2025, 3, 5)
+    store.put("d", {d3: (_day(d3, ["AAPL"]), S.Source("k3", "e1", 1))})
+    assert not store.session_path("d", 2025).exists()
+    assert _cross(store, "d", [d1, d3]).num_rows == 3
+    # damaged copy: only a lost shortcut
+    S.Store(tmp_path, "q", {"d": S.YEAR}).put("d", {d1: (_day(d1, ["AAPL"]), S.Source("k1", "e1", 1))})
+    other = S.Store(tmp_path, "q", {"d": S.YEAR})
+    other.session_path("d", 2025).write_bytes(b"not parquet")
+    assert other.read_days("d", [d1]).num_rows == 1

@@ -152,6 +152,10 @@ def check_header(first_line: bytes, dataset: str, key: str) -> None:
                                  "it was not stored (is the dataset name right?)", provider=NAME)
 
 
+#: compressed files smaller than this are inflated in one call and parsed on one thread
+SMALL_FILE = 2 << 20
+
+
 def _convert_options(dataset: str):
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -172,7 +176,7 @@ def parse_csv(text: bytes, dataset: str, key: str) -> pa.Table:
     check_header(text[: end if end >= 0 else len(text)], dataset, key)
     try:
         return pacsv.read_csv(pa.BufferReader(text), convert_options=_convert_options(dataset),
-                              read_options=pacsv.ReadOptions(block_size=16 << 20))
+                              read_options=pacsv.ReadOptions(block_size=16 << 20, use_threads=len(text) > SMALL_FILE * 4))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise DataIntegrityError(f"{key} does not parse as {dataset} ({e}): it was not stored", provider=NAME) from None
 
@@ -193,10 +197,12 @@ def parse_gzip(data: bytes, dataset: str, key: str) -> tuple[pa.Table, int]:
 
     if not data:
         raise DataIntegrityError(f"{key} is empty: it was not stored", provider=NAME)
-    if len(data) >= 18 and int.from_bytes(data[-4:], "little") > RATIO_FLOOR + MAX_RATIO * len(data):
+    if (len(data) >= 18 and int.from_bytes(data[-4:], "little") > RATIO_FLOOR + MAX_RATIO * len(data)) \
+            or len(data) < SMALL_FILE:
         # gzip's trailer announces more than the bound: a bomb, or a cut file whose last bytes
         # are not a trailer. Inflate first, bounded, before any parsing: either way it ends in
-        # the right error, without pyarrow ever holding the excess.
+        # the right error, without pyarrow ever holding the excess. A small file (a day of
+        # daily bars) is also inflated in one go: a decompression thread costs more than it saves.
         text = decompress(data, key)
         return parse_csv(text, dataset, key), len(text)
     fh = igzip_threaded.open(io.BytesIO(data), "rb", threads=1)

@@ -10,11 +10,11 @@ sync keeps what it finished and a rerun fetches only the rest.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ... import redact
@@ -30,9 +30,10 @@ Report = Callable[[str], None]
 
 log = redact.logger(__name__)
 # Day files are merged into their year's file in batches: each merge rewrites the year
-# (~3M rows), so per-file merges would be quadratic; a batch or a minute bounds what an
-# interrupted sync loses.
-DAY_BATCH = 512
+# (streamed a ticker range at a time, so its memory is the batch), so per-file merges
+# would be quadratic; a batch (~90 MB of parsed rows at 12k tickers a day) or a minute
+# bounds both the memory and what an interrupted sync loses.
+DAY_BATCH = 128
 DAY_FLUSH_SECONDS = 20.0
 
 
@@ -60,7 +61,6 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
     if not days:
         return out
     pending: dict[dt.date, tuple] = {}
-    lock = threading.Lock()
     last_flush = [time.monotonic()]
     flush_seconds = float(os.environ.get("MASSIVE_FLATFILES_DAY_FLUSH_SECONDS", DAY_FLUSH_SECONDS))
 
@@ -79,30 +79,42 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
             pending.clear()
         last_flush[0] = time.monotonic()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(days))), thread_name_prefix="flatfiles") as pool:
-        futures: list[Future] = [pool.submit(one, d) for d in days]
+    def take(day: dt.date, table, src, nbytes: int, ncsv: int) -> None:
+        if table is None:
+            out.missing.append(day)
+        else:
+            out.fetched.append(day)
+            out.bytes += nbytes
+            out.csv_bytes += ncsv
+            pending[day] = (table, src)
+            if (not store.per_year(dataset) or len(pending) >= DAY_BATCH
+                    or time.monotonic() - last_flush[0] > flush_seconds):
+                flush()
+        if progress:
+            progress(len(out.fetched) + len(out.missing), out.bytes)
+
+    n = max(1, min(workers, len(days)))
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="flatfiles") as pool:
+        # At most 2 x workers files in flight: parsed tables wait in ``pending`` (bounded by
+        # the batch), never in finished futures piling up while a batch is merged. Results
+        # are taken here, in this thread: the store is written by one thread.
+        todo = iter(days)
+        running: set[Future] = {pool.submit(one, d) for d in itertools.islice(todo, 2 * n)}
         try:
-            for fut in _as_completed(futures):
-                day, table, src, nbytes, ncsv = fut.result()
-                with lock:
-                    if table is None:
-                        out.missing.append(day)
-                    else:
-                        out.fetched.append(day)
-                        out.bytes += nbytes
-                        out.csv_bytes += ncsv
-                        pending[day] = (table, src)
-                        if (not store.per_year(dataset) or len(pending) >= DAY_BATCH
-                                or time.monotonic() - last_flush[0] > flush_seconds):
-                            flush()
-                    done_files, done_bytes = len(out.fetched) + len(out.missing), out.bytes
-                if progress:
-                    progress(done_files, done_bytes)
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                results = [f.result() for f in done]  # the first failure raises here
+                for _ in done:
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        running.add(pool.submit(one, nxt))
+                done = set()
+                while results:
+                    take(*results.pop())
         except BaseException:
-            for f in futures:
+            for f in running:
                 f.cancel()
-            with lock:
-                flush()  # keep what was finished before the failure
+            flush()  # keep what was finished before the failure
             raise
     flush()
     if out.missing:
@@ -110,14 +122,6 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
     out.fetched.sort()
     out.missing.sort()
     return out
-
-
-def _as_completed(futures: list[Future]):
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-        for f in done:
-            yield f
 
 
 def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int,
