@@ -222,3 +222,16 @@ def test_the_cli_draws_a_progress_bar_for_a_network_basket_only(cfg, tmp_path, m
     code, _out, err = run("fetch", *tickers, "--start", START, "--end", END, "--provider", "massive_flatfiles",
                           "--adjustment", "raw", "--format", "csv")
     assert code == 0 and "/6 tickers" not in err  # the store answers in one read: nothing to show
+
+
+def test_a_yfinance_basket_goes_through_yfinance_download_and_a_bad_ticker_is_asked_alone(cfg, monkeypatch):
+    import yfinance
+
+    calls = []
+    real = yfinance.download
+    monkeypatch.setattr(yfinance, "download", lambda tickers, **kw: calls.append(list(tickers)) or real(tickers, **kw))
+    got = fp.get_prices(["AAPL", "SPY", "NVDA", "NOPE"], START, END, adjustment="raw", providers=["yfinance"],
+                        config=cfg, errors="omit")
+    assert calls == [["AAPL", "SPY", "NVDA", "NOPE"]]  # one batch (yfinance's threads, our session)
+    assert sorted(got.attrs["tickers"]) == ["AAPL", "NVDA", "SPY"]
+    assert "NOPE" in got.attrs["failed"] and "yfinance" in got.attrs["failed"]["NOPE"]

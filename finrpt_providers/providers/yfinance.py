@@ -49,7 +49,9 @@ LOOKBACK_DAYS = {"1m": 29, "5m": 59, "15m": 59, "30m": 59, "1h": 729}
 REQUEST_SPAN_DAYS = {"1m": 7, "5m": 59, "15m": 59, "30m": 59, "1h": 365, "1d": 36500}
 YAHOO_INTERVAL = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d"}
 
+log = redact.logger(__name__)
 _lock = threading.RLock()
+_session_by_base: dict = {}  # our HTTP session per (base URL, timeout): yfinance's download is given it
 # yfinance logs URLs and answers at DEBUG: what a server echoes there is scrubbed like our own records
 redact.protect("yfinance", "yfinance.data", "yfinance.base", "yfinance.scrapers.history", *redact.HTTP_LOGGERS)
 _yfdata_by_base: dict[tuple[str | None, float], object] = {}
@@ -61,6 +63,19 @@ SETTINGS = (
     Setting("FINRPT_YFINANCE_TIMEOUT", NAME, "timeout", "float", 15.0, gt=0, le=600,
             help="seconds any one Yahoo request may take"),
 )
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    import logging
+
+    lg = logging.getLogger(name)
+    prev = lg.level
+    lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        lg.setLevel(prev)
 
 
 def _timeout(config) -> float:
@@ -109,8 +124,10 @@ def _yfinance_scope(base_url: str | None, timeout: float = 15.0) -> Iterator[obj
         ours = _yfdata_by_base.get((base_url, timeout))
         if ours is None:
             SingletonMeta._instances.pop(YfData, None)
-            ours = YfData(session=_make_session(base_url, timeout))
+            session = _make_session(base_url, timeout)
+            ours = YfData(session=session)
             _yfdata_by_base[(base_url, timeout)] = ours
+            _session_by_base[(base_url, timeout)] = session
         SingletonMeta._instances[YfData] = ours
         yf.config.debug.hide_exceptions = False
         try:
@@ -207,6 +224,57 @@ class YFinanceProvider(PriceProvider):
         except (KeyError, TypeError, ValueError) as e:
             raise DataIntegrityError(f"unexpected yfinance frame for {symbol}: {type(e).__name__}: {e}",
                                      provider=NAME) from None
+
+    #: tickers per yfinance download call (its own batching: threads over one session)
+    BATCH = 50
+
+    def fetch_basket(self, queries: list[PriceQuery]) -> dict[str, pd.DataFrame | ProviderError]:
+        """Daily baskets as yfinance's multi-ticker ``download`` fetches them: chunks of
+        BATCH tickers, its threads sharing our session, under our yfinance lock. A ticker
+        the batch leaves empty is asked again on its own, so its error is mapped as for a
+        single ticker (a rate limit is not a missing ticker). Intraday: one ticker at a time
+        (Yahoo's span limits are per request)."""
+        from ..provider import report_done
+
+        out: dict[str, pd.DataFrame | ProviderError] = {}
+        q0 = queries[0]
+        batched: dict[str, pd.DataFrame] = {}
+        if q0.interval == "1d":
+            base_url = self.config.get("FINRPT_YFINANCE_BASE_URL") if self.config else None
+            for i in range(0, len(queries), self.BATCH):
+                chunk = queries[i:i + self.BATCH]
+                symbols = {to_yahoo_symbol(q.ticker): q for q in chunk}
+                try:
+                    with _yfinance_scope(base_url, _timeout(self.config)) as yf, _quiet("yfinance"):
+                        # its own error lines are not ours to print: each empty ticker is asked again below
+                        got = yf.download(list(symbols), start=q0.start.isoformat(),
+                                          end=(q0.end + dt.timedelta(days=1)).isoformat(), interval="1d",
+                                          auto_adjust=q0.adjustment == "total", actions=False, progress=False,
+                                          threads=min(4, len(symbols)), group_by="ticker", repair=False,
+                                          timeout=_timeout(self.config), multi_level_index=True,
+                                          session=_session_by_base[(base_url, _timeout(self.config))])
+                except Exception as e:  # the whole chunk: each ticker is asked on its own below
+                    log.info("yfinance batch of %d failed (%s): asking one at a time", len(symbols), e)
+                    continue
+                for sym, q in symbols.items():
+                    try:
+                        hist = got[sym].dropna(how="all") if got is not None and sym in got.columns.get_level_values(0) \
+                            else None
+                        if hist is not None and not hist.empty:
+                            batched[q.ticker] = self._to_bars(hist, q)
+                            report_done(q.ticker)
+                    except (KeyError, TypeError, ValueError):
+                        pass  # asked on its own below
+        for q in queries:
+            if q.ticker in batched:
+                out[q.ticker] = batched[q.ticker]
+                continue
+            try:
+                out[q.ticker] = self.fetch(q)
+            except ProviderError as e:
+                out[q.ticker] = e
+            report_done(q.ticker)
+        return out
 
     def fetch_actions(self, ticker: str):
         return corporate_actions(self.config, ticker)
