@@ -57,6 +57,31 @@ def _write_gz(path: Path, table, level: int = 6) -> None:
     path.write_bytes(gzip.compress(buf.getvalue(), compresslevel=level))
 
 
+#: the minute file is stamped on 2026-06-30; the sync case uses copies re-stamped on these
+MINUTE_SYNC_DAYS = (dt.date(2026, 6, 24), dt.date(2026, 6, 25), dt.date(2026, 6, 26), dt.date(2026, 6, 29),
+                    dt.date(2026, 6, 30), dt.date(2026, 7, 1))
+
+
+def minute_files(root: Path) -> dict[dt.date, bytes]:
+    """The minute file for each of MINUTE_SYNC_DAYS (made once, cached beside it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    out = {}
+    table = None
+    for d in MINUTE_SYNC_DAYS:
+        path = root / f"minute-{d.isoformat()}.csv.gz"
+        if not path.exists():
+            if table is None:
+                table = pacsv.read_csv(root / "minute.csv.gz")
+            shift = (d - dt.date(2026, 6, 30)).days * 86_400 * 10**9
+            ws = pc.add(table.column("window_start").cast(pa.int64()), shift)
+            _write_gz(path, table.set_column(table.column_names.index("window_start"), "window_start", ws))
+        out[d] = path.read_bytes()
+    return out
+
+
 def make_data(root: Path) -> dict:
     import numpy as np
     import pyarrow as pa
@@ -310,10 +335,9 @@ def main() -> int:
         for d in days:
             day = dt.date.fromisoformat(d)
             ff.put_raw(ff.key("day_aggs_v1", day), (data / "day_aggs_v1" / f"{d}.csv.gz").read_bytes())
-        minute_bytes = (data / "minute.csv.gz").read_bytes()
-        sync_days = days[:6]
-        for d in sync_days:
-            ff.put_raw(ff.key("minute_aggs_v1", dt.date.fromisoformat(d)), minute_bytes)
+        sync_days = [d.isoformat() for d in MINUTE_SYNC_DAYS]
+        for d, body in minute_files(data).items():  # each stamped on its own session (ingest checks)
+            ff.put_raw(ff.key("minute_aggs_v1", d), body)
         s3 = {"endpoint": ff.url, "bucket": ff.bucket, "key": ff.access_key, "secret": ff.secret_key,
               "data": str(data), "days": days, "today": (dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)).isoformat()}
         base_pd = baseline_rss("import pandas")

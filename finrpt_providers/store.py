@@ -542,7 +542,41 @@ class Store:
                     if got != int(rec.get("rows", got)):
                         problems.append(Problem(dataset, d, "row count", f"{got} rows, {rec.get('rows')} recorded",
                                                 year))
+                if self.per_year(dataset):
+                    problems += self._verify_sessions(dataset, year, days, clean_temp)
         return problems
+
+    def _verify_sessions(self, dataset: str, year: int, days: dict[str, Any], repair: bool) -> list[Problem]:
+        """The session-ordered copy: each session it holds as the manifest records it (same
+        ETag) must have the recorded rows (repair fetches those sessions again, which rewrites
+        them); an unreadable copy is reported and, with ``repair``, removed (the year file
+        answers meanwhile)."""
+        path = self.session_path(dataset, year)
+        out = []
+        for tmp in path.parent.glob(".*.tmp"):
+            out.append(Problem(dataset, None, "stale temp file", str(tmp), year))
+            if repair:
+                tmp.unlink(missing_ok=True)
+        if not path.exists():
+            return out
+        try:
+            held, groups, pf = _session_index(path)
+        except Exception as e:  # any failure to read is reported, never "ok"
+            out.append(Problem(dataset, None, "session copy", f"{path} unreadable ({type(e).__name__}): it is not "
+                               "used" + ("; removed" if repair else ""), year))
+            if repair:
+                _SESSION_META.pop(str(path), None)
+                path.unlink(missing_ok=True)
+            return out
+        for day, rec in sorted(days.items()):
+            d = dt.date.fromisoformat(day)
+            if held.get(day) != rec["etag"] or d not in groups:
+                continue  # not used for that session: the year file answers
+            n = pf.metadata.row_group(groups[d]).num_rows
+            if n != int(rec.get("rows", n)):
+                out.append(Problem(dataset, d, "session copy", f"{n} rows in {path}, {rec.get('rows')} recorded",
+                                   year))
+        return out
 
     def reset_year(self, dataset: str, year: int) -> list[dt.date]:
         """Drop a year whose manifest is damaged (its manifest and data files); return the
@@ -910,22 +944,6 @@ def _bad_rows(dataset: str, table: pa.Table, local: pa.ChunkedArray, path: Path)
             d = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
             out.append(Problem(dataset, d, "bad rows", f"{len(rows)} row(s) with {what} (first: {tk[rows[0]]}) in "
                                f"{path}: queries for those tickers fail", d.year))
-    return out
-
-
-def split_by_ticker(table: pa.Table) -> dict[str, pa.Table]:
-    """A table of many tickers -> ticker -> its rows, each sorted by time (one sort, then
-    zero-copy slices of the runs)."""
-    import pyarrow.compute as pc
-
-    if table.num_rows == 0:
-        return {}
-    table = table.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
-    runs = pc.run_end_encode(table.column("ticker").combine_chunks())
-    out, start = {}, 0
-    for value, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
-        out[value] = table.slice(start, end - start)
-        start = end
     return out
 
 

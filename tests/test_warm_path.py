@@ -157,3 +157,23 @@ def test_a_copy_that_disagrees_with_the_manifest_is_not_used(tmp_path):
     other = S.Store(tmp_path, "q", {"d": S.YEAR})
     other.session_path("d", 2025).write_bytes(b"not parquet")
     assert other.read_days("d", [d1]).num_rows == 1
+
+
+def test_verify_checks_the_session_copy_and_repair_removes_a_damaged_one(tmp_path):
+    store = S.Store(tmp_path, "p", {"d": S.YEAR})
+    d1, d2 = dt.date(2025, 3, 3), dt.date(2025, 3, 4)
+    store.put("d", {d1: (_day(d1, ["AAPL", "MSFT"]), S.Source("k1", "e1", 1)),
+                    d2: (_day(d2, ["AAPL"]), S.Source("k2", "e1", 1))})
+    assert store.verify("d") == []
+    manifest = tmp_path / "p" / "d" / "year=2025" / S.MANIFEST
+    body = json.loads(manifest.read_text())
+    body["days"][d2.isoformat()]["rows"] = 5  # the copy (and the year file) disagree with the record
+    manifest.write_text(json.dumps(body))
+    found = store.verify("d")
+    assert {(p.day, p.what) for p in found} == {(d2, "row count"), (d2, "session copy")}
+    body["days"][d2.isoformat()]["rows"] = 1
+    manifest.write_text(json.dumps(body))
+    store.session_path("d", 2025).write_bytes(b"damaged")
+    found = store.verify("d", clean_temp=True)
+    assert [p.what for p in found] == ["session copy"] and "removed" in found[0].detail
+    assert not store.session_path("d", 2025).exists() and store.verify("d") == []
