@@ -232,6 +232,7 @@ class Chain:
         out: dict[str, object] = {}
         whole = np.zeros(len(long), dtype=bool)
         stamps = long.index.get_level_values("timestamp")
+        firsts, lasts = list(stamps[starts]), list(stamps[ends])  # boxed once, in bulk
         for k, t in enumerate(uniques):
             a, b = starts[k], ends[k]
             if parts is None or day[a] > lo or day[b] < hi:  # sessions to stitch: the per-ticker path
@@ -240,9 +241,9 @@ class Chain:
                 out[t] = pipeline.Finished(df)
                 continue
             src = used.get(t, "")
-            record(t, name, "ok", f"{b - a + 1} bars {stamps[a]} .. {stamps[b]}"
+            record(t, name, "ok", f"{b - a + 1} bars {firsts[k]} .. {lasts[k]}"
                    + (f" (adjusted with corporate actions from {src})" if src else ""))
-            done[t] = (None, [{"provider": name, "first": stamps[a], "last": stamps[b]}], {src: None} if src else {})
+            done[t] = (None, [{"provider": name, "first": firsts[k], "last": lasts[k]}], {src: None} if src else {})
             whole[a:b + 1] = True
             out[t] = _TAKEN
         if whole.any():

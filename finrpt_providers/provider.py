@@ -144,10 +144,23 @@ class PriceQuery:
         return self.interval in MINUTE_INTERVALS
 
     def replace(self, **changes: Any) -> "PriceQuery":
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``, each checked as the constructor checks it (only the changed
+        fields are normalised again: a basket makes one per ticker per provider)."""
+        if any(k not in _NORMALISE for k in changes):
+            return dataclasses.replace(self, **changes)
+        out = copy.copy(self)
+        for k, v in changes.items():
+            object.__setattr__(out, k, _NORMALISE[k](v))
+        if ("start" in changes or "end" in changes) and (out.start > out.end or out.start < EARLIEST_DATE):
+            return dataclasses.replace(self, **changes)  # the constructor's error, word for word
+        return out
 
     def describe(self) -> str:
         return f"{self.ticker} {self.interval} {self.adjustment} {self.start}..{self.end}"
+
+
+_NORMALISE = {"ticker": normalize_ticker, "start": lambda v: to_date(v, "start"), "end": lambda v: to_date(v, "end"),
+              "interval": normalize_interval, "adjustment": normalize_adjustment}
 
 
 class PriceProvider:
