@@ -1,8 +1,8 @@
 """The finrpt surface: what finrpt's ``Dataer`` calls for prices, backed by the chain.
 
-finrpt is never imported. Mix :class:`DataerMixin` into finrpt's ``Dataer`` (it
-overrides ``get_finacncials_yf`` and adds ``get_finacncials_massive``), or use the
-standalone :class:`Dataer`. Signatures and date semantics are finrpt's own:
+finrpt is never imported. Patch finrpt's ``Dataer`` class with :func:`install` (works
+even when the class defines the methods itself), mix :class:`DataerMixin` into a class
+that does not define them, or use the standalone :class:`Dataer`. Signatures and date semantics are finrpt's own:
 ``'YYYY-MM-DD'`` strings, ``end_date`` EXCLUSIVE (as yfinance), and a default
 window of 3 months before ``end_date``.
 
@@ -132,6 +132,88 @@ class DataerMixin:
         except ProviderError as e:
             log.warning("corporate actions for %s unavailable (%s): Dividends and Stock Splits are zero", ticker, e)
             return None, None
+
+
+#: what :func:`install` patches, by default all of them
+INSTALLABLE = ("get_finacncials_yf", "get_finacncials_massive", "get_finacncials_ak")
+_INSTALLED = "__finrpt_providers_installed__"
+#: finrpt's akshare path defaults to one month before end_date (its yfinance path to three)
+AK_DEFAULT_MONTHS = 1
+
+
+def install(cls: type | None = None, *, methods: list[str] | tuple[str, ...] | None = None):
+    """Patch finrpt's ``Dataer`` class in place so its US prices come from the chain, even
+    where the class defines the methods itself (a method on the class hides a mixin's,
+    whatever the base order). Returns the class; usable as a decorator (``@install`` or
+    ``@install(methods=[...])``). Idempotent.
+
+    * ``get_finacncials_yf`` / ``get_finacncials_massive``: ours (total / splits adjusted);
+    * ``get_finacncials_ak``: US codes go to the chain (total adjusted, akshare's one-month
+      default window); A-share codes (``600519.SS``, ``300750.SZ``, six digits) go to the
+      class's own method, unchanged.
+
+    The sources are the chain's settings (``FINRPT_PRICE_PROVIDERS`` and keys in the
+    ``.env`` finrpt already loads), or ``finrpt_config`` set on the instance or class.
+    """
+    if cls is None:
+        return lambda c: install(c, methods=methods)
+    if not isinstance(cls, type):
+        raise TypeError(f"install() patches a class (finrpt's Dataer), not {type(cls).__name__}: "
+                        "call install(Dataer), or use @install on the class")
+    chosen = INSTALLABLE if methods is None else tuple(methods)
+    unknown = [m for m in chosen if m not in INSTALLABLE]
+    if unknown:
+        raise ValueError(f"install() cannot patch {', '.join(map(repr, unknown))}: choose among "
+                         f"{', '.join(INSTALLABLE)}")
+    done = dict(cls.__dict__.get(_INSTALLED, {}))
+    for name in chosen:
+        if name in done:
+            continue  # installed already: patching twice would wrap our own method
+        original = cls.__dict__.get(name, getattr(cls, name, None))
+        done[name] = original
+        setattr(cls, name, _patched(name, original))
+    setattr(cls, _INSTALLED, done)
+    return cls
+
+
+def _patched(name: str, original: Any):
+    if name == "get_finacncials_yf":
+        def method(self, stock_code, end_date, start_date=None):
+            return _financials(self, stock_code, end_date, start_date, "total")
+    elif name == "get_finacncials_massive":
+        def method(self, stock_code, end_date, start_date=None):
+            return _financials(self, stock_code, end_date, start_date, "splits")
+    else:
+        def method(self, stock_code, end_date, start_date=None, *args, **kwargs):
+            if isinstance(stock_code, str) and is_us_stock(stock_code) and not _A_SHARE.match(stock_code.strip()):
+                if start_date is None:
+                    import pandas as pd
+
+                    from .provider import to_date
+
+                    start_date = (pd.Timestamp(to_date(end_date, "end_date"))
+                                  - pd.DateOffset(months=AK_DEFAULT_MONTHS)).date().isoformat()
+                return _financials(self, stock_code, end_date, start_date, "total")
+            if original is None:
+                raise UnsupportedQuery(f"{stock_code!r} is an A-share code and this class has no "
+                                       "get_finacncials_ak of its own to send it to")
+            return original(self, stock_code, end_date, start_date, *args, **kwargs)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"{name} from finrpt_providers' chain (installed by finrpt_providers.dataer.install)."
+    if original is not None:
+        method.__wrapped_original__ = original  # type: ignore[attr-defined]
+    return method
+
+
+def _financials(host: Any, stock_code: str, end_date: str, start_date: str | None, adjustment: str) -> dict:
+    """The chain's dict for any host object (its ``finrpt_config`` if it has one)."""
+    return DataerMixin._financials(_Host(getattr(host, "finrpt_config", None)), stock_code, end_date, start_date,
+                                   adjustment)
+
+
+class _Host(DataerMixin):
+    def __init__(self, config: Any):
+        self.finrpt_config = config
 
 
 class Dataer(DataerMixin):
