@@ -183,6 +183,8 @@ class PriceProvider:
     serves_actions: ClassVar[bool] = False
     #: True when :meth:`fetch_statements` serves quarterly financial statements
     serves_statements: ClassVar[bool] = False
+    #: True when :meth:`fetch_info` serves a company's descriptive fields (name, exchange...)
+    serves_info: ClassVar[bool] = False
     #: True when :meth:`fetch_market` serves every ticker of a session at once
     serves_market: ClassVar[bool] = False
     #: the settings this provider reads (see :class:`~finrpt_providers.config.Setting`)
@@ -296,8 +298,16 @@ class PriceProvider:
 
     def fetch_statements(self, ticker: str) -> dict[str, pd.DataFrame]:
         """Quarterly ``income``, ``balance_sheet`` and ``cash_flow`` frames (line items as rows,
-        period ends as columns). Only when ``serves_statements``."""
+        period ends as columns). Only when ``serves_statements``. A provider that also has
+        yearly statements accepts ``frequency="yearly"`` (a keyword; the core asks for it
+        only by keyword and treats a TypeError as "not served")."""
         raise UnsupportedQuery(f"{self.name} does not serve financial statements", provider=self.name)
+
+    def fetch_info(self, ticker: str) -> dict[str, Any]:
+        """Descriptive fields of ``ticker`` with yfinance's ``info`` keys where they exist
+        (``symbol``, ``currency``, ``shortName``, ``longName``, ``exchange``, ``quoteType``,
+        ``sharesOutstanding``, ``marketCap``...). Only when ``serves_info``."""
+        raise UnsupportedQuery(f"{self.name} does not serve company information", provider=self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "finrpt_providers"
 ROOT = "finrpt_providers"
 # Layers (by module path under the package).
-SURFACES = ("finrpt_providers.dataer", "finrpt_providers.compare")
+SURFACES = ("finrpt_providers.dataer", "finrpt_providers.compare", "finrpt_providers.yf")
 CLI = "finrpt_providers.cli"
 TESTING = "finrpt_providers.testing"
 PROVIDERS = "finrpt_providers.providers"
@@ -210,7 +210,8 @@ def test_every_setting_is_documented():
 
 
 @pytest.mark.parametrize("capability", ["serves_actions", "serves_statements", "settings", "fetch_sessions",
-                                        "fetch_actions", "fetch_statements", "native_adjustments", "earliest"])
+                                        "fetch_actions", "fetch_statements", "native_adjustments", "earliest",
+                                        "serves_info", "fetch_info", "fetch_basket"])
 def test_every_provider_capability_is_documented(capability):
     from finrpt_providers import PriceProvider
 

@@ -279,10 +279,29 @@ class YFinanceProvider(PriceProvider):
     def fetch_actions(self, ticker: str):
         return corporate_actions(self.config, ticker)
 
-    def fetch_statements(self, ticker: str) -> dict:
-        frames = quarterly_statements(self.config, ticker)
-        return {"income": frames["quarterly_income_stmt"], "balance_sheet": frames["quarterly_balance_sheet"],
-                "cash_flow": frames["quarterly_cashflow"]}
+    serves_info = True
+
+    def fetch_statements(self, ticker: str, frequency: str = "quarterly") -> dict:
+        prefix = {"quarterly": "quarterly_", "yearly": ""}.get(frequency)
+        if prefix is None:
+            raise UnsupportedQuery(f"statements frequency {frequency!r}: 'quarterly' or 'yearly'", provider=NAME)
+        frames = quarterly_statements(self.config, ticker, prefix)
+        return {"income": frames[f"{prefix}income_stmt"], "balance_sheet": frames[f"{prefix}balance_sheet"],
+                "cash_flow": frames[f"{prefix}cashflow"]}
+
+    def fetch_info(self, ticker: str) -> dict:
+        """Yahoo's ``info`` for ``ticker`` (a plain dict)."""
+        symbol = to_yahoo_symbol(ticker)
+        base_url = self.config.get("FINRPT_YFINANCE_BASE_URL") if self.config else None
+        query = PriceQuery(ticker, "1900-01-01", self.config.today(), "1d", "raw")
+        try:
+            with _yfinance_scope(base_url, _timeout(self.config)) as yf:
+                info = yf.Ticker(symbol).info
+        except Exception as e:
+            raise _map_error(e, symbol, query) from None
+        if not isinstance(info, dict) or not info:
+            raise NoData(f"Yahoo has no information for {symbol}", provider=NAME)
+        return dict(info)
 
     @staticmethod
     def _to_bars(hist: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
@@ -344,9 +363,10 @@ def corporate_actions(config, ticker: str):
     return splits, dividends
 
 
-def quarterly_statements(config, ticker: str) -> dict:
-    """yfinance's quarterly income statement, balance sheet and cash flow (line items as
-    rows, period ends as columns); a statement Yahoo has nothing for is an empty frame."""
+def quarterly_statements(config, ticker: str, prefix: str = "quarterly_") -> dict:
+    """yfinance's quarterly (``prefix="quarterly_"``) or yearly (``""``) income statement,
+    balance sheet and cash flow (line items as rows, period ends as columns); a statement
+    Yahoo has nothing for is an empty frame."""
     import pandas as pd
     from yfinance import exceptions as yfe
 
@@ -356,7 +376,7 @@ def quarterly_statements(config, ticker: str) -> dict:
     out = {}
     with _yfinance_scope(base_url, _timeout(config)) as yf:
         t = yf.Ticker(symbol)
-        for attr in ("quarterly_income_stmt", "quarterly_balance_sheet", "quarterly_cashflow"):
+        for attr in (f"{prefix}income_stmt", f"{prefix}balance_sheet", f"{prefix}cashflow"):
             try:
                 out[attr] = getattr(t, attr)
             except yfe.YFException as e:

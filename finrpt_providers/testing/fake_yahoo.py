@@ -78,8 +78,10 @@ class FakeYahoo(FakeHTTPServer):
     # a few line items per statement, four quarters, made up but stable
     STATEMENT_ITEMS = {"TotalRevenue": 9.1e10, "NetIncome": 2.3e10, "OperatingIncome": 2.9e10,
                        "TotalAssets": 3.5e11, "StockholdersEquity": 7.4e10, "TotalDebt": 1.1e11,
-                       "OperatingCashFlow": 2.8e10, "FreeCashFlow": 2.4e10, "CapitalExpenditure": -3.1e9}
+                       "OperatingCashFlow": 2.8e10, "FreeCashFlow": 2.4e10, "CapitalExpenditure": -3.1e9,
+                       "DilutedEPS": 1.57}
     QUARTERS = ("2025-06-30", "2025-09-30", "2025-12-31", "2026-03-31")
+    YEARS = ("2022-09-30", "2023-09-30", "2024-09-30", "2025-09-30")
 
     def _timeseries(self, symbol: str, types: str) -> Response:
         ticker = symbol.replace("-", ".")
@@ -87,14 +89,16 @@ class FakeYahoo(FakeHTTPServer):
         if ticker in self.market.specs:
             scale = 1 + list(self.market.specs).index(ticker) * 0.13
             for typ in types.split(","):
-                for prefix in ("quarterly", "annual", "trailing"):
-                    if typ.startswith(prefix) and typ[len(prefix):] in self.STATEMENT_ITEMS and prefix == "quarterly":
-                        base = self.STATEMENT_ITEMS[typ[len(prefix):]] * scale
-                        values = [{"asOfDate": q, "periodType": "3M", "currencyCode": "USD",
-                                   "reportedValue": {"raw": round(base * (1 + 0.02 * i), 0), "fmt": ""}}
-                                  for i, q in enumerate(self.QUARTERS)]
+                for prefix, periods, span, times in (("quarterly", self.QUARTERS, "3M", 1), ("annual", self.YEARS, "12M", 4)):
+                    item = typ[len(prefix):]
+                    if typ.startswith(prefix) and item in self.STATEMENT_ITEMS:
+                        base = self.STATEMENT_ITEMS[item] * scale * times
+                        digits = 2 if item.endswith("EPS") else 0
+                        values = [{"asOfDate": q, "periodType": span, "currencyCode": "USD",
+                                   "reportedValue": {"raw": round(base * (1 + 0.02 * i), digits), "fmt": ""}}
+                                  for i, q in enumerate(periods)]
                         result.append({"meta": {"symbol": [symbol], "type": [typ]},
-                                       "timestamp": [_epoch(pd.Timestamp(q, tz="UTC")) for q in self.QUARTERS],
+                                       "timestamp": [_epoch(pd.Timestamp(q, tz="UTC")) for q in periods],
                                        typ: values})
         return Response.json({"timeseries": {"result": result, "error": None}})
 

@@ -1,0 +1,116 @@
+"""finrpt_providers.yf against the real yfinance: the same calls, over the same fake Yahoo,
+give equal frames; prices from the chain (also from the flat files: equal to the truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+from finrpt_providers import yf as ours
+from finrpt_providers.config import Config
+from finrpt_providers.providers.yfinance import _session_by_base, _yfinance_scope
+from tests.test_dataer import flatfiles  # noqa: F401  (fixture)
+
+START, END = "2025-11-10", "2025-12-20"
+
+
+@pytest.fixture
+def ycfg(fake_yahoo, tmp_path):
+    return Config.load({"FINRPT_YFINANCE_BASE_URL": fake_yahoo.url, "FINRPT_YFINANCE_TIMEOUT": "5",
+                        "FINRPT_PROVIDERS_TODAY": "2026-07-01", "FINRPT_PRICE_PROVIDERS": "yfinance",
+                        "FINRPT_ACTIONS_PROVIDERS": "yfinance", "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path)},
+                       environ={})
+
+
+def real(fake_yahoo, fn):
+    """A call on the real yfinance, over the fake Yahoo."""
+    with _yfinance_scope(fake_yahoo.url, 5.0) as yf:
+        return fn(yf, _session_by_base[(fake_yahoo.url, 5.0)])
+
+
+@pytest.mark.parametrize("kw", [{}, {"auto_adjust": False}, {"actions": False}])
+def test_history_equals_yfinance(ycfg, fake_yahoo, kw):
+    want = real(fake_yahoo, lambda yf, _s: yf.Ticker("NVDA").history(start=START, end=END, **kw))
+    got = ours.Ticker("NVDA", config=ycfg).history(start=START, end=END, **kw)
+    assert list(got.columns) == list(want.columns) and got.index.name == want.index.name
+    assert got.index.dtype == want.index.dtype and dict(got.dtypes) == dict(want.dtypes)
+    pdt.assert_frame_equal(got, want, check_freq=False, rtol=1e-9)
+    assert got.attrs["provider"] == "yfinance"
+
+
+def test_history_from_the_flat_files_has_yfinances_shape_and_the_true_values(flatfiles, fake_yahoo, ycfg,  # noqa: F811
+                                                                             market):
+    cfg = ycfg.merged({**flatfiles.config(), "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,yfinance"})
+    want = real(fake_yahoo, lambda yf, _s: yf.Ticker("NVDA").history(start=START, end=END))
+    got = ours.Ticker("NVDA", config=cfg).history(start=START, end=END)
+    assert got.attrs["provider"] == "massive_flatfiles"
+    pdt.assert_frame_equal(got, want, check_freq=False, rtol=1e-6)  # Yahoo's total adjustment = ours
+
+
+def test_actions_dividends_and_splits_equal_yfinance(ycfg, fake_yahoo):
+    t = ours.Ticker("NVDA", config=ycfg)
+    for attr in ("dividends", "splits", "actions"):
+        want = real(fake_yahoo, lambda yf, _s, a=attr: getattr(yf.Ticker("NVDA"), a))
+        got = getattr(t, attr)
+        if isinstance(want, pd.Series):
+            pdt.assert_series_equal(got, want, check_freq=False, check_index_type=False, rtol=1e-9)
+        else:
+            pdt.assert_frame_equal(got, want, check_freq=False, check_index_type=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize("group_by", ["column", "ticker"])
+def test_download_equals_yfinance(ycfg, fake_yahoo, group_by):
+    want = real(fake_yahoo, lambda yf, s: yf.download(["NVDA", "AAPL"], start=START, end=END, progress=False,
+                                                      group_by=group_by, session=s))
+    got = ours.download(["NVDA", "AAPL"], start=START, end=END, group_by=group_by, config=ycfg)
+    assert list(got.columns) == list(want.columns) and list(got.columns.names) == list(want.columns.names)
+    assert got.index.dtype == want.index.dtype and got.index.name == want.index.name
+    pdt.assert_frame_equal(got, want, check_freq=False, check_dtype=False, rtol=1e-9)
+
+
+def test_download_of_one_ticker_and_a_bad_one(ycfg, fake_yahoo):
+    want = real(fake_yahoo, lambda yf, s: yf.download("NVDA", start=START, end=END, progress=False, session=s))
+    got = ours.download("NVDA", start=START, end=END, config=ycfg)
+    pdt.assert_frame_equal(got, want, check_freq=False, check_dtype=False, rtol=1e-9)
+    got = ours.download("NVDA NOPE", start=START, end=END, config=ycfg)
+    assert got[("Close", "NOPE")].isna().all() and "NOPE" in got.attrs["failed"]
+
+
+def test_fast_info_info_periods_and_what_is_not_implemented(ycfg):
+    t = ours.Ticker("BRK-B", config=ycfg)
+    h = t.history(period="5d")
+    assert len(h) == 5 and str(h.index[-1].date()) == "2026-06-30"
+    assert t.fast_info.last_price == pytest.approx(h["Close"].iloc[-1])
+    assert t.fast_info["lastPrice"] == t.fast_info.last_price and t.fast_info.currency == "USD"
+    assert t.info["symbol"] and t.info["currency"] == "USD"
+    month = t.history(period="1mo")
+    assert str(month.index[0].date()) >= "2026-05-30"
+    with pytest.raises(NotImplementedError, match=r"yfinance\.Ticker\(\.\.\.\)\.options"):
+        t.options
+    with pytest.raises(NotImplementedError, match="prepost"):
+        t.history(prepost=True)
+    with pytest.raises(NotImplementedError, match="interval='90m'"):
+        t.history(interval="90m")
+    with pytest.raises(NotImplementedError, match="yfinance.Tickers"):
+        ours.Tickers
+    empty = ours.Ticker("NOPE", config=ycfg).history(start=START, end=END)
+    assert empty.empty and "NOPE" in empty.attrs["error"] or empty.attrs["error"]
+    assert np.all(empty.columns == ["Open", "High", "Low", "Close", "Volume", "Dividends", "Stock Splits"])
+
+
+@pytest.mark.parametrize("attr", ["quarterly_income_stmt", "quarterly_financials", "quarterly_balance_sheet",
+                                  "quarterly_cashflow", "income_stmt", "financials", "balance_sheet", "cashflow"])
+def test_statements_equal_yfinance_with_its_row_labels(ycfg, fake_yahoo, attr):
+    want = real(fake_yahoo, lambda yf, _s: getattr(yf.Ticker("AAPL"), attr))
+    got = getattr(ours.Ticker("AAPL", config=ycfg), attr)
+    pdt.assert_frame_equal(got, want)
+    if attr.startswith("quarterly_income") or attr == "quarterly_financials":
+        assert len(got) and "Diluted EPS" in got.index  # what finrpt's key-data table reads
+
+
+def test_info_comes_from_the_first_source_serving_it(ycfg, fake_yahoo):
+    want = real(fake_yahoo, lambda yf, _s: yf.Ticker("AAPL").info)
+    got = ours.Ticker("AAPL", config=ycfg).info
+    assert got == want and got["currency"] == "USD"
