@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "finrpt_providers"
 ROOT = "finrpt_providers"
 # Layers (by module path under the package).
-SURFACES = ("finrpt_providers.dataer", "finrpt_providers.compare", "finrpt_providers.yf")
+SURFACES = ("finrpt_providers.dataer", "finrpt_providers.compare", "finrpt_providers.yf", "finrpt_providers.report")
 CLI = "finrpt_providers.cli"
 TESTING = "finrpt_providers.testing"
 PROVIDERS = "finrpt_providers.providers"

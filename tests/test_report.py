@@ -1,0 +1,54 @@
+"""Report helpers: the key-data table, a JSON-safe performance list, labelled statement text."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from finrpt_providers import report
+
+
+@pytest.fixture(scope="module")
+def box():
+    from finrpt_providers.testing.sandbox import sandbox
+
+    with sandbox() as b:
+        yield b
+
+
+def test_key_data_from_the_chain_with_the_truth(box):
+    config, market = box
+    end = market.sessions[-1]
+    got = report.key_data("AAPL", end.isoformat(), config=config)
+    last = market.sessions[-2]
+    truth = market.truth("AAPL", last - pd.DateOffset(weeks=52), last, "1d", "splits")
+    assert got["as_of"] == str(last) and got["currency"] == "USD"
+    assert got["last_close"] == round(truth["close"].iloc[-1], 2)
+    assert got["high_52w"] == round(truth["high"].max(), 2) and got["low_52w"] == round(truth["low"].min(), 2)
+    six = truth[truth.index >= truth.index[-1] - pd.DateOffset(months=6)]
+    assert got["avg_volume_6m"] == int(round(six["volume"].mean()))
+    json.dumps(got)  # JSON-safe
+
+
+def test_performance_is_json_safe_and_rebased(box):
+    config, market = box
+    rows = report.performance("NVDA", "2025-11-03", "2025-12-20", config=config)
+    assert rows[0]["rebased"] == 100.0 and rows[0]["date"] == "2025-11-03"
+    truth = market.truth("NVDA", "2025-11-03", "2025-12-19", "1d", "total")["close"]
+    assert rows[-1]["rebased"] == round(truth.iloc[-1] / truth.iloc[0] * 100, 2)
+    assert json.loads(json.dumps(rows)) == rows
+
+
+def test_statement_text_keeps_every_label_and_scales():
+    frame = pd.DataFrame({pd.Timestamp("2026-03-31"): [96.46e9, 1.57, None],
+                          pd.Timestamp("2025-12-31"): [94.64e9, 1.54, 3.1e6]},
+                         index=["Total Revenue", "Diluted EPS", "Other"])
+    text = report.statement_text(frame, "Income statement (quarterly)")
+    assert text.splitlines() == ["Income statement (quarterly)",
+                                 "Total Revenue: 2026-03-31 96.46B; 2025-12-31 94.64B",
+                                 "Diluted EPS: 2026-03-31 1.57; 2025-12-31 1.54",
+                                 "Other: 2025-12-31 3.10M"]
+    assert report.statement_text(pd.DataFrame(), "Cash flow") == "Cash flow: no data"
+    assert report.prompt_price(123.456) == 123.46 and report.prompt_price(0.123456) == 0.1235
