@@ -70,16 +70,18 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def source_order(config: Config) -> list[str]:
-    """The action sources to try, in order (names of registered providers)."""
+def source_order(config: Config, capability: str = "serves_actions") -> list[str]:
+    """The sources of a capability to try, in order (names of registered providers): the
+    configured list (FINRPT_ACTIONS_PROVIDERS, or FINRPT_STATEMENTS_PROVIDERS for
+    ``serves_statements``), else the providers serving it in chain order, then the others."""
     from .plugins import registry
 
     reg = registry()
-    configured = config.actions_providers
+    configured = config.statements_providers if capability == "serves_statements" else config.actions_providers
     if configured is not None:
         return configured
-    chain = [n for n in config.providers if n in reg and reg[n].provider.serves_actions]
-    rest = [n for n, e in reg.items() if e.provider.serves_actions and n not in chain]
+    chain = [n for n in config.providers if n in reg and getattr(reg[n].provider, capability, False)]
+    rest = [n for n, e in reg.items() if getattr(e.provider, capability, False) and n not in chain]
     return chain + rest
 
 

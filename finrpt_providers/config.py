@@ -128,6 +128,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("FINRPT_ACTIONS_PROVIDERS", "chain", "actions", "list",
             help="where splits and dividends come from, in order (default: the providers that serve them, "
                  "in chain order, then the other installed ones; empty list: none)"),
+    Setting("FINRPT_STATEMENTS_PROVIDERS", "chain", "statements", "list",
+            help="where financial statements come from, in order (default: the providers that serve them, "
+                 "in chain order, then the other installed ones; empty list: none)"),
     Setting("FINRPT_PROVIDERS_TODAY", "chain", "today", "date",
             help="pin the date 'today' in New York (the sandbox and tests do)"),
     Setting("FINRPT_PROVIDERS_CACHE_DIR", "store", "path", "path",
@@ -361,6 +364,13 @@ class Config:
     @property
     def providers(self) -> list[str]:
         return list(self.value("FINRPT_PRICE_PROVIDERS") or [])
+
+    @property
+    def statements_providers(self) -> list[str] | None:
+        """The configured statements source order (None: unset, use the default order)."""
+        if "FINRPT_STATEMENTS_PROVIDERS" not in self._values:
+            return None
+        return list(self.value("FINRPT_STATEMENTS_PROVIDERS") or [])
 
     @property
     def actions_providers(self) -> list[str] | None:

@@ -269,12 +269,13 @@ def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd
     that serves them and is ready (empty frames, with a logged reason, when none does)."""
     import pandas as pd
 
+    from .actions import source_order
     from .plugins import guard, registry
 
     empty = {k: pd.DataFrame() for k in _STATEMENTS}
     reg = registry()
     frames = None
-    for name in cfg.providers:
+    for name in source_order(cfg, "serves_statements"):
         entry = reg.get(name)
         if entry is None or not entry.provider.serves_statements:
             continue
@@ -293,7 +294,7 @@ def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd
             frames = None
             log.warning("statements for %s from %s unavailable (%s)", ticker, name, e)
     if frames is None:
-        log.info("statements: no provider in FINRPT_PRICE_PROVIDERS serves them; empty frames")
+        log.info("statements: no source serves them (FINRPT_STATEMENTS_PROVIDERS); empty frames")
         return empty
     out = {}
     cutoff = pd.Timestamp(end_exclusive)

@@ -361,8 +361,10 @@ def _first_serving(cfg: Config, flag: str, method: str, ticker: str, **kwargs: A
     (None, "") when none answers (each refusal logged)."""
     from .plugins import guard, registry
 
+    from .actions import source_order
+
     reg = registry()
-    for name in cfg.providers:
+    for name in source_order(cfg, flag) if flag == "serves_statements" else cfg.providers:
         entry = reg.get(name)
         if entry is None or not getattr(entry.provider, flag, False):
             continue

@@ -89,12 +89,17 @@ def test_statements_are_yfinance_frames_up_to_end_date(cfg):
     assert not fin["stock_cash_flow"].empty and "Total Assets" in fin["stock_balance_sheet"].index
 
 
-def test_no_yfinance_in_the_chain_means_empty_statements(cfg, caplog):
+def test_statements_follow_their_source_order(cfg, caplog):
     only_massive = cfg.merged({"FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest"})
+    fin = Dataer(only_massive).get_finacncials_yf("AAPL", "2026-01-10", "2025-12-01")
+    inc = fin["stock_income"]  # Massive's financials, in yfinance's labels, periods <= end_date
+    assert "Diluted EPS" in inc.index and [str(c.date()) for c in inc.columns] == ["2025-12-31", "2025-09-30",
+                                                                                   "2025-06-30"]
+    none = only_massive.merged({"FINRPT_STATEMENTS_PROVIDERS": ""})
     with caplog.at_level("INFO"):
-        fin = Dataer(only_massive).get_finacncials_yf("AAPL", "2026-01-10", "2025-12-01")
+        fin = Dataer(none).get_finacncials_yf("AAPL", "2026-01-10", "2025-12-01")
     assert fin["stock_income"].empty and fin["stock_balance_sheet"].empty
-    assert any("no provider in FINRPT_PRICE_PROVIDERS serves them" in r.getMessage() for r in caplog.records)
+    assert any("no source serves them (FINRPT_STATEMENTS_PROVIDERS)" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("code", ["600519.SS", "300750.SZ", "600519"])

@@ -114,3 +114,25 @@ def test_info_comes_from_the_first_source_serving_it(ycfg, fake_yahoo):
     want = real(fake_yahoo, lambda yf, _s: yf.Ticker("AAPL").info)
     got = ours.Ticker("AAPL", config=ycfg).info
     assert got == want and got["currency"] == "USD"
+
+
+def test_statements_from_massive_when_it_comes_first(ycfg, rest, fake_yahoo):
+    from tests.conftest import REST_KEY
+
+    cfg = ycfg.merged({"MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
+                       "FINRPT_STATEMENTS_PROVIDERS": "massive_rest,yfinance"})
+    t = ours.Ticker("AAPL", config=cfg)
+    q = t.quarterly_income_stmt
+    assert list(q.columns.strftime("%Y-%m-%d")) == ["2026-03-31", "2025-12-31", "2025-09-30", "2025-06-30"]
+    assert list(q.index) == ["Total Revenue", "Operating Income", "Net Income", "Diluted EPS"]
+    assert q.loc["Total Revenue", "2025-06-30"] == 9.1e10 and q.loc["Diluted EPS", "2026-03-31"] == 1.66
+    y = t.balance_sheet
+    assert list(y.index) == ["Total Assets", "Total Liabilities Net Minority Interest", "Stockholders Equity"]
+    assert y.loc["Total Assets", "2022-09-30"] == 4 * 3.5e11
+    assert list(t.quarterly_cashflow.index) == ["Operating Cash Flow"]
+    # and the order is the configuration's: yfinance first gives Yahoo's frames
+    yahoo_first = ours.Ticker("AAPL", config=cfg.merged({"FINRPT_STATEMENTS_PROVIDERS": "yfinance,massive_rest"}))
+    pdt.assert_frame_equal(yahoo_first.quarterly_income_stmt,
+                           real(fake_yahoo, lambda yf, _s: yf.Ticker("AAPL").quarterly_income_stmt))
+    none = ours.Ticker("AAPL", config=cfg.merged({"FINRPT_STATEMENTS_PROVIDERS": ""}))
+    assert none.income_stmt.empty

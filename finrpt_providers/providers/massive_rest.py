@@ -763,6 +763,69 @@ class MassiveRESTProvider(PriceProvider):
         client = self.client()
         return client.splits(ticker), client.dividends(ticker)
 
+    serves_statements = True
+
+    def fetch_statements(self, ticker: str, frequency: str = "quarterly") -> dict:
+        """Massive's financials (``/vX/reference/financials``: SEC filings' XBRL mapped to
+        common concepts) as yfinance-shaped frames: line items as rows with yfinance's labels
+        (``Total Revenue``, ``Diluted EPS``...), period ends as columns, newest first."""
+        timeframe = {"quarterly": "quarterly", "yearly": "annual"}.get(frequency)
+        if timeframe is None:
+            raise UnsupportedQuery(f"statements frequency {frequency!r}: 'quarterly' or 'yearly'", provider=NAME)
+        pages = self.client().pages("/vX/reference/financials",
+                                    {"ticker": ticker, "timeframe": timeframe, "limit": "100",
+                                     "order": "desc", "sort": "period_of_report_date"}, max_results=400)
+        rows = [r for p in pages for r in (p.get("results") or [])]
+        return statements_frames(rows)
+
+
+#: Massive financials concept -> yfinance's row label, per statement
+STATEMENT_LABELS = {
+    "income": {"revenues": "Total Revenue", "cost_of_revenue": "Cost Of Revenue", "gross_profit": "Gross Profit",
+               "operating_expenses": "Operating Expense", "operating_income_loss": "Operating Income",
+               "income_loss_from_continuing_operations_before_tax": "Pretax Income",
+               "income_tax_expense_benefit": "Tax Provision", "net_income_loss": "Net Income",
+               "basic_earnings_per_share": "Basic EPS", "diluted_earnings_per_share": "Diluted EPS",
+               "diluted_average_shares": "Diluted Average Shares", "basic_average_shares": "Basic Average Shares"},
+    "balance_sheet": {"assets": "Total Assets", "current_assets": "Current Assets",
+                      "noncurrent_assets": "Total Non Current Assets", "liabilities":
+                      "Total Liabilities Net Minority Interest", "current_liabilities": "Current Liabilities",
+                      "noncurrent_liabilities": "Total Non Current Liabilities Net Minority Interest",
+                      "equity_attributable_to_parent": "Stockholders Equity", "equity": "Total Equity Gross Minority Interest",
+                      "long_term_debt": "Long Term Debt", "inventory": "Inventory"},
+    "cash_flow": {"net_cash_flow_from_operating_activities": "Operating Cash Flow",
+                  "net_cash_flow_from_investing_activities": "Investing Cash Flow",
+                  "net_cash_flow_from_financing_activities": "Financing Cash Flow",
+                  "net_cash_flow": "Changes In Cash"},
+}
+_SECTIONS = {"income": "income_statement", "balance_sheet": "balance_sheet", "cash_flow": "cash_flow_statement"}
+
+
+def statements_frames(rows: list[dict]) -> dict:
+    """Massive financials results -> {"income", "balance_sheet", "cash_flow"} frames in
+    yfinance's layout. A concept it does not report is not a row (never a made-up zero)."""
+    import pandas as pd
+
+    out = {}
+    for kind, labels in STATEMENT_LABELS.items():
+        data: dict = {}
+        for r in rows:
+            end = r.get("end_date")
+            block = ((r.get("financials") or {}).get(_SECTIONS[kind])) or {}
+            if not end or not isinstance(block, dict):
+                continue
+            col = pd.Timestamp(end)
+            for concept, label in labels.items():
+                item = block.get(concept)
+                if isinstance(item, dict) and isinstance(item.get("value"), (int, float)):
+                    data.setdefault(label, {})[col] = float(item["value"])
+        frame = pd.DataFrame(data).T if data else pd.DataFrame()
+        if len(frame.columns):
+            frame = frame[sorted(frame.columns, reverse=True)]
+            frame = frame.loc[[lbl for lbl in labels.values() if lbl in frame.index]]
+        out[kind] = frame
+    return out
+
 
 @hookimpl
 def register_price_providers(register):

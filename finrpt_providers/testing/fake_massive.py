@@ -217,7 +217,34 @@ class FakeMassiveREST(FakeHTTPServer):
             return self._reference(req.path, q, rid, legacy=False)
         if req.path in ("/v3/reference/splits", "/v3/reference/dividends"):
             return self._reference(req.path, q, rid, legacy=True)
+        if req.path == "/vX/reference/financials":
+            return self._financials(q, rid)
         return Response.json({"status": "NOT_FOUND", "request_id": rid, "message": "Not found"}, 404)
+
+    # -- financials (a few concepts, four periods, made up but stable) ------------------
+    FINANCIALS = {"income_statement": {"revenues": 9.1e10, "net_income_loss": 2.3e10,
+                                       "operating_income_loss": 2.9e10, "diluted_earnings_per_share": 1.57},
+                  "balance_sheet": {"assets": 3.5e11, "equity_attributable_to_parent": 7.4e10,
+                                    "liabilities": 2.76e11},
+                  "cash_flow_statement": {"net_cash_flow_from_operating_activities": 2.8e10}}
+
+    def _financials(self, q: dict, rid: str) -> Response:
+        ticker = q.get("ticker", "")
+        annual = q.get("timeframe") == "annual"
+        results = []
+        if ticker in self.market.specs:
+            ends = ("2025-09-30", "2024-09-30", "2023-09-30", "2022-09-30") if annual else \
+                ("2026-03-31", "2025-12-31", "2025-09-30", "2025-06-30")
+            for i, end in enumerate(ends):
+                grow = (1 + 0.02 * (len(ends) - 1 - i)) * (4 if annual else 1)
+                results.append({"end_date": end, "timeframe": "annual" if annual else "quarterly",
+                                "fiscal_period": "FY" if annual else f"Q{i + 1}", "tickers": [ticker],
+                                "financials": {sec: {k: {"value": round(v * (grow if not k.endswith("share") else
+                                                                         (1 + 0.02 * (len(ends) - 1 - i))), 2),
+                                                         "unit": "USD", "label": k}
+                                                     for k, v in items.items()}
+                                               for sec, items in self.FINANCIALS.items()}})
+        return Response.json({"status": "OK", "request_id": rid, "results": results, "count": len(results)})
 
     # -- aggregates ---------------------------------------------------------------
     def _aggs(self, ticker, mult, span, frm, to, q, rid) -> Response:
