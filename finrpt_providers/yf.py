@@ -148,12 +148,15 @@ def _empty_history(interval: str, auto_adjust: bool, actions: bool) -> pd.DataFr
 
 
 class FastInfo:
-    """yfinance's ``fast_info`` for prices: ``last_price``, ``previous_close``, ``open``,
-    ``day_high``, ``day_low``, ``last_volume``, ``currency`` (attribute or item access,
-    camelCase too). Other keys raise NotImplementedError naming yfinance's."""
+    """yfinance's ``fast_info`` for prices: ``last_price``, ``regular_market_previous_close``,
+    ``open``, ``day_high``, ``day_low``, ``last_volume`` (the last session's daily bar, as
+    yfinance's), ``currency`` (attribute or item access, camelCase too). ``previous_close``
+    is refused: yfinance's is the previous day's last extended-hours price, which the chain
+    does not serve; other keys raise NotImplementedError naming yfinance's."""
 
-    _KEYS = {"last_price": "lastPrice", "previous_close": "previousClose", "open": "open", "day_high": "dayHigh",
-             "day_low": "dayLow", "last_volume": "lastVolume", "currency": "currency"}
+    _KEYS = {"last_price": "lastPrice", "regular_market_previous_close": "regularMarketPreviousClose",
+             "open": "open", "day_high": "dayHigh", "day_low": "dayLow", "last_volume": "lastVolume",
+             "currency": "currency"}
 
     def __init__(self, ticker: Ticker):
         self._t = ticker
@@ -166,12 +169,16 @@ class FastInfo:
             self._values = {"last_price": float(last["Close"]), "open": float(last["Open"]),
                             "day_high": float(last["High"]), "day_low": float(last["Low"]),
                             "last_volume": int(last["Volume"]),
-                            "previous_close": float(prev["Close"]) if prev is not None else None,
+                            "regular_market_previous_close": float(prev["Close"]) if prev is not None else None,
                             "currency": "USD"}
         return self._values
 
     def __getitem__(self, key: str) -> Any:
         snake = {v: k for k, v in self._KEYS.items()}.get(key, key)
+        if snake in ("previous_close", "previousClose"):
+            raise _not_implemented("fast_info['previous_close'] (yfinance's is the previous day's last "
+                                   "extended-hours price)", "yfinance.Ticker(...).fast_info['previous_close']; "
+                                   "the official close is fast_info['regular_market_previous_close'] here")
         if snake not in self._KEYS:
             raise _not_implemented(f"fast_info[{key!r}]", f"yfinance.Ticker(...).fast_info[{key!r}]")
         return self._load()[snake]

@@ -136,3 +136,13 @@ def test_statements_from_massive_when_it_comes_first(ycfg, rest, fake_yahoo):
                            real(fake_yahoo, lambda yf, _s: yf.Ticker("AAPL").quarterly_income_stmt))
     none = ours.Ticker("AAPL", config=cfg.merged({"FINRPT_STATEMENTS_PROVIDERS": ""}))
     assert none.income_stmt.empty
+
+
+def test_fast_info_equals_yfinance_for_the_keys_it_serves(ycfg, fake_yahoo):
+    keys = ["last_price", "regular_market_previous_close", "open", "day_high", "day_low", "last_volume", "currency"]
+    want = real(fake_yahoo, lambda yf, _s: [yf.Ticker("AAPL").fast_info[k] for k in keys])
+    fi = ours.Ticker("AAPL", config=ycfg).fast_info
+    got = [fi[k] for k in keys]
+    assert got[-1] == want[-1] and got[:-1] == pytest.approx(want[:-1], rel=1e-9)
+    with pytest.raises(NotImplementedError, match="extended-hours"):
+        fi["previous_close"]
