@@ -192,6 +192,11 @@ class FastInfo:
         return list(self._KEYS)
 
 
+def _statement_attr(kind: str, frequency: str) -> property:
+    return property(lambda self: self._statement(kind, frequency),
+                    doc=f"{frequency} {kind} statement (line items as rows, period ends as columns, newest first)")
+
+
 class Ticker:
     """``yfinance.Ticker`` over the chain. ``config``: a Config or dict of settings (else the
     usual configuration)."""
@@ -329,33 +334,13 @@ class Ticker:
         frame = got.get(kind) if isinstance(got, dict) else None
         return frame.copy() if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
-    @property
-    def income_stmt(self) -> pd.DataFrame:
-        return self._statement("income", "yearly")
-
-    financials = income_stmt
-
-    @property
-    def quarterly_income_stmt(self) -> pd.DataFrame:
-        return self._statement("income", "quarterly")
-
-    quarterly_financials = quarterly_income_stmt
-
-    @property
-    def balance_sheet(self) -> pd.DataFrame:
-        return self._statement("balance_sheet", "yearly")
-
-    @property
-    def quarterly_balance_sheet(self) -> pd.DataFrame:
-        return self._statement("balance_sheet", "quarterly")
-
-    @property
-    def cashflow(self) -> pd.DataFrame:
-        return self._statement("cash_flow", "yearly")
-
-    @property
-    def quarterly_cashflow(self) -> pd.DataFrame:
-        return self._statement("cash_flow", "quarterly")
+    # yfinance's statement attributes: (kind, frequency) each, with yfinance's row labels
+    income_stmt = financials = _statement_attr("income", "yearly")
+    quarterly_income_stmt = quarterly_financials = _statement_attr("income", "quarterly")
+    balance_sheet = _statement_attr("balance_sheet", "yearly")
+    quarterly_balance_sheet = _statement_attr("balance_sheet", "quarterly")
+    cashflow = _statement_attr("cash_flow", "yearly")
+    quarterly_cashflow = _statement_attr("cash_flow", "quarterly")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
