@@ -1,0 +1,274 @@
+"""OpenBB fetchers over finrpt-providers (Transform the query, Extract through the chain,
+Transform to OpenBB's standard models)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from openbb_core.app.model.abstract.error import OpenBBError
+from openbb_core.provider.abstract.annotated_result import AnnotatedResult
+from openbb_core.provider.abstract.fetcher import Fetcher
+from openbb_core.provider.standard_models.equity_historical import EquityHistoricalData, EquityHistoricalQueryParams
+from openbb_core.provider.standard_models.historical_dividends import (
+    HistoricalDividendsData,
+    HistoricalDividendsQueryParams,
+)
+from openbb_core.provider.standard_models.historical_splits import HistoricalSplitsData, HistoricalSplitsQueryParams
+from openbb_core.provider.standard_models.market_snapshots import MarketSnapshotsData, MarketSnapshotsQueryParams
+from openbb_core.provider.utils.errors import EmptyDataError
+from pydantic import Field, field_validator
+
+#: OpenBB's interval names -> ours
+INTERVALS = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "60m": "1h", "1h": "1h", "1d": "1d",
+             "1W": "1wk", "1M": "1mo", "1Q": "3mo"}
+#: OpenBB credential names (``finrpt_`` + these) -> our settings
+CREDENTIALS = {"finrpt_massive_api_key": "MASSIVE_API_KEY", "finrpt_massive_s3_access_key": "MASSIVE_S3_ACCESS_KEY",
+               "finrpt_massive_s3_secret_key": "MASSIVE_S3_SECRET_KEY"}
+
+
+def config_for(credentials: dict[str, str] | None):
+    """Our usual configuration, with OpenBB's credentials (when set) on top."""
+    from finrpt_providers.config import Config
+
+    base = Config.load()
+    extra = {ours: v for theirs, ours in CREDENTIALS.items()
+             if (v := (credentials or {}).get(theirs)) not in (None, "")}
+    return base.merged(extra) if extra else base
+
+
+def openbb_error(e: Exception) -> OpenBBError:
+    """Our errors as OpenBB's, with our message (what to do)."""
+    from finrpt_providers.errors import AllProvidersFailed, NoData
+
+    if isinstance(e, NoData) or (isinstance(e, AllProvidersFailed) and "no bars" in str(e).lower()):
+        return EmptyDataError(str(e))
+    return OpenBBError(f"{type(e).__name__}: {e}")
+
+
+def _when(ts) -> dt.date | dt.datetime:
+    return ts.date() if ts.hour == 0 and ts.minute == 0 else ts.to_pydatetime()
+
+
+class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
+    """``symbol`` may list several tickers (``"AAPL,MSFT"``): one basket query."""
+
+    __json_schema_extra__ = {"symbol": {"multiple_items_allowed": True},
+                             "interval": {"choices": list(INTERVALS)},
+                             "adjustment": {"choices": ["raw", "splits", "total"]}}
+
+    interval: str = Field(default="1d", description="Bar interval: " + ", ".join(INTERVALS))
+    adjustment: str = Field(default="splits", description="raw (as traded), splits, or total (splits and dividends)")
+    providers: str | None = Field(default=None, description="finrpt-providers' sources in order, comma-separated "
+                                                            "(default: FINRPT_PRICE_PROVIDERS)")
+
+    @field_validator("interval", mode="before", check_fields=False)
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        if v not in INTERVALS:
+            raise ValueError(f"interval {v!r} is not served: use one of {', '.join(INTERVALS)}")
+        return v
+
+    @field_validator("adjustment", mode="before", check_fields=False)
+    @classmethod
+    def _adjustment(cls, v: str) -> str:
+        from finrpt_providers.errors import InvalidQuery
+        from finrpt_providers.provider import normalize_adjustment
+
+        try:
+            return normalize_adjustment(v)
+        except InvalidQuery as e:
+            raise ValueError(str(e)) from None
+
+
+class FinrptEquityHistoricalData(EquityHistoricalData):
+    symbol: str | None = Field(default=None, description="The ticker (in a basket answer).")
+    transactions: int | None = Field(default=None, description="Trades in the bar, when the source counts them.")
+    provider_used: str | None = Field(default=None, description="The finrpt-providers source of this bar's ticker.")
+
+
+class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, list[FinrptEquityHistoricalData]]):
+    require_credentials = False
+
+    @staticmethod
+    def transform_query(params: dict[str, Any]) -> FinrptEquityHistoricalQueryParams:
+        q = dict(params)
+        today = dt.date.today()
+        q.setdefault("start_date", None)
+        q.setdefault("end_date", None)
+        if q["end_date"] is None:
+            q["end_date"] = today
+        if q["start_date"] is None:
+            q["start_date"] = q["end_date"] - dt.timedelta(days=365) if isinstance(q["end_date"], dt.date) else None
+        return FinrptEquityHistoricalQueryParams(**q)
+
+    @staticmethod
+    def extract_data(query: FinrptEquityHistoricalQueryParams, credentials: dict[str, str] | None, **kwargs: Any):
+        import finrpt_providers as fp
+
+        tickers = [t.strip() for t in query.symbol.split(",") if t.strip()]
+        try:
+            return fp.get_prices(tickers if len(tickers) > 1 else tickers[0], query.start_date, query.end_date,
+                                 interval=INTERVALS[query.interval], adjustment=query.adjustment,
+                                 providers=query.providers, config=config_for(credentials), errors="omit")
+        except fp.ProviderError as e:
+            raise openbb_error(e) from None
+
+    @staticmethod
+    def transform_data(query: FinrptEquityHistoricalQueryParams, data: Any, **kwargs: Any
+                       ) -> AnnotatedResult[list[FinrptEquityHistoricalData]]:
+        import pandas as pd
+
+        basket = isinstance(data.index, pd.MultiIndex)
+        if data.empty:
+            raise EmptyDataError(f"no bars for {query.symbol} from {query.start_date} to {query.end_date}"
+                                 + (f": {data.attrs.get('failed')}" if data.attrs.get("failed") else ""))
+        provider = data.attrs.get("provider")
+        rows = []
+        for key, r in zip(data.index, data.itertuples(index=False)):
+            ticker, ts = key if basket else (data.attrs.get("ticker"), key)
+            rows.append(FinrptEquityHistoricalData(
+                date=_when(ts), open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume,
+                vwap=None if pd.isna(r.vwap) else r.vwap,
+                transactions=None if pd.isna(r.transactions) else int(r.transactions),
+                symbol=ticker if basket else None,
+                provider_used=provider.get(ticker) if isinstance(provider, dict) else provider))
+        failed = data.attrs.get("failed") or {}
+        meta = {"provider": provider, "adjustment": query.adjustment, "interval": query.interval,
+                "sources": {t: [{k: str(v) for k, v in s.items()} for s in ss]
+                            for t, ss in (data.attrs.get("sources") or {}).items()}
+                if basket else [{k: str(v) for k, v in s.items()} for s in data.attrs.get("sources", [])],
+                "failed": failed}
+        return AnnotatedResult(result=rows, metadata=meta)
+
+
+class FinrptHistoricalSplitsQueryParams(HistoricalSplitsQueryParams):
+    pass
+
+
+class FinrptHistoricalSplitsData(HistoricalSplitsData):
+    pass
+
+
+def _actions(symbol: str, credentials: dict[str, str] | None):
+    import finrpt_providers as fp
+    from finrpt_providers.actions import get_actions
+
+    cfg = config_for(credentials)
+    try:
+        return get_actions(symbol, cfg), cfg
+    except fp.ProviderError as e:
+        raise openbb_error(e) from None
+
+
+class FinrptHistoricalSplitsFetcher(Fetcher[FinrptHistoricalSplitsQueryParams, list[FinrptHistoricalSplitsData]]):
+    require_credentials = False
+
+    @staticmethod
+    def transform_query(params: dict[str, Any]) -> FinrptHistoricalSplitsQueryParams:
+        return FinrptHistoricalSplitsQueryParams(**params)
+
+    @staticmethod
+    def extract_data(query: FinrptHistoricalSplitsQueryParams, credentials: dict[str, str] | None,
+                     **kwargs: Any) -> list[dict]:
+        from fractions import Fraction
+
+        acts, _cfg = _actions(query.symbol, credentials)
+        out = []
+        for ex, ratio in acts.splits.items():
+            f = Fraction(float(ratio)).limit_denominator(1000)
+            out.append({"date": ex.date(), "numerator": float(f.numerator), "denominator": float(f.denominator),
+                        "split_ratio": f"{f.numerator}:{f.denominator}"})
+        if not out:
+            raise EmptyDataError(f"no splits of {query.symbol} in {acts.source}'s listing")
+        return out
+
+    @staticmethod
+    def transform_data(query: FinrptHistoricalSplitsQueryParams, data: list[dict], **kwargs: Any
+                       ) -> list[FinrptHistoricalSplitsData]:
+        return [FinrptHistoricalSplitsData(**d) for d in data]
+
+
+class FinrptHistoricalDividendsQueryParams(HistoricalDividendsQueryParams):
+    pass
+
+
+class FinrptHistoricalDividendsData(HistoricalDividendsData):
+    pass
+
+
+class FinrptHistoricalDividendsFetcher(
+        Fetcher[FinrptHistoricalDividendsQueryParams, list[FinrptHistoricalDividendsData]]):
+    require_credentials = False
+
+    @staticmethod
+    def transform_query(params: dict[str, Any]) -> FinrptHistoricalDividendsQueryParams:
+        return FinrptHistoricalDividendsQueryParams(**params)
+
+    @staticmethod
+    def extract_data(query: FinrptHistoricalDividendsQueryParams, credentials: dict[str, str] | None,
+                     **kwargs: Any) -> list[dict]:
+        acts, _cfg = _actions(query.symbol, credentials)
+        out = [{"symbol": query.symbol, "ex_dividend_date": ex.date(), "amount": float(cash)}
+               for ex, cash in acts.dividends.items()
+               if (query.start_date is None or ex.date() >= query.start_date)
+               and (query.end_date is None or ex.date() <= query.end_date)]
+        if not out:
+            raise EmptyDataError(f"no dividends of {query.symbol} in the range from {acts.source}")
+        return out  # cash as declared (as traded on the ex-date)
+
+    @staticmethod
+    def transform_data(query: FinrptHistoricalDividendsQueryParams, data: list[dict], **kwargs: Any
+                       ) -> list[FinrptHistoricalDividendsData]:
+        return [FinrptHistoricalDividendsData(**d) for d in data]
+
+
+class FinrptMarketSnapshotsQueryParams(MarketSnapshotsQueryParams):
+    date: dt.date | None = Field(default=None, description="The session (default: the last one)")
+    adjustment: str = Field(default="raw", description="raw (as traded), splits, or total")
+
+
+class FinrptMarketSnapshotsData(MarketSnapshotsData):
+    pass
+
+
+class FinrptMarketSnapshotsFetcher(Fetcher[FinrptMarketSnapshotsQueryParams, list[FinrptMarketSnapshotsData]]):
+    require_credentials = False
+
+    @staticmethod
+    def transform_query(params: dict[str, Any]) -> FinrptMarketSnapshotsQueryParams:
+        return FinrptMarketSnapshotsQueryParams(**params)
+
+    @staticmethod
+    def extract_data(query: FinrptMarketSnapshotsQueryParams, credentials: dict[str, str] | None, **kwargs: Any):
+        import finrpt_providers as fp
+        from finrpt_providers import calendar
+
+        cfg = config_for(credentials)
+        day = query.date or calendar.sessions(cfg.today() - dt.timedelta(days=10), cfg.today() - dt.timedelta(days=1))[-1]
+        prev = calendar.session_before(day)
+        try:
+            frame = fp.get_market(prev or day, day, adjustment=query.adjustment, config=cfg)
+        except fp.ProviderError as e:
+            raise openbb_error(e) from None
+        out = []
+        for ticker, part in frame.groupby(level="ticker", sort=True):
+            bars = part.droplevel("ticker")
+            today = bars[bars.index.date == day]
+            if today.empty:
+                continue
+            r = today.iloc[-1]
+            prev_close = float(bars["close"].iloc[-2]) if len(bars) > 1 else None
+            out.append({"symbol": ticker, "open": float(r["open"]), "high": float(r["high"]), "low": float(r["low"]),
+                        "close": float(r["close"]), "volume": int(round(float(r["volume"]))),
+                        "prev_close": prev_close,
+                        "change": float(r["close"]) - prev_close if prev_close else None,
+                        "change_percent": float(r["close"]) / prev_close - 1 if prev_close else None})
+        if not out:
+            raise EmptyDataError(f"no market cross-section for {day}")
+        return out
+
+    @staticmethod
+    def transform_data(query: FinrptMarketSnapshotsQueryParams, data: list[dict], **kwargs: Any
+                       ) -> list[FinrptMarketSnapshotsData]:
+        return [FinrptMarketSnapshotsData(**d) for d in data]

@@ -1,0 +1,102 @@
+"""The OpenBB provider 'finrpt' over the sandbox: OpenBB's own fetcher test, and the route as
+a user calls it (OpenBB's query executor and the registry the routers read) giving the same
+bars as get_prices. No network."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+pytest.importorskip("openbb_core", reason="the OpenBB integration is installed from integrations/openbb")
+
+import finrpt_providers as fp  # noqa: E402
+from openbb_finrpt_providers import finrpt_provider  # noqa: E402
+from openbb_finrpt_providers.fetchers import (  # noqa: E402
+    FinrptEquityHistoricalFetcher,
+    FinrptHistoricalDividendsFetcher,
+    FinrptHistoricalSplitsFetcher,
+    FinrptMarketSnapshotsFetcher,
+)
+
+START, END = dt.date(2026, 4, 1), dt.date(2026, 5, 29)
+
+
+@pytest.fixture(scope="module")
+def box():
+    from finrpt_providers.testing.sandbox import sandbox
+
+    with sandbox() as b:
+        yield b
+
+
+@pytest.fixture
+def env(box, monkeypatch):
+    """The sandbox's settings as the environment OpenBB's process would have, the REST key
+    given as an OpenBB credential instead."""
+    config, _market = box
+    for k, v in config._values.items():
+        if k != "MASSIVE_API_KEY":
+            monkeypatch.setenv(k, v)
+    monkeypatch.delenv("MASSIVE_API_KEY", raising=False)
+    return {"finrpt_massive_api_key": config._values["MASSIVE_API_KEY"]}
+
+
+def _execute(model: str, params: dict, credentials: dict):
+    import asyncio
+
+    from openbb_core.provider.query_executor import QueryExecutor
+    from pydantic import SecretStr
+
+    secrets = {k: SecretStr(v) for k, v in credentials.items()}  # as OpenBB's user settings hold them
+    return asyncio.run(QueryExecutor().execute(provider_name="finrpt", model_name=model, params=params,
+                                               credentials=secrets))
+
+
+def test_openbbs_fetcher_test_passes_for_every_fetcher(env):
+    FinrptEquityHistoricalFetcher.test({"symbol": "AAPL", "start_date": START, "end_date": END}, env)
+    FinrptEquityHistoricalFetcher.test({"symbol": "AAPL,NVDA", "start_date": START, "end_date": END,
+                                        "adjustment": "total"}, env)
+    FinrptHistoricalSplitsFetcher.test({"symbol": "NVDA"}, env)
+    FinrptHistoricalDividendsFetcher.test({"symbol": "AAPL"}, env)
+    FinrptMarketSnapshotsFetcher.test({"date": dt.date(2026, 5, 29)}, env)
+
+
+@pytest.mark.parametrize("adjustment", ["raw", "splits", "total"])
+def test_the_route_gives_the_same_bars_as_get_prices(env, box, adjustment):
+    config, _market = box
+    got = _execute("EquityHistorical", {"symbol": "NVDA", "start_date": START, "end_date": END,
+                                        "adjustment": adjustment}, env)
+    want = fp.get_prices("NVDA", START, END, adjustment=adjustment, config=config)
+    rows = got.result
+    assert [r.date for r in rows] == [ts.date() for ts in want.index]
+    assert [r.close for r in rows] == pytest.approx(want["close"].tolist(), rel=1e-12)
+    assert [r.volume for r in rows] == pytest.approx(want["volume"].tolist(), rel=1e-12)
+    assert got.metadata["provider"] == want.attrs["provider"] and got.metadata["adjustment"] == adjustment
+
+
+def test_a_basket_through_the_route(env, box):
+    config, _market = box
+    got = _execute("EquityHistorical", {"symbol": "AAPL,NVDA,SPY", "start_date": START, "end_date": END}, env)
+    want = fp.get_prices(["AAPL", "NVDA", "SPY"], START, END, config=config)
+    assert [(r.symbol, r.date) for r in got.result] == [(t, ts.date()) for t, ts in want.index]
+    assert [r.close for r in got.result] == pytest.approx(want["close"].tolist(), rel=1e-12)
+    assert set(got.metadata["sources"]) == {"AAPL", "NVDA", "SPY"}
+
+
+def test_finrpt_is_listed_and_errors_are_openbbs(env):
+    from openbb_core.app.model.abstract.error import OpenBBError
+    from openbb_core.provider.registry import RegistryLoader
+
+    assert "finrpt" in RegistryLoader.from_extensions().providers
+    assert finrpt_provider.credentials == ["finrpt_massive_api_key", "finrpt_massive_s3_access_key",
+                                           "finrpt_massive_s3_secret_key"]
+    with pytest.raises(Exception, match="adjustment 'dividends' is not supported: use 'raw'"):
+        _execute("EquityHistorical", {"symbol": "AAPL", "start_date": START, "end_date": END,
+                                      "adjustment": "dividends"}, env)
+    with pytest.raises(OpenBBError, match="NOPE"):
+        _execute("EquityHistorical", {"symbol": "NOPE", "start_date": START, "end_date": END}, env)
+    with pytest.raises(OpenBBError) as info:
+        _execute("EquityHistorical", {"symbol": "AAPL", "start_date": START, "end_date": END,
+                                      "providers": "massive_rest"}, {})
+    assert "MASSIVE_API_KEY" in str(info.value) and env["finrpt_massive_api_key"] not in str(info.value)
