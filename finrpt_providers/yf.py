@@ -381,7 +381,8 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
              proxy: Any = None, rounding: bool = False, timeout: float | None = 10, session: Any = None,
              multi_level_index: bool = True, config: Config | dict | None = None) -> pd.DataFrame:
     """yfinance's ``download`` over the chain's basket queries: columns (``Price``,
-    ``Ticker``) sorted alphabetically (``group_by="ticker"``: (``Ticker``, ``Price``)), a
+    ``Ticker``) sorted alphabetically (``group_by="ticker"``: (``Ticker``, ``Price``), tickers
+    sorted where yfinance orders them as its threads finish), a
     tz-naive index, one all-NaN column set for a ticker nobody could serve (its reason in
     ``attrs["failed"]`` and an error line). ``threads`` and ``progress`` are accepted and
     ignored: the chain decides how to fetch."""

@@ -91,3 +91,17 @@ def rest(_rest_server):
     massive_rest.clear_caches()
     yield _rest_server
     _rest_server.reset()
+
+
+def report_days(market, first, last):
+    """The sessions a total-adjusted question over [first, last] reads from the day files:
+    the range, and the session before every later ex-dividend date of every ticker."""
+    from finrpt_providers import calendar
+
+    days = {d for d in market.sessions if first <= d <= last}
+    for t in market.tickers:
+        for ex in market.dividends(t).index:
+            before = calendar.session_before(ex.date())
+            if before is not None and before > last:
+                days.add(before)
+    return sorted(days)

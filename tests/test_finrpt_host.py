@@ -77,10 +77,10 @@ def only_localhost(monkeypatch):
     return seen
 
 
-def test_the_two_edits_make_a_report_offline_from_the_chain(finrpt_checkout, only_localhost, monkeypatch):
+def test_the_two_edits_make_a_report_offline_from_the_chain(finrpt_checkout, only_localhost, monkeypatch, market):
     from finrpt_providers.testing.sandbox import sandbox
 
-    with sandbox() as box:
+    with sandbox(market, minute_days=[]) as box:
         config, market = box
         for k, v in config._values.items():  # what finrpt's .env would hold
             monkeypatch.setenv(k, v)

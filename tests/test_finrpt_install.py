@@ -6,7 +6,31 @@ from __future__ import annotations
 import pytest
 
 from finrpt_providers.dataer import INSTALLABLE, install
-from tests.test_dataer import cfg, flatfiles, predictor_prompt  # noqa: F401  (fixtures)
+from tests.conftest import report_days
+from tests.test_dataer import predictor_prompt
+
+
+@pytest.fixture(scope="module")
+def flatfiles(market):
+    """Day files of the weeks asked here and of the sessions before later ex-dates only
+    (publishing every session takes long)."""
+    import datetime as dt
+
+    from finrpt_providers.testing import FakeFlatFiles
+
+    days = report_days(market, dt.date(2025, 10, 15), dt.date(2025, 12, 31))
+    with FakeFlatFiles(market, days=days, minute_days=[]) as ff:
+        yield ff
+
+
+@pytest.fixture
+def cfg(flatfiles, rest, fake_yahoo, tmp_path):
+    from finrpt_providers.config import Config
+    from tests.conftest import REST_KEY
+
+    return Config.load({**flatfiles.config(), "MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
+                        "FINRPT_YFINANCE_BASE_URL": fake_yahoo.url, "FINRPT_PROVIDERS_TODAY": "2026-07-01",
+                        "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path)}, environ={})
 
 
 def make_host():
@@ -42,7 +66,7 @@ def test_a_mixin_is_hidden_by_the_class_own_method_but_install_is_not():
     assert Sub.get_finacncials_yf is not Host.get_finacncials_yf
 
 
-def test_install_routes_us_codes_to_the_chain_and_a_shares_to_the_class(cfg, market):  # noqa: F811
+def test_install_routes_us_codes_to_the_chain_and_a_shares_to_the_class(cfg, market):
     Host = install(make_host())
     Host.finrpt_config = cfg
     d = Host()

@@ -11,10 +11,10 @@ from finrpt_providers import report
 
 
 @pytest.fixture(scope="module")
-def box():
+def box(market):
     from finrpt_providers.testing.sandbox import sandbox
 
-    with sandbox() as b:
+    with sandbox(market, minute_days=[]) as b:
         yield b
 
 

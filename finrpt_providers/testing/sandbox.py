@@ -52,14 +52,17 @@ def require_sandbox_extra() -> None:
 
 
 @contextlib.contextmanager
-def sandbox(market: SyntheticMarket | None = None, *, tick_days=(), **overrides: str) -> Iterator[Sandbox]:
+def sandbox(market: SyntheticMarket | None = None, *, tick_days=(), minute_days=None,
+            **overrides: str) -> Iterator[Sandbox]:
     """Start the fake services; yield a :class:`Sandbox`. ``overrides`` go on top of the config;
-    ``tick_days``: sessions whose trades and quotes files are published too."""
+    ``tick_days``: sessions whose trades and quotes files are published too; ``minute_days``:
+    sessions with minute files (default: every session; fewer start faster)."""
     require_sandbox_extra()
     market = market or SyntheticMarket()
     with tempfile.TemporaryDirectory(prefix="finrpt-sandbox-") as cache, FakeYahoo(market) as yahoo, \
             FakeMassiveREST(market, api_key=SANDBOX_API_KEY) as rest, \
-            FakeFlatFiles(market, days=market.sessions[:-1], tick_days=tick_days) as flatfiles:
+            FakeFlatFiles(market, days=market.sessions[:-1], tick_days=tick_days,
+                          minute_days=minute_days) as flatfiles:
         values = {
             "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest,yfinance",
             "FINRPT_YFINANCE_BASE_URL": yahoo.url,

@@ -24,9 +24,11 @@ START, END = dt.date(2026, 4, 1), dt.date(2026, 5, 29)
 
 @pytest.fixture(scope="module")
 def box():
+    from finrpt_providers.testing import SyntheticMarket
     from finrpt_providers.testing.sandbox import sandbox
 
-    with sandbox() as b:
+    # nine months hold NVDA's split, AAPL's dividends and the range asked: a quicker start
+    with sandbox(SyntheticMarket("2025-10-01", "2026-06-30"), minute_days=[]) as b:
         yield b
 
 
