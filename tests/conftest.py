@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from finrpt_providers import plugins
 from finrpt_providers.config import Config
 from finrpt_providers.providers import massive_rest
-from finrpt_providers.testing import FakeMassiveREST, FakeYahoo, SyntheticMarket
+from finrpt_providers.testing import FakeFlatFiles, FakeMassiveREST, FakeYahoo, SyntheticMarket
 
 REST_KEY = "test-rest-key-4242"
 
@@ -105,3 +106,17 @@ def report_days(market, first, last):
             if before is not None and before > last:
                 days.add(before)
     return sorted(days)
+
+
+@contextlib.contextmanager
+def report_flatfiles(market, first, last):
+    """Fake flat files holding :func:`report_days` only (publishing every session takes long)."""
+    with FakeFlatFiles(market, days=report_days(market, first, last), minute_days=[]) as ff:
+        yield ff
+
+
+def chain_config(flatfiles, rest, fake_yahoo, tmp_path, **extra):
+    """Every built-in provider over the fakes (today pinned to 2026-07-01)."""
+    return Config.load({**flatfiles.config(), "MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
+                        "FINRPT_YFINANCE_BASE_URL": fake_yahoo.url, "FINRPT_PROVIDERS_TODAY": "2026-07-01",
+                        "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path), **extra}, environ={})

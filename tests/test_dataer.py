@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 
 from finrpt_providers import InvalidQuery, UnsupportedQuery
-from finrpt_providers.config import Config
 from finrpt_providers.dataer import Dataer, DataerMixin, is_us_stock
 from finrpt_providers.testing import FakeFlatFiles
-from tests.conftest import REST_KEY
+from tests.conftest import chain_config
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +24,7 @@ def flatfiles(market):
 
 @pytest.fixture
 def cfg(flatfiles, rest, fake_yahoo, tmp_path):
-    return Config.load({**flatfiles.config(), "MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
-                        "FINRPT_YFINANCE_BASE_URL": fake_yahoo.url, "FINRPT_PROVIDERS_TODAY": "2026-07-01",
-                        "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path)}, environ={})
+    return chain_config(flatfiles, rest, fake_yahoo, tmp_path)
 
 
 def predictor_prompt(fin: dict) -> tuple[str, str]:

@@ -6,31 +6,21 @@ from __future__ import annotations
 import pytest
 
 from finrpt_providers.dataer import INSTALLABLE, install
-from tests.conftest import report_days
+from tests.conftest import chain_config, report_flatfiles
 from tests.test_dataer import predictor_prompt
 
 
 @pytest.fixture(scope="module")
 def flatfiles(market):
-    """Day files of the weeks asked here and of the sessions before later ex-dates only
-    (publishing every session takes long)."""
     import datetime as dt
 
-    from finrpt_providers.testing import FakeFlatFiles
-
-    days = report_days(market, dt.date(2025, 10, 15), dt.date(2025, 12, 31))
-    with FakeFlatFiles(market, days=days, minute_days=[]) as ff:
+    with report_flatfiles(market, dt.date(2025, 10, 15), dt.date(2025, 12, 31)) as ff:
         yield ff
 
 
 @pytest.fixture
 def cfg(flatfiles, rest, fake_yahoo, tmp_path):
-    from finrpt_providers.config import Config
-    from tests.conftest import REST_KEY
-
-    return Config.load({**flatfiles.config(), "MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
-                        "FINRPT_YFINANCE_BASE_URL": fake_yahoo.url, "FINRPT_PROVIDERS_TODAY": "2026-07-01",
-                        "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path)}, environ={})
+    return chain_config(flatfiles, rest, fake_yahoo, tmp_path)
 
 
 def make_host():

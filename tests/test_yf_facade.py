@@ -11,21 +11,16 @@ import pytest
 from finrpt_providers import yf as ours
 from finrpt_providers.config import Config
 from finrpt_providers.providers.yfinance import _session_by_base, _yfinance_scope
-from tests.conftest import report_days
+from tests.conftest import report_flatfiles
 
 START, END = "2025-11-10", "2025-12-20"
 
 
 @pytest.fixture(scope="module")
 def flatfiles(market):
-    """Day files of the weeks asked here and of the sessions before later ex-dates only
-    (publishing every session takes long)."""
     import datetime as dt
 
-    from finrpt_providers.testing import FakeFlatFiles
-
-    days = report_days(market, dt.date(2025, 11, 1), dt.date(2025, 12, 31))
-    with FakeFlatFiles(market, days=days, minute_days=[]) as ff:
+    with report_flatfiles(market, dt.date(2025, 11, 1), dt.date(2025, 12, 31)) as ff:
         yield ff
 
 
