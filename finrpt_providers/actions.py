@@ -184,7 +184,7 @@ def get_actions(ticker: str, config: Config, closes: Closes | None = None, since
     ready, _why = available(config)
     if not ready:
         raise UnsupportedQuery(none_available_message(config, "this adjustment"))
-    return _first_valid(ticker, ready, config, closes, since)
+    return _first_valid(ticker, _configured(ready, config), closes, since)
 
 
 def get_actions_many(tickers: list[str], config: Config, closes: Closes | None = None, since: Any = None
@@ -195,36 +195,35 @@ def get_actions_many(tickers: list[str], config: Config, closes: Closes | None =
     if not ready:
         e = UnsupportedQuery(none_available_message(config, "this adjustment"))
         return {t: e for t in tickers}
+    sources = _configured(ready, config)
     out: dict[str, Actions | ProviderError] = {}
     for t in tickers:
         try:
-            out[t] = _first_valid(t, ready, config, closes, since)
+            out[t] = _first_valid(t, sources, closes, since)
         except ProviderError as e:
             out[t] = e
     return out
 
 
-def _first_valid(ticker: str, ready: list[str], config: Config, closes: Closes | None, since: Any) -> Actions:
+def _configured(ready: list[str], config: Config) -> list[tuple[str, Any]]:
+    """The ready sources, configured once (a basket asks them for every ticker)."""
     from .plugins import registry
 
     reg = registry()
-    key = ("actions", tuple(_identity(reg[n].provider.configured(config)) for n in ready), ticker, since)
+    return [(n, reg[n].provider.configured(config)) for n in ready]
+
+
+def _first_valid(ticker: str, sources: list[tuple[str, Any]], closes: Closes | None, since: Any) -> Actions:
+    """The first source's validated events for ``ticker``; verdicts cached per sources,
+    ticker and span (events are immutable here; failures are not cached)."""
+    key = ("actions", tuple(_identity(p) for _n, p in sources), ticker, since)
     with _lock:
         hit = _cache.get(key)
-    if hit is not None:  # the same sources, ticker and span: the same verdict (events are immutable here)
+    if hit is not None:
         return hit
-    got = _first_valid_uncached(ticker, ready, config, closes, since, reg)
-    with _lock:
-        _cache[key] = got
-    return got
-
-
-def _first_valid_uncached(ticker: str, ready: list[str], config: Config, closes: Closes | None, since: Any,
-                          reg: Any) -> Actions:
     failures: list[str] = []
     last: ProviderError | None = None
-    for name in ready:
-        provider = reg[name].provider.configured(config)
+    for name, provider in sources:
         try:
             splits, dividends = _raw_events(provider, ticker)
             splits, notes = validate_splits(ticker, splits, closes, name, since, _identity(provider))
@@ -232,9 +231,12 @@ def _first_valid_uncached(ticker: str, ready: list[str], config: Config, closes:
             failures.append(f"{name}: {e}")
             last = e
             log.warning("corporate actions of %s from %s unusable (%s)%s", ticker, name, e,
-                        "; trying the next source" if name != ready[-1] else "")
+                        "; trying the next source" if name != sources[-1][0] else "")
             continue
-        return Actions(ticker, splits, _clean_dividends(dividends), name, tuple(failures) + tuple(notes))
+        got = Actions(ticker, splits, _clean_dividends(dividends), name, tuple(failures) + tuple(notes))
+        with _lock:
+            _cache[key] = got
+        return got
     assert last is not None
     if len(failures) == 1:
         raise last

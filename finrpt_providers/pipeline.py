@@ -109,7 +109,6 @@ def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: l
     A frame breaking the contract is split and checked per ticker, so one bad ticker fails
     alone."""
     import numpy as np
-    import pandas as pd
 
     from .market import validate_long
 
@@ -181,41 +180,34 @@ def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: l
 
 def _daily_factors(acts: actions.Actions, wall, close, have: str, want: str):
     """(price, volume) factors of one ticker's daily bars (``wall``: their New York wall
-    clock in ns, ``close``: as served, ``have``), the arithmetic of :func:`adjust` on
-    arrays; None when the general path must decide (a close before an ex-date that the
-    bars do not hold, or a dividend not below its close: an error worth its own message)."""
-    import numpy as np
+    clock in ns, ``close``: as served, ``have``), by :mod:`finrpt_providers.adjust`'s
+    functions as :func:`adjust` uses them, with the closes before ex-dates taken from these
+    bars; None when the general path must decide (a close the bars do not hold, or data
+    :mod:`adjust` refuses: its error is worth its own message there)."""
+    import pandas as pd
 
-    day = wall // _DAY_NS
-    n = len(day)
-    s = np.ones(n)
-    for ex, ratio in acts.splits.items():
-        if not ratio or ratio <= 0 or not np.isfinite(ratio):
-            return None
-        s[day < _ordinal(ex.date())] *= ratio
-    to_raw = s if have == "splits" else 1.0
-    if want == "raw":
-        return to_raw, 1.0 / to_raw
-    if want == "splits":
-        return to_raw / s, s / to_raw
-    d = np.ones(n)
-    first = day[0]
-    for ex, cash in acts.dividends.items():
-        exo = _ordinal(ex.date())
-        if exo <= first or not cash:
-            continue
-        prev = calendar.session_before(ex.date())
-        if prev is None:
-            return None
-        i = int(np.searchsorted(day, _ordinal(prev)))
-        if i >= n or day[i] != _ordinal(prev):
-            return None
-        c = float(close[i] * (s[i] if have == "splits" else 1.0))
-        factor = 1.0 - float(cash) / c
-        if not 0.0 < factor <= 1.0:
-            return None
-        d[day < exo] *= factor
-    return to_raw / s * d, s / to_raw
+    from .adjust import dividend_factor, split_factor
+
+    days = pd.DatetimeIndex((wall - wall % _DAY_NS).view("M8[ns]")).tz_localize(ET)
+    try:
+        s = split_factor(days, acts.splits)
+        to_raw = s if have == "splits" else 1.0
+        if want == "raw":
+            return to_raw, 1.0 / to_raw
+        if want == "splits":
+            return to_raw / s, s / to_raw
+        prev = {}
+        for ex in acts.dividends.index:
+            if ex <= days[0]:
+                continue
+            before = calendar.session_before(ex.date())
+            at = days.get_indexer([pd.Timestamp(before, tz=ET)])[0] if before else -1
+            if at < 0:
+                return None
+            prev[ex] = float(close[at] * (s[at] if have == "splits" else 1.0))
+        return to_raw / s * dividend_factor(days, acts.dividends, pd.Series(prev, dtype="float64")), s / to_raw
+    except DataIntegrityError:
+        return None
 
 
 def _finished_attrs(df: pd.DataFrame, used: str) -> pd.DataFrame:
@@ -254,9 +246,14 @@ def clip_long(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     ts = df.index.get_level_values("timestamp")
     if not hasattr(ts, "tz") or ts.tz is None:
         return df
-    day = wall_ns(ts) // _DAY_NS
-    keep = (day >= _ordinal(query.start)) & (day <= _ordinal(query.end))
+    keep = _in_range(ts, query)
     return df if keep.all() else df[keep]
+
+
+def _in_range(stamps, query: PriceQuery):
+    """True for each stamp whose New York session day is within the query's range."""
+    day = wall_ns(stamps) // _DAY_NS
+    return (day >= _ordinal(query.start)) & (day <= _ordinal(query.end))
 
 
 def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
@@ -266,8 +263,7 @@ def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None \
             or df.empty:
         return df
-    day = wall_ns(df.index) // _DAY_NS
-    keep = (day >= _ordinal(query.start)) & (day <= _ordinal(query.end))
+    keep = _in_range(df.index, query)
     return df if keep.all() else df[keep]
 
 

@@ -237,8 +237,7 @@ class Store:
         path = self.year_dir(dataset, year) / MANIFEST
         key = str(path)
         try:
-            st = os.stat(path)
-            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+            sig = _version(path)
             hit = _MANIFESTS.get(key)
             if hit is not None and hit[0] == sig and not fresh:
                 return hit[1]
@@ -992,31 +991,43 @@ def _session_of_ns(ns: Any) -> dt.date:
     return ts.astimezone(ZoneInfo("America/New_York")).date()
 
 
+def _version(path: Path) -> tuple[int, int, int]:
+    """What identifies a file's version: (mtime_ns, size, inode); an atomic replace is a new inode."""
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _parsed(cache: dict, path: Path, parse):
+    """``parse(path)`` once per version of ``path`` (FileNotFoundError when it is absent)."""
+    key, sig = str(path), _version(path)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    value = parse(path)
+    cache[key] = (sig, value)
+    return value
+
+
 def _session_index(path: Path):
     """(session -> ETag held, session -> row group, ParquetFile) of a session-ordered copy,
     parsed once per file version."""
-    import json as _json
-
     import pyarrow.parquet as pq
 
-    key = str(path)
-    st = os.stat(path)
-    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = _SESSION_META.get(key)
-    if hit is not None and hit[0] == sig:
-        held, groups, meta = hit[1]
-        return held, groups, pq.ParquetFile(path, metadata=meta)
-    pf = pq.ParquetFile(path)
-    meta = pf.metadata
-    held = _json.loads(pf.schema_arrow.metadata[b"finrpt_sessions"])
-    col = pf.schema_arrow.get_field_index("window_start")
-    groups = {}
-    for i in range(meta.num_row_groups):
-        s = meta.row_group(i).column(col).statistics
-        if s is not None and s.has_min_max and _session_of_ns(s.min) == _session_of_ns(s.max):
-            groups[_session_of_ns(s.min)] = i
-    _SESSION_META[key] = (sig, (held, groups, meta))
-    return held, groups, pf
+    def parse(p: Path):
+        import json as _json
+
+        pf = pq.ParquetFile(p)
+        held = _json.loads(pf.schema_arrow.metadata[b"finrpt_sessions"])
+        col = pf.schema_arrow.get_field_index("window_start")
+        groups = {}
+        for i in range(pf.metadata.num_row_groups):
+            st = pf.metadata.row_group(i).column(col).statistics
+            if st is not None and st.has_min_max and _session_of_ns(st.min) == _session_of_ns(st.max):
+                groups[_session_of_ns(st.min)] = i
+        return held, groups, pf.metadata
+
+    held, groups, meta = _parsed(_SESSION_META, path, parse)
+    return held, groups, pq.ParquetFile(path, metadata=meta)
 
 
 def _footer(path: Path):
@@ -1024,22 +1035,17 @@ def _footer(path: Path):
     file version (the warm path must not re-parse it on every query)."""
     import pyarrow.parquet as pq
 
-    key = str(path)
-    st = os.stat(path)
-    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = _FOOTERS.get(key)
-    if hit is not None and hit[0] == sig:
-        meta, ranges = hit[1]
-        return pq.ParquetFile(path, metadata=meta), ranges
-    pf = pq.ParquetFile(path)
-    meta = pf.metadata
-    col = pf.schema_arrow.get_field_index("ticker")
-    ranges = []
-    for i in range(meta.num_row_groups):
-        stats = meta.row_group(i).column(col).statistics
-        ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else None)
-    _FOOTERS[key] = (sig, (meta, ranges))
-    return pf, ranges
+    def parse(p: Path):
+        pf = pq.ParquetFile(p)
+        col = pf.schema_arrow.get_field_index("ticker")
+        ranges = []
+        for i in range(pf.metadata.num_row_groups):
+            st = pf.metadata.row_group(i).column(col).statistics
+            ranges.append((st.min, st.max) if st is not None and st.has_min_max else None)
+        return pf.metadata, ranges
+
+    meta, ranges = _parsed(_FOOTERS, path, parse)
+    return pq.ParquetFile(path, metadata=meta), ranges
 
 
 def _read_row_groups(path: Path, tickers: list[str]) -> pa.Table | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import redact
 from .errors import InvalidQuery, ProviderError
+from .intervals import MINUTE_INTERVALS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,7 +113,7 @@ def _yahoo_frame(bars: pd.DataFrame, interval: str, adj_close: pd.Series | None,
     import numpy as np
     import pandas as pd
 
-    daily = interval not in ("1m", "5m", "15m", "30m", "1h")
+    daily = interval not in MINUTE_INTERVALS
     idx = pd.DatetimeIndex(bars.index).as_unit("s" if daily else "us").rename("Date" if daily else "Datetime")
     cols: dict[str, Any] = {"Open": bars["open"].to_numpy(), "High": bars["high"].to_numpy(),
                             "Low": bars["low"].to_numpy(), "Close": bars["close"].to_numpy()}
@@ -139,7 +140,7 @@ def _yahoo_frame(bars: pd.DataFrame, interval: str, adj_close: pd.Series | None,
 def _empty_history(interval: str, auto_adjust: bool, actions: bool) -> pd.DataFrame:
     import pandas as pd
 
-    daily = interval not in ("1m", "5m", "15m", "30m", "60m", "1h")
+    daily = INTERVALS.get(interval, interval) not in MINUTE_INTERVALS
     cols = ["Open", "High", "Low", "Close"] + ([] if auto_adjust else ["Adj Close"]) + ["Volume"]
     cols += ["Dividends", "Stock Splits"] if actions else []
     idx = pd.DatetimeIndex([], dtype=f"datetime64[{'s' if daily else 'us'}, America/New_York]",
@@ -416,7 +417,7 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     fields = ["Open", "High", "Low", "Close"] + ([] if auto_adjust else ["Adj Close"]) + ["Volume"]
     src = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
     stamps = long.index.get_level_values("timestamp")
-    daily = ours not in ("1m", "5m", "15m", "30m", "1h")
+    daily = ours not in MINUTE_INTERVALS
     naive = pd.DatetimeIndex(stamps).tz_localize(None).as_unit("s" if daily else "us")
     index = pd.DatetimeIndex(sorted(set(naive)), name="Date" if daily else "Datetime")
     def columns_of(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:

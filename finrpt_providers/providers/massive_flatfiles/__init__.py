@@ -64,42 +64,39 @@ def store_for(config: Config) -> Store:
     return Store(config.cache_dir / "massive", PREFIX, STORE_LAYOUTS)
 
 
-def table_to_bars(table) -> pd.DataFrame:
-    """Stored rows of one ticker -> the bar frame (flat files have no VWAP)."""
+def _frame(table, index_of) -> pd.DataFrame:
+    """Stored rows -> the bar columns (flat files have no VWAP) on ``index_of(stamps)``."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    if table.num_rows == 0:
-        return empty_bars()
     ws = table.column("window_start").cast(pa.int64()).to_numpy().view("M8[ns]")
-    idx = pd.DatetimeIndex(ws, name="timestamp").tz_localize("UTC").tz_convert(ET)
+    stamps = pd.DatetimeIndex(ws).tz_localize("UTC").tz_convert(ET)
     cols = {c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
     cols["vwap"] = np.full(table.num_rows, np.nan)
     cols["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
-    df = pd.DataFrame(cols, index=idx, copy=False)
-    return df if idx.is_monotonic_increasing else df.sort_index()
+    return pd.DataFrame(cols, index=index_of(stamps), copy=False)
+
+
+def table_to_bars(table) -> pd.DataFrame:
+    """Stored rows of one ticker -> the bar frame."""
+    if table.num_rows == 0:
+        return empty_bars()
+    df = _frame(table, lambda stamps: stamps.rename("timestamp"))
+    return df if df.index.is_monotonic_increasing else df.sort_index()
 
 
 def table_to_long(table) -> pd.DataFrame:
     """Stored rows of many tickers -> the long frame indexed by (ticker, timestamp), sorted."""
-    import numpy as np
     import pandas as pd
-    import pyarrow as pa
 
     from ...chain import long_frame
 
     if table is None or table.num_rows == 0:
         return long_frame({})
     table = table.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
-    ws = table.column("window_start").cast(pa.int64()).to_numpy().view("M8[ns]")
-    stamps = pd.DatetimeIndex(ws).tz_localize("UTC").tz_convert(ET)
-    index = pd.MultiIndex.from_arrays([table.column("ticker").to_numpy(zero_copy_only=False), stamps],
-                                      names=["ticker", "timestamp"])
-    cols = {c: table.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
-    cols["vwap"] = np.full(table.num_rows, np.nan)
-    cols["transactions"] = pd.array(table.column("transactions").to_numpy(zero_copy_only=False), dtype="Int64")
-    return pd.DataFrame(cols, index=index, copy=False)
+    tickers = table.column("ticker").to_numpy(zero_copy_only=False)
+    return _frame(table, lambda stamps: pd.MultiIndex.from_arrays([tickers, stamps], names=["ticker", "timestamp"]))
 
 
 class MassiveFlatFilesProvider(PriceProvider):
