@@ -17,7 +17,7 @@ from typing import Any
 from .redact import register as register_secrets
 from .errors import ConfigurationError, InvalidQuery
 
-_TYPES = ("str", "int", "float", "bool", "list", "url", "path", "date")
+_TYPES = ("str", "int", "float", "bool", "list", "url", "wsurl", "path", "date")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Setting:
         if self.le is not None:
             bounds.append(f"<= {self.le:g}")
         what = {"int": "a whole number", "float": "a number", "bool": "true or false", "url": "an http(s) URL",
+                "wsurl": "a ws:// or wss:// URL",
                 "list": "a comma-separated list", "date": "a date YYYY-MM-DD", "path": "a path",
                 "str": "text"}[self.type]
         return what + (" " + " and ".join(bounds) if bounds else "")
@@ -100,6 +101,10 @@ class Setting:
             if not text.lower().startswith(("http://", "https://")) or len(text.split("://", 1)[1]) == 0:
                 raise bad()
             value = text.rstrip("/")
+        elif self.type == "wsurl":
+            if not text.lower().startswith(("ws://", "wss://")) or len(text.split("://", 1)[1]) == 0:
+                raise bad()
+            value = text.rstrip("/")
         elif self.type == "date":
             try:
                 value = dt.date.fromisoformat(text)
@@ -137,6 +142,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             help="where stores and caches live (default: the platform user cache dir)"),
     Setting("FINRPT_MAX_INTRADAY_SESSIONS", "chain", "max_intraday_sessions", "int", 2520, ge=1,
             help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
+    Setting("FINRPT_STREAM_QUEUE", "stream", "queue", "int", 1000, ge=1, le=1_000_000,
+            help="frames a live stream holds for a slow reader before its connection pauses (nothing is dropped)"),
+    Setting("FINRPT_STREAM_MAX_RECONNECTS", "stream", "max_reconnects", "int", 20, ge=0, le=10_000,
+            help="failed reconnects in a row before a live stream gives up"),
+    Setting("FINRPT_STREAM_BACKOFF", "stream", "backoff", "float", 0.5, ge=0, le=60,
+            help="first pause before reconnecting, seconds (doubles up to 30 s, with jitter)"),
 )
 
 

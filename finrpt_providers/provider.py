@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` ligh
     import pandas as pd
 
     from .config import Config, Setting
+    from .stream import LiveFeed
 
 ET = "America/New_York"
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "transactions")
@@ -187,6 +188,8 @@ class PriceProvider:
     serves_info: ClassVar[bool] = False
     #: True when :meth:`fetch_market` serves every ticker of a session at once
     serves_market: ClassVar[bool] = False
+    #: True when :meth:`open_stream` serves live bars (see :mod:`finrpt_providers.stream`)
+    serves_stream: ClassVar[bool] = False
     #: the settings this provider reads (see :class:`~finrpt_providers.config.Setting`)
     settings: ClassVar[tuple["Setting", ...]] = ()
     #: setting names (e.g. "MASSIVE_API_KEY") that must be set for the provider to work
@@ -308,6 +311,12 @@ class PriceProvider:
         (``symbol``, ``currency``, ``shortName``, ``longName``, ``exchange``, ``quoteType``,
         ``sharesOutstanding``, ``marketCap``...). Only when ``serves_info``."""
         raise UnsupportedQuery(f"{self.name} does not serve company information", provider=self.name)
+
+    def open_stream(self, interval: str) -> "LiveFeed":
+        """A :class:`~finrpt_providers.stream.LiveFeed` for ``interval`` ("1m" or "1s"), not yet
+        connected. Only when ``serves_stream``; the core keeps it up (reconnects, fills,
+        ordering: :mod:`finrpt_providers.stream`)."""
+        raise UnsupportedQuery(f"{self.name} does not serve live bars", provider=self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

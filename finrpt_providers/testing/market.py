@@ -405,3 +405,28 @@ def quotes(market: SyntheticMarket, ticker: str, day: dt.date, per_day: int = 20
         "sequence_number": np.arange(1, per_day + 1) * 3 + 500, "sip_timestamp": part + 120_000,
         "tape": 1 + (list(market.specs).index(ticker) % 3), "trf_timestamp": "",
     }, columns=cols)
+
+
+def second_bars(minutes: pd.DataFrame) -> pd.DataFrame:
+    """Three 1-second bars per minute bar, at :00, :20 and :40, walking open -> high ->
+    low -> close, so they aggregate back to the minute exactly (first open, max high, min
+    low, last close, summed volume); each carries the minute's VWAP; no trade count.
+    The fake WebSocket's ``A`` events and the fake REST's ``second`` bars both use it."""
+    if minutes.empty:
+        return empty_bars()
+    o, h, l, c = (minutes[k].to_numpy() for k in ("open", "high", "low", "close"))
+    v = minutes["volume"].to_numpy()
+    v1 = np.round(v / 3, 6)
+    v3 = v - 2 * v1
+    legs = [(o, h, o, h, v1), (h, h, l, l, v1), (l, np.maximum(l, c), l, c, v3)]
+    stamps = minutes.index
+    frames = []
+    for k, (op, hi, lo, cl, vol) in enumerate(legs):
+        frames.append(pd.DataFrame({"open": op, "high": np.maximum(hi, np.maximum(op, cl)),
+                                    "low": np.minimum(lo, np.minimum(op, cl)), "close": cl, "volume": vol,
+                                    "vwap": minutes["vwap"].to_numpy()},
+                                   index=stamps + pd.Timedelta(seconds=20 * k)))
+    out = pd.concat(frames).sort_index()
+    out.index.name = "timestamp"
+    out["transactions"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    return out

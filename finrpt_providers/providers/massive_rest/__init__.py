@@ -38,8 +38,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .. import deadline, redact
-from ..errors import (
+from ... import deadline, redact
+from ...errors import (
     AuthenticationFailed,
     DataIntegrityError,
     MissingCredentials,
@@ -50,15 +50,15 @@ from ..errors import (
     RateLimited,
     UnsupportedQuery,
 )
-from ..config import Setting
-from ..hookspecs import hookimpl
-from ..provider import ET, PriceProvider, PriceQuery, report_done
+from ...config import Setting
+from ...hookspecs import hookimpl
+from ...provider import ET, PriceProvider, PriceQuery, report_done
 
 if TYPE_CHECKING:
     import pandas as pd
     import requests
 
-    from ..config import Config
+    from ...config import Config
 
 NAME = "massive_rest"
 log = redact.logger(__name__)
@@ -102,6 +102,18 @@ SETTINGS = (
             help="intraday windows (52 sessions each) and basket tickers fetched at once"),
     Setting("MASSIVE_REST_REQUEST_DEADLINE", NAME, "request_deadline", "float", 90.0, gt=0, le=3600,
             help="seconds one request may take in all, however slowly the server sends"),
+    Setting("MASSIVE_WS_FEED", NAME, "ws_feed", "str", "real-time", choices=("real-time", "delayed"),
+            help="the WebSocket feed your plan includes: real-time, or delayed (15 minutes late)"),
+    Setting("MASSIVE_WS_REALTIME_URL", NAME, "ws_realtime_url", "wsurl", "wss://socket.massive.com/stocks",
+            help="real-time WebSocket host"),
+    Setting("MASSIVE_WS_DELAYED_URL", NAME, "ws_delayed_url", "wsurl", "wss://delayed.massive.com/stocks",
+            help="delayed WebSocket host"),
+    Setting("MASSIVE_WS_OPEN_TIMEOUT", NAME, "ws_open_timeout", "float", 10.0, gt=0, le=300,
+            help="seconds to connect and authenticate"),
+    Setting("MASSIVE_WS_PING_INTERVAL", NAME, "ws_ping_interval", "float", 20.0, gt=0, le=3600,
+            help="seconds between pings on a live stream"),
+    Setting("MASSIVE_WS_PING_TIMEOUT", NAME, "ws_ping_timeout", "float", 20.0, gt=0, le=3600,
+            help="seconds without a pong before the connection counts as stalled and is reopened"),
     Setting("MASSIVE_REST_LISTING_DEADLINE", NAME, "listing_deadline", "float", 600.0, gt=0, le=86400,
             help="seconds one paginated listing (a month window, a ticker's splits) may take in all"),
 )
@@ -172,7 +184,7 @@ def _session(base_url: str, pool: int) -> requests.Session:
 
 def clear_caches() -> None:
     """Forget cached corporate actions (the core keeps them: one cache for every source)."""
-    from ..actions import clear_cache
+    from ...actions import clear_cache
 
     clear_cache()
 
@@ -362,8 +374,8 @@ class MassiveClient:
     def aggregates(self, ticker: str, interval: str, start: dt.date, end: dt.date, adjusted: bool) -> list[dict]:
         """Raw result dicts for [start, end], sorted by time, without duplicates (in whatever
         order the server sent them: a bar is never dropped for arriving out of order)."""
-        from .. import calendar
-        from ..provider import INTERVAL_MINUTES
+        from ... import calendar
+        from ...provider import INTERVAL_MINUTES
 
         mult, span = TIMESPANS[interval]
         windows = _windows(start, end, None if interval == "1d" else WINDOW_SESSIONS)
@@ -595,7 +607,7 @@ def _cursor_params(cursor: str) -> dict[str, str]:
 def _windows(start: dt.date, end: dt.date, sessions_per_window: int | None) -> list[tuple[dt.date, dt.date]]:
     """Contiguous windows tiling [start, end], each holding at most ``sessions_per_window``
     sessions (one window when None): sized so that a window's bars fit one page."""
-    from .. import calendar
+    from ... import calendar
 
     if sessions_per_window is None:
         return [(start, end)]
@@ -613,7 +625,7 @@ def _grouped_to_long(results: list[dict], day: dt.date) -> pd.DataFrame:
     """Grouped daily results of ``day`` -> the long frame, stamped 00:00 New York of ``day``."""
     import pandas as pd
 
-    from ..chain import long_frame
+    from ...chain import long_frame
 
     if not results:
         return long_frame({})
@@ -634,7 +646,7 @@ def results_to_bars(results: list[dict], interval: str) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from ..provider import empty_bars
+    from ...provider import empty_bars
 
     if not results:
         return empty_bars()
@@ -659,6 +671,7 @@ class MassiveRESTProvider(PriceProvider):
     intervals = frozenset({"1m", "5m", "15m", "30m", "1h", "1d"})
     adjustments = frozenset({"raw", "splits"})
     serves_actions = True
+    serves_stream = True
     settings = SETTINGS
     credentials = ("MASSIVE_API_KEY",)
     requires = ("requests",)
@@ -669,6 +682,13 @@ class MassiveRESTProvider(PriceProvider):
 
     def client(self) -> MassiveClient:
         return MassiveClient(self.config)
+
+    def open_stream(self, interval: str):
+        """Massive's WebSocket aggregates (``AM`` per minute, ``A`` per second) on the feed
+        MASSIVE_WS_FEED names; missed bars are filled from REST (:mod:`.stream`)."""
+        from .stream import MassiveFeed
+
+        return MassiveFeed(self.config, interval, api_key(self.config))
 
     def fetch(self, query: PriceQuery) -> pd.DataFrame:
         return self._fetch(self.client(), query)
@@ -709,8 +729,8 @@ class MassiveRESTProvider(PriceProvider):
         at the session date (00:00 New York), after checking ``t`` falls on that date."""
         import pandas as pd
 
-        from .. import calendar
-        from ..chain import long_frame
+        from ... import calendar
+        from ...chain import long_frame
 
         if interval != "1d":
             raise UnsupportedQuery(f"Massive's grouped bars are daily: no {interval} market", provider=NAME)

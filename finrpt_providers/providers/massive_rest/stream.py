@@ -1,0 +1,284 @@
+"""Massive's WebSocket aggregates: one connection of the live stream (see finrpt_providers.stream).
+
+Protocol (Massive's docs): connect to ``wss://socket.massive.com/stocks`` (real-time) or
+``wss://delayed.massive.com/stocks`` (15 minutes late; a plan includes one or the
+other); the server greets with a ``connected`` status; send
+``{"action":"auth","params":KEY}`` and wait for ``auth_success``; then
+``{"action":"subscribe","params":"AM.AAPL,AM.MSFT"}`` (``AM`` per minute, ``A`` per
+second). Messages are JSON arrays of events; an aggregate has ``sym``, ``o h l c``,
+``v`` (bar volume), ``vw`` (bar VWAP), ``s``/``e`` (bar start/end, Unix ms UTC). One
+connection per account at a time: another gets a ``max_connections`` status.
+
+The key goes in one message and nowhere else: the websockets library logs frames at
+DEBUG, so it is handed a logger of its own that never logs below INFO.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ... import redact
+from ...errors import AuthenticationFailed, MissingCredentials, NotEntitled, ProviderError, ProviderUnavailable
+from ...stream import ConnectionLost, LiveFeed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ...config import Config
+
+NAME = "massive_rest"
+log = redact.logger(__name__)
+#: the websockets library's own logger for our connections: frames (and so the auth message)
+#: are logged at DEBUG, which this logger never emits whatever the root level
+_WIRE = redact.logger(__name__ + ".wire")
+_WIRE.setLevel(logging.INFO)
+
+PREFIX = {"1m": "AM", "1s": "A"}
+FEEDS = ("real-time", "delayed")
+_NOT_ENTITLED = ("plan", "not authorized", "not entitled", "entitle", "upgrade")
+
+
+def _require_websockets():
+    try:
+        from websockets.sync.client import connect
+    except ImportError:
+        raise ProviderError("live bars need the websockets library: pip install 'finrpt-providers[stream]'",
+                            provider=NAME) from None
+    return connect
+
+
+def url_of(config: "Config", feed: str) -> str:
+    return config.value("MASSIVE_WS_DELAYED_URL" if feed == "delayed" else "MASSIVE_WS_REALTIME_URL")
+
+
+class MassiveFeed(LiveFeed):
+    provider = NAME
+
+    def __init__(self, config: "Config", interval: str, key: str, feed: str | None = None) -> None:
+        if not key:
+            raise MissingCredentials("no Massive API key: set MASSIVE_API_KEY (the WebSocket authenticates with "
+                                     "the REST key)", provider=NAME)
+        self._config = config
+        self._key = key
+        self.feed = (feed or config.value("MASSIVE_WS_FEED")).lower()
+        self.url = url_of(config, self.feed)
+        self.prefix = PREFIX[interval]
+        self.interval = interval
+        self._ws = None
+        self._send_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<MassiveFeed {self.feed} {self.url} key=****>"
+
+    # -- the connection ----------------------------------------------------------------
+    def connect(self) -> None:
+        connect = _require_websockets()
+        from websockets.exceptions import InvalidHandshake, InvalidURI
+
+        cfg = self._config
+        try:
+            ws = connect(self.url, open_timeout=cfg.value("MASSIVE_WS_OPEN_TIMEOUT"),
+                         ping_interval=cfg.value("MASSIVE_WS_PING_INTERVAL"),
+                         ping_timeout=cfg.value("MASSIVE_WS_PING_TIMEOUT"), close_timeout=2,
+                         max_size=64 << 20, logger=_WIRE)
+        except InvalidURI as e:
+            raise ProviderError(f"{self.url} is not a WebSocket URL ({e}): check MASSIVE_WS_"
+                                f"{'DELAYED' if self.feed == 'delayed' else 'REALTIME'}_URL", provider=NAME) from None
+        except (OSError, TimeoutError, InvalidHandshake) as e:
+            raise ConnectionLost(f"could not connect to {self.url}: {type(e).__name__}: {e}") from None
+        self._ws = ws
+        try:
+            with self._send_lock:
+                ws.send(json.dumps({"action": "auth", "params": self._key}))
+            deadline = cfg.value("MASSIVE_WS_OPEN_TIMEOUT")
+            while True:
+                try:
+                    raw = ws.recv(timeout=deadline)
+                except TimeoutError:
+                    raise ConnectionLost(f"{self.url} did not answer the authentication within {deadline:g} s") \
+                        from None
+                for ev in _events(raw):
+                    if ev.get("ev") != "status":
+                        continue
+                    status = str(ev.get("status", ""))
+                    if status == "auth_success":
+                        log.info("stream: authenticated on %s (%s feed)", self.url, self.feed)
+                        return
+                    self._status(ev)  # raises for every failure
+        except ConnectionLost:
+            self.close()
+            raise
+        except ProviderError:
+            self.close()
+            raise
+        except Exception as e:
+            self.close()
+            raise ConnectionLost(_closed_why(e)) from None
+
+    def _status(self, ev: dict) -> None:
+        """Map a status event: failures raise, the rest is logged."""
+        status = str(ev.get("status", ""))
+        message = redact.scrub(str(ev.get("message", "")))[:300]
+        low = message.lower()
+        if status == "auth_failed" or (status == "error" and "auth" in low and "fail" in low):
+            raise AuthenticationFailed(f"Massive refused the API key on its WebSocket ({message}): check "
+                                       "MASSIVE_API_KEY (the REST key; not the S3 key pair)", provider=NAME)
+        if status == "max_connections" or "max" in low and "connection" in low:
+            raise ProviderUnavailable(f"Massive allows one WebSocket connection per account and another process "
+                                      f"holds it ({message}): stop the other stream (or the other program using "
+                                      "this key), then retry", provider=NAME)
+        if status == "error" and any(w in low for w in _NOT_ENTITLED):
+            raise self._not_entitled(message)
+        if status == "error":
+            raise ProviderError(f"Massive's WebSocket answered an error: {message}", provider=NAME)
+        log.debug("stream: status %s: %s", status, message)
+
+    def _not_entitled(self, message: str) -> NotEntitled:
+        hint = ""
+        if self.feed == "real-time":
+            other = MassiveFeed(self._config, self.interval, self._key, feed="delayed")
+            if other.probe():
+                hint = ("; your plan includes the DELAYED feed (15 minutes late): set MASSIVE_WS_FEED=delayed")
+        return NotEntitled(f"your Massive plan does not include the {self.feed} WebSocket feed ({message})"
+                           f"{hint or ': see https://massive.com/pricing'}", provider=NAME)
+
+    def probe(self) -> bool:
+        """Can this feed be authenticated and subscribed to? (one short connection)"""
+        try:
+            self.connect()
+            self.subscribe(["SPY"])
+            for _ in range(5):
+                try:
+                    raw = self._ws.recv(timeout=2)
+                except TimeoutError:
+                    return True
+                for ev in _events(raw):
+                    if ev.get("ev") == "status":
+                        if ev.get("status") == "error":
+                            return False
+                        if ev.get("status") == "success":
+                            return True
+            return True
+        except Exception:
+            return False
+        finally:
+            self.close()
+
+    def _send(self, action: str, tickers: Sequence[str]) -> None:
+        ws = self._ws
+        if ws is None:
+            raise ConnectionLost("not connected")
+        params = ",".join(f"{self.prefix}.{t}" for t in tickers)
+        try:
+            with self._send_lock:
+                ws.send(json.dumps({"action": action, "params": params}))
+        except Exception as e:
+            raise ConnectionLost(_closed_why(e)) from None
+
+    def subscribe(self, tickers: Sequence[str]) -> None:
+        self._send("subscribe", tickers)
+
+    def unsubscribe(self, tickers: Sequence[str]) -> None:
+        self._send("unsubscribe", tickers)
+
+    def receive(self, timeout: float) -> "pd.DataFrame | None":
+        ws = self._ws
+        if ws is None:
+            raise ConnectionLost("not connected")
+        try:
+            raw = ws.recv(timeout=timeout)
+        except TimeoutError:
+            return None
+        except Exception as e:
+            raise ConnectionLost(_closed_why(e)) from None
+        rows = []
+        for ev in _events(raw):
+            kind = ev.get("ev")
+            if kind == self.prefix:
+                rows.append(ev)
+            elif kind == "status":
+                self._status(ev)
+        return events_to_bars(rows) if rows else None
+
+    def fill(self, gaps: dict[str, tuple[Any, Any]]) -> "pd.DataFrame":
+        """Missed bars from REST (raw, as the stream's): one request per ticker."""
+        import pandas as pd
+
+        from . import MassiveClient, results_to_bars
+
+        client = MassiveClient(self._config)
+        parts = {}
+        for ticker, (after, before) in gaps.items():
+            mult, span = (1, "minute") if self.interval == "1m" else (1, "second")
+            frm = int(after.timestamp() * 1000) + 1
+            to = int(before.timestamp() * 1000) - 1
+            path = f"/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{frm}/{to}"
+            results = []
+            for page in client.pages(path, {"adjusted": "false", "sort": "asc", "limit": "50000"},
+                                     keep=("adjusted", "limit", "sort"), max_results=200_000,
+                                     key=lambda r: r.get("t")):
+                results.extend(page.get("results") or [])
+            bars = results_to_bars(results, "1m")
+            if not bars.empty:
+                parts[ticker] = bars
+        if not parts:
+            return None
+        return pd.concat(parts, names=["ticker", "timestamp"])
+
+    def close(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:
+                pass
+
+
+def _events(raw: Any) -> list[dict]:
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        log.warning("stream: ignored a message that is not JSON (%d bytes)", len(raw or ""))
+        return []
+    if isinstance(data, dict):
+        data = [data]
+    return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+
+
+def _closed_why(e: BaseException) -> str:
+    return redact.scrub(f"{type(e).__name__}: {e}")[:300]
+
+
+def events_to_bars(rows: list[dict]) -> "pd.DataFrame":
+    """Aggregate events -> a long bar frame (ticker, timestamp): start-of-bar New York time,
+    float volume, the bar's VWAP; no trade count (the events carry none)."""
+    import numpy as np
+    import pandas as pd
+
+    from ...errors import DataIntegrityError
+    from ...provider import ET
+
+    n = len(rows)
+    try:
+        t = np.fromiter((r["s"] for r in rows), dtype="int64", count=n)
+        cols = {k: np.fromiter((r[c] for r in rows), dtype="float64", count=n)
+                for k, c in (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))}
+        cols["vwap"] = np.fromiter((np.nan if r.get("vw") is None else r["vw"] for r in rows), dtype="float64",
+                                   count=n)
+        syms = [str(r["sym"]) for r in rows]
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise DataIntegrityError(f"malformed aggregate event from Massive's WebSocket ({type(e).__name__}: {e})",
+                                 provider=NAME) from None
+    stamps = pd.to_datetime(t, unit="ms", utc=True).tz_convert(ET).as_unit("ns")
+    df = pd.DataFrame(cols, index=pd.MultiIndex.from_arrays([syms, stamps], names=["ticker", "timestamp"]))
+    df["transactions"] = pd.array([pd.NA] * n, dtype="Int64")
+    bad = ~((df["low"] <= df[["open", "close"]].min(axis=1)) & (df["high"] >= df[["open", "close"]].max(axis=1))
+            & (df["volume"] >= 0))
+    if bad.any():
+        raise DataIntegrityError(f"Massive's WebSocket sent an impossible bar for {df.index[bad.argmax()]} "
+                                 "(low above open/close, high below them, or negative volume)", provider=NAME)
+    return df
