@@ -65,9 +65,15 @@ class Chain:
             df, sources, used = empty_bars(), [], {}
         else:
             done = self._run([query], self.names, attempts, today, note="", basket=False)
+            if query.ticker not in done and query.intraday and len(expected_sessions(query, today)) == 1:
+                joined, live = _with_live(query, empty_bars(), [])  # one session: a live stream may know it
+                if live:
+                    done[query.ticker] = (joined, live, {})
             if query.ticker not in done:
                 raise AllProvidersFailed.from_attempts(query.describe(), attempts[query.ticker])
             df, sources, used = done[query.ticker]
+        if query.intraday:
+            df, sources = _with_live(query, df, sources)
         df.attrs.clear()
         df.attrs.update(
             ticker=query.ticker,
@@ -110,6 +116,8 @@ class Chain:
         frames.update({q.ticker: empty_bars() for q in queries if q.ticker not in failed and q.ticker not in done})
         answered = sorted(set(frames) | set(done))
         out = _assemble(parts, frames)
+        if q0.intraday:
+            out = _basket_with_live(out, queries, done)
         out.attrs.update(
             tickers=answered,
             interval=q0.interval,
@@ -316,6 +324,72 @@ def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any] 
 
 def _why(attempts: list[dict[str, Any]]) -> str:
     return "; ".join(f"{a['provider']} {a['outcome']} ({a['detail']})" for a in attempts) or "no provider"
+
+
+def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
+    """``df`` with the closed bars an open live stream of this process has for ``query``'s
+    ticker in its session (when the query's range holds it) after ``df``'s last bar (derived to the query's interval; a bucket only when
+    every minute of it has closed). Joined only when the stream's bars follow ``df`` without a
+    hole: the first streamed minute at most one minute after ``df``'s last one (or, when ``df``
+    has nothing today, at the session's first minute); else a warning says why not."""
+    import sys
+
+    if "finrpt_providers.stream" not in sys.modules:  # no stream was ever opened: nothing to join
+        return df, sources
+    from .intervals import INTERVAL_MINUTES, resample_minutes
+    from .stream import live_bars
+
+    got = live_bars(query.ticker)
+    if got is None:
+        return df, sources
+    import pandas as pd
+
+    live, name = got
+    today = live.index[0].date()
+    if not query.start <= today <= query.end:
+        return df, sources
+    minute = pd.Timedelta(minutes=1)
+    last = df.index[-1] if len(df) else None
+    session_first = pd.Timestamp(today, tz=live.index.tz) + pd.Timedelta(hours=4)
+    edge = last if last is not None and last >= session_first else session_first - minute
+    if live.index[0] > edge + minute and (last is None or live.index[0] > last):
+        log.warning("a live stream has %s bars of %s from %s, but the answer ends at %s: the minutes between are "
+                    "not known, so the stream's bars are not joined", name, query.ticker, live.index[0], edge)
+        return df, sources
+    width = pd.Timedelta(minutes=INTERVAL_MINUTES[query.interval])
+    bars = resample_minutes(live, query.interval)
+    bars = bars[bars.index + width <= live.index[-1] + minute]  # closed buckets only
+    if last is not None:
+        bars = bars[bars.index > last]
+    if bars.empty:
+        return df, sources
+    bars = bars[list(df.columns)].astype(df.dtypes.to_dict()) if len(df.columns) else bars
+    out = pd.concat([df, bars]) if len(df) else bars
+    return out, [*sources, {"provider": name, "first": bars.index[0], "last": bars.index[-1]}]
+
+
+def _basket_with_live(out: pd.DataFrame, queries: list[PriceQuery], done: dict) -> pd.DataFrame:
+    """The basket's long frame with each ticker's live bars joined (see :func:`_with_live`)."""
+    import sys
+
+    if "finrpt_providers.stream" not in sys.modules:
+        return out
+    import pandas as pd
+
+    have = set(out.index.get_level_values(0)) if len(out) else set()
+    extra = {}
+    for q in queries:
+        if q.ticker not in done:
+            continue
+        df = out.xs(q.ticker, level=0) if q.ticker in have else empty_bars()
+        joined, sources = _with_live(q, df, done[q.ticker][1])
+        if len(joined) > len(df):
+            extra[q.ticker] = joined.iloc[len(df):]
+            done[q.ticker] = (done[q.ticker][0], sources, done[q.ticker][2])
+    if not extra:
+        return out
+    added = long_frame(extra)
+    return pd.concat([out, added]).sort_index()
 
 
 def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

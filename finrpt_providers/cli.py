@@ -432,6 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--max-rows", type=int, default=60, help="rows shown by --format table")
     sm.set_defaults(func=cmd_market)
 
+    sl = sub.add_parser("stream", help="print bars as they close (a live feed) until Ctrl-C, --count or --until")
+    sl.add_argument("tickers", nargs="+", metavar="TICKER", help="US tickers, or '*' for every ticker")
+    sl.add_argument("--interval", choices=["1m", "1s"], default="1m", help="bars per minute (default) or second")
+    sl.add_argument("--format", choices=["table", "csv", "json"], default="table", help="json: one object a line")
+    sl.add_argument("--count", type=int, metavar="N", help="stop after N bars")
+    sl.add_argument("--until", metavar="HH:MM", help="stop at the first bar at or after HH:MM New York time, or "
+                    "when the clock there passes it")
+    sl.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
+                    help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
+    sl.set_defaults(func=cmd_stream)
+
     from .plugins import load_plugins, pm
 
     load_plugins()
@@ -443,6 +454,71 @@ def build_parser() -> argparse.ArgumentParser:
             warnings.warn(f"skipped the commands of plugin {impl.plugin_name!r}: {type(e).__name__}: {e}",
                           stacklevel=2)
     return p
+
+
+def _until(text: str | None):
+    """``HH:MM`` -> a time of day (InvalidQuery naming the format)."""
+    import datetime as dt
+
+    if text is None:
+        return None
+    try:
+        return dt.datetime.strptime(text.strip(), "%H:%M").time()
+    except ValueError:
+        raise InvalidQuery(f"--until {text!r} is not a time: use HH:MM, New York time (e.g. 16:00)") from None
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Bars as they close until Ctrl-C (exit 0), ``--count`` bars, or ``--until`` HH:MM."""
+    import datetime as dt
+    import json
+
+    import pandas as pd
+
+    from .stream import stream
+
+    until = _until(args.until)
+    if args.count is not None and args.count < 1:
+        raise InvalidQuery(f"--count {args.count} must be at least 1")
+    cfg = _config(args)
+    pinned = cfg.get("FINRPT_PROVIDERS_TODAY") is not None  # a pinned day: the bars' clock alone decides
+    live = stream(args.tickers, interval=args.interval, config=cfg, providers=args.provider)
+    print(f"streaming {', '.join(live.tickers)} {args.interval} bars from {live.provider} ({live.feed} feed): "
+          "Ctrl-C to stop", file=sys.stderr, flush=True)
+    shown = 0
+    cols = ["open", "high", "low", "close", "volume", "vwap"]
+    if args.format == "csv":
+        print("ticker,timestamp," + ",".join(cols) + ",source", flush=True)
+    try:
+        with live:
+            for frame in live:
+                if "gaps" in frame.attrs:
+                    for t, (a, b) in frame.attrs["gaps"].items():
+                        print(f"warning: bars of {t} between {a:%H:%M:%S} and {b:%H:%M:%S} are missing (the "
+                              "connection dropped and the fill failed)", file=sys.stderr)
+                for (ticker, ts), row in frame.iterrows():
+                    if until is not None and (ts.time() >= until or (not pinned and dt.datetime.now(
+                            ts.tz).time() >= until and dt.datetime.now(ts.tz).date() == ts.date())):
+                        return 0
+                    src = frame.attrs.get("source", "stream")
+                    if args.format == "json":
+                        print(json.dumps({"ticker": ticker, "timestamp": ts.isoformat(),
+                                          **{c: None if pd.isna(row[c]) else float(row[c]) for c in cols},
+                                          "source": src}), flush=True)
+                    elif args.format == "csv":
+                        print(f"{ticker},{ts.isoformat()}," + ",".join("" if pd.isna(row[c]) else repr(float(row[c]))
+                                                                        for c in cols) + f",{src}", flush=True)
+                    else:
+                        print(f"{ts:%Y-%m-%d %H:%M:%S} {ticker:<6} o {row.open:>10.4f} h {row.high:>10.4f} "
+                              f"l {row.low:>10.4f} c {row.close:>10.4f} v {row.volume:>14,.2f} vwap "
+                              f"{row.vwap:>10.4f}{'  (filled from REST)' if src == 'fill' else ''}", flush=True)
+                    shown += 1
+                    if args.count is not None and shown >= args.count:
+                        return 0
+    except KeyboardInterrupt:
+        print(f"stopped after {shown} bar(s)", file=sys.stderr)
+        return 0
+    return 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

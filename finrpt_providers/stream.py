@@ -459,14 +459,16 @@ def _describe(span: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
-def live_bars(ticker: str, day) -> tuple[pd.DataFrame, str] | None:
-    """1m bars of ``ticker`` on ``day`` from an open stream of this process, and its name."""
+def live_bars(ticker: str) -> tuple[pd.DataFrame, str] | None:
+    """1m bars of ``ticker`` in the latest session of an open stream of this process, and the
+    stream's name for ``attrs["sources"]`` (the stream with the most bars when several)."""
     with _OPEN_LOCK:
         open_ = [s for s in _OPEN if not s.closed and s.interval == "1m"]
     best = None
     for s in open_:
         bars = s.bars_today(ticker)
-        if bars is not None and bars.index[0].date() == day and (best is None or len(bars) > len(best[0])):
+        if bars is not None and (best is None or (bars.index[0].date(), len(bars)) > (best[0].index[0].date(),
+                                                                                      len(best[0]))):
             best = (bars, f"{s.provider} (stream, {s.feed})")
     return best
 

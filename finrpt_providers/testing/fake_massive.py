@@ -115,6 +115,8 @@ class FakeMassiveREST(FakeHTTPServer):
         self.huge_body_mb = 0
         self.nested_next = 0
         self.poison: tuple[str, float] | None = None
+        #: intraday bars starting at or after this instant are not served yet (a plan's delay)
+        self.intraday_until: pd.Timestamp | None = None
         self.reference_status: int | None = None
         self.reference_404_after_first = False
         # split listings as a flawed reference feed has them: (ticker, "YYYY-MM-DD", ratio) added,
@@ -152,7 +154,7 @@ class FakeMassiveREST(FakeHTTPServer):
                   "fail_status", "delay", "page_size", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
                   "repeat_cursor", "extra_splits", "split_ratio_override", "next_url_base", "next_url_ticker",
                   "next_url_extra", "echo_next", "results_order", "endless", "huge_body_mb", "nested_next",
-                  "poison", "reference_status", "reference_404_after_first"):
+                  "poison", "intraday_until", "reference_status", "reference_404_after_first"):
             setattr(self, k, getattr(fresh, k))
         self.reset_next = self.hang_next = self.trickle_next = 0
         with self._lock:
@@ -280,6 +282,8 @@ class FakeMassiveREST(FakeHTTPServer):
             whole = self.frame(ticker, interval, adjusted)
             i, j = whole.index.searchsorted(lo, "left"), whole.index.searchsorted(hi, "right")
             bars = whole.iloc[i:j]
+            if self.intraday_until is not None and interval != "1d":
+                bars = bars[bars.index < self.intraday_until]
         per_page = limit if interval in ("1d", "1s") else max(1, limit // INTERVAL_MINUTES[interval])
         per_page = min(per_page, self.page_size)
         page, rest = bars.iloc[:per_page], bars.iloc[per_page:]

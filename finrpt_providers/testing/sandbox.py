@@ -5,7 +5,8 @@
     ...     df = finrpt_providers.get_prices("AAPL", "2026-03-02", "2026-03-13", config=config)
 
 The object yielded unpacks as ``(config, market)`` and also carries the running
-fakes (``.yahoo``, ``.rest``, ``.flatfiles``) so a demo or a test can flip their
+fakes (``.yahoo``, ``.rest``, ``.flatfiles``, ``.ws``: Massive's WebSocket replaying
+the last session from 09:30 at 60 market minutes a second) so a demo or a test can flip their
 switches. Everything listens on 127.0.0.1; nothing reaches the internet. The flat
 files lack the market's last session (as upstream lags a day), so the chain's
 stitching shows. Starting it takes a few seconds (the flat files are rendered).
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from ..config import Config
 from .fake_flatfiles import FakeFlatFiles
 from .fake_massive import FakeMassiveREST
+from .fake_massive_ws import FakeMassiveWS
 from .fake_yahoo import FakeYahoo
 from .market import SyntheticMarket
 
@@ -34,6 +36,7 @@ class Sandbox:
     yahoo: FakeYahoo
     rest: FakeMassiveREST
     flatfiles: FakeFlatFiles
+    ws: FakeMassiveWS
 
     def __iter__(self):
         return iter((self.config, self.market))
@@ -62,7 +65,8 @@ def sandbox(market: SyntheticMarket | None = None, *, tick_days=(), minute_days=
     with tempfile.TemporaryDirectory(prefix="finrpt-sandbox-") as cache, FakeYahoo(market) as yahoo, \
             FakeMassiveREST(market, api_key=SANDBOX_API_KEY) as rest, \
             FakeFlatFiles(market, days=market.sessions[:-1], tick_days=tick_days,
-                          minute_days=minute_days) as flatfiles:
+                          minute_days=minute_days) as flatfiles, \
+            FakeMassiveWS(market, api_key=SANDBOX_API_KEY, speed=60.0, tickers=["AAPL", "SPY", "NVDA"]) as ws:
         values = {
             "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest,yfinance",
             "FINRPT_YFINANCE_BASE_URL": yahoo.url,
@@ -71,8 +75,8 @@ def sandbox(market: SyntheticMarket | None = None, *, tick_days=(), minute_days=
             "MASSIVE_API_KEY": SANDBOX_API_KEY, "MASSIVE_REST_BASE_URL": rest.url,
             # fakes answer at once: retry quickly so a demo of failures stays short
             "MASSIVE_REST_BACKOFF": "0.05", "MASSIVE_REST_MAX_RETRIES": "2",
-            **flatfiles.config(),
+            **flatfiles.config(), **ws.config(),
         }
         values.update(overrides)
         # Defaults + these values only: no environment, TOML or .env of the machine.
-        yield Sandbox(Config.load(values, environ={}, cwd=cache), market, yahoo, rest, flatfiles)
+        yield Sandbox(Config.load(values, environ={}, cwd=cache), market, yahoo, rest, flatfiles, ws)
