@@ -184,6 +184,7 @@ class Stream:
         self._gaps: dict[str, tuple[Any, Any]] = {}  # holes a fill could not close, for the next frame
         self._today: dict[str, list[pd.DataFrame]] = {}  # 1m bars delivered, for the chain
         self._closed = threading.Event()
+        self._behind = False
         self.connections = 0
         self.filled = 0
         self._thread = threading.Thread(target=self._run, name="finrpt-stream", daemon=True)
@@ -416,13 +417,17 @@ class Stream:
 
     def _put(self, item: Any) -> None:
         try:
+            if self._behind and self._queue.empty():
+                self._behind = False
             self._queue.put_nowait(item)
             return
         except queue.Full:
             pass
-        log.warning("stream: the consumer is %d frames behind: reading from %s paused until it catches up "
-                    "(no bar is dropped; raise FINRPT_STREAM_QUEUE to allow more)", self._queue.maxsize,
-                    self.provider)
+        if not self._behind:  # once per episode: until the consumer has emptied the queue
+            self._behind = True
+            log.warning("stream: the consumer is %d frames behind: reading from %s paused until it catches up "
+                        "(no bar is dropped; raise FINRPT_STREAM_QUEUE to allow more)", self._queue.maxsize,
+                        self.provider)
         while True:
             try:
                 self._queue.put(item, timeout=0.25)

@@ -81,10 +81,12 @@ class MassiveFeed(LiveFeed):
 
         cfg = self._config
         try:
+            # entered by hand (closed in close()): websockets 17 wants its context manager entered,
+            # older releases return the open connection, which enters as itself
             ws = connect(self.url, open_timeout=cfg.value("MASSIVE_WS_OPEN_TIMEOUT"),
                          ping_interval=cfg.value("MASSIVE_WS_PING_INTERVAL"),
                          ping_timeout=cfg.value("MASSIVE_WS_PING_TIMEOUT"), close_timeout=2,
-                         max_size=64 << 20, logger=_WIRE)
+                         max_size=64 << 20, logger=_WIRE).__enter__()
         except InvalidURI as e:
             raise ProviderError(f"{self.url} is not a WebSocket URL ({e}): check MASSIVE_WS_"
                                 f"{'DELAYED' if self.feed == 'delayed' else 'REALTIME'}_URL", provider=NAME) from None
