@@ -211,7 +211,8 @@ def test_every_setting_is_documented():
 
 @pytest.mark.parametrize("capability", ["serves_actions", "serves_statements", "settings", "fetch_sessions",
                                         "fetch_actions", "fetch_statements", "native_adjustments", "earliest",
-                                        "serves_info", "fetch_info", "fetch_basket"])
+                                        "serves_info", "fetch_info", "fetch_basket", "serves_stream",
+                                        "open_stream"])
 def test_every_provider_capability_is_documented(capability):
     from finrpt_providers import PriceProvider
 
