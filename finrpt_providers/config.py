@@ -17,7 +17,7 @@ from typing import Any
 from .redact import register as register_secrets
 from .errors import ConfigurationError, InvalidQuery
 
-_TYPES = ("str", "int", "float", "bool", "list", "url", "wsurl", "path", "date")
+_TYPES = ("str", "int", "float", "bool", "list", "url", "wsurl", "path", "location", "date")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Setting:
         if self.le is not None:
             bounds.append(f"<= {self.le:g}")
         what = {"int": "a whole number", "float": "a number", "bool": "true or false", "url": "an http(s) URL",
-                "wsurl": "a ws:// or wss:// URL",
+                "wsurl": "a ws:// or wss:// URL", "location": "a path, or a URL such as s3://bucket/prefix",
                 "list": "a comma-separated list", "date": "a date YYYY-MM-DD", "path": "a path",
                 "str": "text"}[self.type]
         return what + (" " + " and ".join(bounds) if bounds else "")
@@ -110,6 +110,16 @@ class Setting:
                 value = dt.date.fromisoformat(text)
             except ValueError:
                 raise bad() from None
+        elif self.type == "location":
+            if not text or any(ord(c) < 32 for c in text):
+                raise bad("empty, or with control characters")
+            if "://" in text:
+                scheme, rest = text.split("://", 1)
+                if not scheme.isidentifier() or not rest.strip("/"):
+                    raise bad("a URL needs a scheme and a place, e.g. s3://bucket/prefix")
+                value = scheme.lower() + "://" + rest.rstrip("/")
+            else:
+                value = Path(text).expanduser()
         elif self.type == "path":
             if not text or any(ord(c) < 32 for c in text):
                 raise bad("empty, or with control characters")
@@ -138,8 +148,17 @@ CORE_SETTINGS: tuple[Setting, ...] = (
                  "in chain order, then the other installed ones; empty list: none)"),
     Setting("FINRPT_PROVIDERS_TODAY", "chain", "today", "date",
             help="pin the date 'today' in New York (the sandbox and tests do)"),
-    Setting("FINRPT_PROVIDERS_CACHE_DIR", "store", "path", "path",
-            help="where stores and caches live (default: the platform user cache dir)"),
+    Setting("FINRPT_PROVIDERS_CACHE_DIR", "store", "path", "location",
+            help="where stores and caches live (default: the platform user cache dir); a URL (s3://bucket/prefix, "
+                 "file:///shared/dir, what pyarrow or fsspec can open) puts the stores on object storage"),
+    Setting("FINRPT_STORE_S3_ENDPOINT", "store", "s3_endpoint", "url",
+            help="S3-compatible endpoint of an s3:// store (default: AWS)"),
+    Setting("FINRPT_STORE_S3_ACCESS_KEY", "store", "s3_access_key", secret=True,
+            help="access key id of an s3:// store (default: the AWS credential chain; never Massive's keys)"),
+    Setting("FINRPT_STORE_S3_SECRET_KEY", "store", "s3_secret_key", secret=True,
+            help="secret key of an s3:// store"),
+    Setting("FINRPT_STORE_S3_REGION", "store", "s3_region",
+            help="region of an s3:// store (default: us-east-1)"),
     Setting("FINRPT_MAX_INTRADAY_SESSIONS", "chain", "max_intraday_sessions", "int", 2520, ge=1,
             help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
     Setting("FINRPT_STREAM_QUEUE", "stream", "queue", "int", 1000, ge=1, le=1_000_000,
@@ -391,9 +410,16 @@ class Config:
         return list(self.value("FINRPT_ACTIONS_PROVIDERS") or [])
 
     @property
-    def cache_dir(self) -> Path:
+    def store_location(self) -> Path | str:
+        """Where stores live: a local Path, or a URL (``s3://bucket/prefix``, ``file:///dir``)."""
         p = self.value("FINRPT_PROVIDERS_CACHE_DIR")
-        if p:
+        return p if isinstance(p, str) else self.cache_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        """A LOCAL directory for caches (the platform's when the stores are on object storage)."""
+        p = self.value("FINRPT_PROVIDERS_CACHE_DIR")
+        if p and not isinstance(p, str):
             return p
         import platformdirs
 

@@ -191,7 +191,10 @@ def to_store_table(table: pa.Table, sort: bool = True) -> pa.Table:
 
 class Store:
     """A store under ``root``/``prefix`` whose datasets have the declared ``layouts``
-    (dataset name -> ``"year"`` or ``"session"``)."""
+    (dataset name -> ``"year"`` or ``"session"``). On object storage, see
+    :class:`~finrpt_providers.objectstore.ObjectStore` (same interface)."""
+
+    remote = False
 
     def __init__(self, root: str | os.PathLike, prefix: str, layouts: dict[str, str]):
         self.root = Path(root)

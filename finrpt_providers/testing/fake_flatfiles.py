@@ -108,6 +108,17 @@ class _Gate:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         auth = environ.get("HTTP_AUTHORIZATION", "")
+        store_key = fake.store_buckets.get(path.lstrip("/").split("/", 1)[0])
+        if store_key is not None:  # a store's bucket: its own key only, no upstream faults, counted apart
+            with fake._lock:
+                fake.store_requests.append((method, path))
+            if f"Credential={store_key}/" not in auth:
+                body = _ERR.format(code="InvalidAccessKeyId", msg="The AWS Access Key Id you provided does not exist "
+                                   "in our records.", rid="STORE").encode()
+                start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                                 ("Content-Length", str(len(body)))])
+                return [body]
+            return self.app(environ, start_response)
         with fake._lock:
             fake.requests.append((method, path))
             slow = fake.slow_down > 0
@@ -221,6 +232,8 @@ class FakeFlatFiles:
         self.delay = 0.0  # seconds before answering each request
         self._stopping = threading.Event()
         self.check_keys = True
+        self.store_buckets: dict[str, str] = {}  # bucket -> the access key it accepts (a store, not upstream)
+        self.store_requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server = None
         self._client = None
@@ -288,6 +301,21 @@ class FakeFlatFiles:
                 aws_secret_access_key=self.secret_key, region_name="us-east-1",
                 config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"}))
         return self._client
+
+    def add_store_bucket(self, bucket: str, access_key: str = "store-access-key",
+                         secret_key: str = "store-secret-key") -> dict[str, str]:
+        """Another bucket on this S3 server, for a store (``s3://bucket/...``), reachable with its
+        own key pair only (Massive's keys are refused there, and its keys upstream). Returns
+        the FINRPT_STORE_S3_* settings."""
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        self.store_buckets[bucket] = access_key
+        boto3.session.Session().client(
+            "s3", endpoint_url=self.url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            region_name="us-east-1", config=BotoConfig(s3={"addressing_style": "path"})).create_bucket(Bucket=bucket)
+        return {"FINRPT_STORE_S3_ENDPOINT": self.url, "FINRPT_STORE_S3_ACCESS_KEY": access_key,
+                "FINRPT_STORE_S3_SECRET_KEY": secret_key}
 
     def config(self) -> dict[str, str]:
         """Settings that point the flat-file provider here."""

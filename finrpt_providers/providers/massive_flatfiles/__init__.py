@@ -60,8 +60,13 @@ SETTINGS = (
 
 
 def store_for(config: Config) -> Store:
-    """This provider's store: ``FINRPT_PROVIDERS_CACHE_DIR``/massive, laid out as the bucket."""
-    return Store(config.cache_dir / "massive", PREFIX, STORE_LAYOUTS)
+    """This provider's store: ``FINRPT_PROVIDERS_CACHE_DIR``/massive, laid out as the bucket
+    (a local directory, or object storage when the setting is a URL)."""
+    from ...objectstore import open_store
+
+    where = config.store_location
+    return open_store(f"{where}/massive" if isinstance(where, str) else where / "massive", PREFIX, STORE_LAYOUTS,
+                      config)
 
 
 def _frame(table, index_of) -> pd.DataFrame:

@@ -197,12 +197,23 @@ def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date]
             continue
         tick = progress(dataset, len(todo), total) if progress and todo else None
         out = fetch_days(s3, store, dataset, [p.day for p in todo], workers, tick)
+        merge_years(store, dataset, out.fetched, report)
         if absent:
             store.record_missing(dataset, absent)
         out.missing = sorted(set(out.missing) | set(absent))
         out.planned = todo
         results[dataset] = out
     return results
+
+
+def merge_years(store, dataset: str, fetched: list[dt.date], report: Report) -> None:
+    """On object storage, rebuild the ticker-ordered copy of each year a sync added sessions
+    to (derived from the session objects; a local store merges as it writes)."""
+    if not getattr(store, "remote", False) or not store.per_year(dataset) or not fetched:
+        return
+    for year in sorted({d.year for d in fetched}):
+        n = store.merge_year(dataset, year)
+        report(f"{dataset} {year}: merged copy rebuilt from {n} session object(s)")
 
 
 def verify(s3_factory, store: Store, datasets: list[str], upstream: bool, repair: bool, workers: int,

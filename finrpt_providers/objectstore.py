@@ -1,0 +1,515 @@
+"""The store on object storage (``s3://``, ``file://``, what pyarrow or fsspec opens): safe
+with many writers on many machines, without a lock anywhere.
+
+Same Hive layout as the local store's ``session`` layout, for every dataset::
+
+    {url}/{prefix}/{dataset}/year=2026/date=2026-03-02/data.parquet    one session: ONE object
+    {url}/{prefix}/{dataset}/year=2026/date=2026-03-02/_source.json    its source record
+    {url}/{prefix}/_merged/{dataset}/year=2026/data.parquet            derived: the year, by ticker
+    {url}/{prefix}/_state/{dataset}/missing/2026-03-07.json            a session found missing upstream
+
+The rules that make many writers safe:
+
+* **A session is written once, as one object** (a single PUT; a multipart upload is
+  visible only when complete), its source record (upstream key, ETag, size) both in
+  the object's Parquet metadata and, after it, in ``_source.json`` beside it. The
+  record is the commit mark: a session counts as stored when both exist. A writer that
+  dies between the two leaves a complete data object and no record: the session is
+  fetched again (Hive readers see the complete object: a session fully or not at all).
+* **Nothing is read-modified-written.** Two writers of the same session write the same
+  bytes from the same upstream file (at worst the work is done twice); every other
+  object is per session. What is shared (the year merged by ticker) is DERIVED: rebuilt
+  from the session objects, carrying in its own metadata which session versions it
+  holds; a reader uses it only for sessions whose record matches, and reads the session
+  objects for the rest. It lives outside the dataset's directory, so Hive readers
+  (DuckDB, Polars, Spark, pyarrow.dataset, dask) never see a row twice.
+* ``verify`` reads every object back: record against data, rows of the session only,
+  the bar rules; ``--repair`` removes what is damaged so a sync fetches it again.
+
+Credentials are the store's own (``FINRPT_STORE_S3_*``), never Massive's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from . import redact
+from .errors import ConfigurationError, DataIntegrityError, ProviderError, ProviderUnavailable
+from .store import RECENT_DAYS, RECHECK_SECONDS, ROW_GROUP, SESSION, YEAR, Problem, Source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .config import Config
+
+log = redact.logger(__name__)
+RECORD = "_source.json"
+MERGED = "_merged"
+STATE = "_state"
+META_SOURCE = b"finrpt.source"
+META_INPUTS = b"finrpt.inputs"
+_IO_THREADS = 16
+
+
+def is_url(location: Any) -> bool:
+    return isinstance(location, str) and "://" in location
+
+
+def filesystem(url: str, config: "Config | None") -> tuple[Any, str]:
+    """(a pyarrow filesystem, the base path in it) for ``url``. ``s3://`` uses the store's own
+    settings (FINRPT_STORE_S3_*); other schemes pyarrow's own, then fsspec's."""
+    import pyarrow.fs as pafs
+
+    scheme, rest = url.split("://", 1)
+    if scheme == "s3":
+        opts: dict[str, Any] = {}
+        if config is not None:
+            endpoint = config.value("FINRPT_STORE_S3_ENDPOINT")
+            if endpoint:
+                opts["scheme"], opts["endpoint_override"] = endpoint.split("://", 1)
+            key, secret = config.get("FINRPT_STORE_S3_ACCESS_KEY"), config.get("FINRPT_STORE_S3_SECRET_KEY")
+            if bool(key) != bool(secret):
+                raise ConfigurationError("an s3:// store needs both FINRPT_STORE_S3_ACCESS_KEY and "
+                                         "FINRPT_STORE_S3_SECRET_KEY (or neither: the AWS credential chain)")
+            if key:
+                redact.register(key, secret)
+                opts["access_key"], opts["secret_key"] = key, secret
+            opts["region"] = config.value("FINRPT_STORE_S3_REGION") or "us-east-1"
+        opts.setdefault("connect_timeout", 10)
+        opts.setdefault("request_timeout", 60)
+        return pafs.S3FileSystem(**opts), rest.strip("/")
+    if scheme == "file":
+        return pafs.LocalFileSystem(), "/" + rest.lstrip("/")
+    try:
+        fs, path = pafs.FileSystem.from_uri(url)
+        return fs, path.rstrip("/")
+    except (ValueError, OSError, TypeError):
+        pass
+    try:
+        import fsspec
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+    except ImportError:
+        raise ConfigurationError(f"FINRPT_PROVIDERS_CACHE_DIR={scheme}://... needs fsspec for that scheme: pip "
+                                 "install 'finrpt-providers[dask]' (and the fsspec driver of the scheme)") from None
+    try:
+        fs = fsspec.filesystem(scheme)
+    except (ImportError, ValueError) as e:
+        raise ConfigurationError(f"no filesystem for {scheme}:// ({e}): install its fsspec driver, or use s3:// or "
+                                 "a local path") from None
+    return PyFileSystem(FSSpecHandler(fs)), rest.rstrip("/")
+
+
+def shown(url: str) -> str:
+    """``url`` fit to print (no credentials in it, ever)."""
+    return redact.scrub(url.split("@", 1)[-1] if "@" in url.split("/", 3)[2] else url) if "://" in url else url
+
+
+class ObjectStore:
+    """The store's interface (as :class:`~finrpt_providers.store.Store`) on object storage."""
+
+    remote = True
+
+    def __init__(self, url: str, prefix: str, layouts: dict[str, str], config: "Config | None" = None,
+                 fs: Any = None):
+        self.url = url.rstrip("/")
+        self.root = shown(self.url)
+        self.prefix = prefix
+        bad = {d: v for d, v in layouts.items() if v not in (YEAR, SESSION)}
+        if bad:
+            raise ValueError(f"store layouts must be {YEAR!r} or {SESSION!r}: {bad}")
+        self.layouts = dict(layouts)
+        if fs is None:
+            fs, base = filesystem(self.url, config)
+        else:
+            base = self.url.split("://", 1)[1].strip("/")
+        self.fs = fs
+        self.base = f"{base}/{prefix}"
+        self._records: dict[str, tuple[tuple, Source]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.root!r}, {self.prefix!r})"
+
+    def __reduce__(self):  # a store sent to a Dask worker is rebuilt there from the location only
+        return (_reopen, (self.url, self.prefix, self.layouts))
+
+    # -- layout -------------------------------------------------------------------------
+    def per_year(self, dataset: str) -> bool:
+        try:
+            return self.layouts[dataset] == YEAR
+        except KeyError:
+            raise ValueError(f"{dataset!r} is not a dataset of this store ({', '.join(self.layouts)})") from None
+
+    def _year(self, dataset: str, year: int) -> str:
+        return f"{self.base}/{dataset}/year={year:04d}"
+
+    def _session(self, dataset: str, day: dt.date) -> str:
+        return f"{self._year(dataset, day.year)}/date={day.isoformat()}"
+
+    def data_path(self, dataset: str, day: dt.date) -> str:
+        return f"{self._session(dataset, day)}/data.parquet"
+
+    def merged_path(self, dataset: str, year: int) -> str:
+        return f"{self.base}/{MERGED}/{dataset}/year={year:04d}/data.parquet"
+
+    def _missing_path(self, dataset: str, day: dt.date) -> str:
+        return f"{self.base}/{STATE}/{dataset}/missing/{day.isoformat()}.json"
+
+    # -- I/O helpers ----------------------------------------------------------------------
+    def _err(self, e: BaseException, what: str) -> ProviderError:
+        return ProviderUnavailable(f"the store at {self.root} cannot {what} ({type(e).__name__}: "
+                                   f"{redact.scrub(str(e))[:200]}): check FINRPT_PROVIDERS_CACHE_DIR and the "
+                                   "FINRPT_STORE_S3_* settings")
+
+    def _list(self, path: str) -> list:
+        import pyarrow.fs as pafs
+
+        try:
+            return self.fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        except OSError as e:
+            raise self._err(e, f"list {path}") from None
+
+    def _read_bytes(self, path: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if "not found" in str(e).lower() or "NoSuchKey" in str(e):
+                return None
+            raise self._err(e, f"read {path}") from None
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        try:
+            with self.fs.open_output_stream(path) as f:
+                f.write(data)
+        except OSError as e:
+            raise self._err(e, f"write {path}") from None
+
+    def _delete(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if "not found" not in str(e).lower():
+                raise self._err(e, f"delete {path}") from None
+
+    # -- what is stored -------------------------------------------------------------------
+    def _scan(self, dataset: str, year: int) -> dict[dt.date, dict[str, Any]]:
+        """One listing of the year: per session, its data object and record (FileInfo)."""
+        out: dict[dt.date, dict[str, Any]] = {}
+        for info in self._list(self._year(dataset, year)):
+            parts = info.path.rsplit("/", 2)
+            if len(parts) < 3 or not parts[1].startswith("date="):
+                continue
+            try:
+                day = dt.date.fromisoformat(parts[1][5:])
+            except ValueError:
+                continue
+            out.setdefault(day, {})[parts[2]] = info
+        return out
+
+    def _record(self, info) -> Source | None:
+        """A session's source record, parsed once per object version."""
+        version = (info.size, info.mtime_ns)
+        with self._lock:
+            hit = self._records.get(info.path)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        raw = self._read_bytes(info.path)
+        if raw is None:
+            return None
+        try:
+            d = json.loads(raw)
+            src = Source(str(d["key"]), str(d["etag"]), int(d["size"]))
+        except (ValueError, KeyError, TypeError):
+            return None  # a damaged record: the session counts as not stored (verify names it)
+        with self._lock:
+            self._records[info.path] = (version, src)
+        return src
+
+    def _stored_year(self, dataset: str, year: int) -> dict[dt.date, Source]:
+        scan = self._scan(dataset, year)
+        both = [(d, objs[RECORD]) for d, objs in sorted(scan.items()) if RECORD in objs and "data.parquet" in objs]
+        if not both:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(both))) as pool:
+            recs = list(pool.map(lambda item: (item[0], self._record(item[1])), both))
+        return {d: src for d, src in recs if src is not None}
+
+    def stored(self, dataset: str, days: Iterable[dt.date]) -> dict[dt.date, Source]:
+        want = sorted(set(days))
+        out: dict[dt.date, Source] = {}
+        for year in sorted({d.year for d in want}):
+            have = self._stored_year(dataset, year)
+            out.update((d, have[d]) for d in want if d in have)
+        return out
+
+    def years(self, dataset: str) -> list[int]:
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/{dataset}", allow_not_found=True))
+        except OSError as e:
+            raise self._err(e, "list its years") from None
+        out = []
+        for info in infos:
+            name = info.path.rsplit("/", 1)[-1]
+            if name.startswith("year=") and name[5:].isdigit():
+                out.append(int(name[5:]))
+        return sorted(out)
+
+    def days(self, dataset: str, year: int) -> list[dt.date]:
+        return sorted(self._stored_year(dataset, year))
+
+    def known_missing(self, dataset: str, days: Iterable[dt.date], today: dt.date,
+                      now: dt.datetime | None = None) -> set[dt.date]:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        days = list(days)
+        if not days:
+            return set()
+        listed = {i.path.rsplit("/", 1)[-1][:-5] for i in self._list(f"{self.base}/{STATE}/{dataset}/missing")}
+        out = set()
+        for d in days:
+            if d.isoformat() not in listed:
+                continue
+            if (today - d).days > RECENT_DAYS:
+                out.add(d)
+                continue
+            raw = self._read_bytes(self._missing_path(dataset, d))
+            try:
+                checked = dt.datetime.fromisoformat(json.loads(raw)["checked_at"])
+            except (TypeError, ValueError, KeyError):
+                continue
+            if (now - checked).total_seconds() < RECHECK_SECONDS:
+                out.add(d)
+        return out
+
+    def record_missing(self, dataset: str, days: Iterable[dt.date]) -> None:
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat()
+        for d in days:
+            self._write_bytes(self._missing_path(dataset, d), json.dumps({"checked_at": stamp}).encode())
+
+    # -- writing ----------------------------------------------------------------------------
+    def put(self, dataset: str, tables: dict[dt.date, tuple["pa.Table", Source]]) -> None:
+        """Each session as its own object, then its record. Safe to run anywhere at once."""
+        items = sorted(tables.items())
+        if len(items) == 1:
+            self.put_session(dataset, items[0][0], *items[0][1])
+            return
+        with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(items))) as pool:
+            list(pool.map(lambda it: self.put_session(dataset, it[0], *it[1]), items))
+
+    def put_session(self, dataset: str, day: dt.date, table: "pa.Table", src: Source) -> None:
+        import pyarrow.parquet as pq
+
+        from .store import to_store_table
+
+        self.per_year(dataset)  # a bad dataset fails before writing
+        record = json.dumps({"key": src.key, "etag": src.etag, "size": src.size, "session": day.isoformat()})
+        t = to_store_table(table)
+        t = t.replace_schema_metadata({**(t.schema.metadata or {}), META_SOURCE: record.encode()})
+        path = self.data_path(dataset, day)
+        try:
+            with self.fs.open_output_stream(path) as f:  # one object, visible only once complete
+                pq.write_table(t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True)
+        except OSError as e:
+            raise self._err(e, f"write {path}") from None
+        self._write_bytes(f"{self._session(dataset, day)}/{RECORD}", record.encode())
+        self._delete(self._missing_path(dataset, day))
+
+    def merge_year(self, dataset: str, year: int) -> int:
+        """Rebuild the year's ticker-ordered copy from its session objects (a derived object:
+        its metadata says which session versions it holds). Returns the sessions in it."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .store import _sort_rows
+
+        have = self._stored_year(dataset, year)
+        if not have:
+            return 0
+        days = sorted(have)
+        with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(days))) as pool:
+            tables = list(pool.map(lambda d: self._read_data(dataset, d), days))
+        t = _sort_rows(pa.concat_tables([x.replace_schema_metadata(None) for x in tables]))
+        inputs = json.dumps({d.isoformat(): have[d].etag for d in days})
+        t = t.replace_schema_metadata({META_INPUTS: inputs.encode()})
+        path = self.merged_path(dataset, year)
+        try:
+            with self.fs.open_output_stream(path) as f:
+                pq.write_table(t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True)
+        except OSError as e:
+            raise self._err(e, f"write {path}") from None
+        return len(days)
+
+    # -- reading ----------------------------------------------------------------------------
+    def _read_data(self, dataset: str, day: dt.date, tickers: list[str] | None = None) -> "pa.Table":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.data_path(dataset, day)
+        try:
+            return pq.read_table(path, filesystem=self.fs,
+                                 filters=[("ticker", "in", tickers)] if tickers is not None else None)
+        except FileNotFoundError:
+            from .store import _empty_table
+
+            return _empty_table()
+        except (OSError, pa.ArrowException, ValueError) as e:
+            raise DataIntegrityError(f"the store's {self.root}/{path.split('/', 1)[-1]} cannot be read "
+                                     f"({type(e).__name__}): run `finrpt-providers verify --repair`") from None
+
+    def _merged_for(self, dataset: str, year: int, have: dict[dt.date, Source]) -> set[dt.date]:
+        """Sessions the year's merged copy holds exactly as recorded now."""
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.read_schema(self.merged_path(dataset, year), filesystem=self.fs).metadata or {}
+            inputs = json.loads(meta[META_INPUTS])
+        except (FileNotFoundError, OSError, KeyError, ValueError):
+            return set()
+        return {d for d, src in have.items() if inputs.get(d.isoformat()) == src.etag}
+
+    def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str] | None) -> "pa.Table":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from .store import _empty_table, _keep_sessions
+
+        want = sorted(set(days))
+        tables = []
+        for year in sorted({d.year for d in want}):
+            have = self._stored_year(dataset, year)
+            ds = [d for d in want if d in have]
+            if not ds:
+                continue
+            merged = self._merged_for(dataset, year, have) if self.per_year(dataset) else set()
+            from_merged = [d for d in ds if d in merged]
+            if from_merged:
+                filters = [("ticker", "in", tickers)] if tickers is not None else None
+                try:
+                    t = pq.read_table(self.merged_path(dataset, year), filesystem=self.fs, filters=filters)
+                    tables.append(_keep_sessions(t.replace_schema_metadata(None), from_merged))
+                except (OSError, pa.ArrowException, ValueError):
+                    from_merged = []  # a damaged derived copy is only a lost shortcut
+            rest = [d for d in ds if d not in set(from_merged)]
+            if rest:
+                with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(rest))) as pool:
+                    parts = list(pool.map(lambda d: self._read_data(dataset, d, tickers), rest))
+                for d, t in zip(rest, parts):
+                    if t.num_rows:
+                        local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
+                                        pa.date32())
+                        if not pc.all(pc.equal(local, pa.scalar(d, pa.date32()))).as_py():
+                            raise DataIntegrityError(f"the store's {dataset} object of {d} holds rows of another "
+                                                     "session: run `finrpt-providers verify --repair`")
+                        tables.append(t.replace_schema_metadata(None))
+        if not tables:
+            return _empty_table()
+        out = pa.concat_tables(tables)
+        return out.sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+
+    def read_ticker(self, dataset: str, days: Iterable[dt.date], ticker: str) -> "pa.Table":
+        return self.read_tickers(dataset, days, [ticker])
+
+    def read_days(self, dataset: str, days: Iterable[dt.date]) -> "pa.Table":
+        return self.read_tickers(dataset, days, None)
+
+    # -- checking ---------------------------------------------------------------------------
+    def verify(self, dataset: str, clean_temp: bool = False) -> list[Problem]:
+        """Every session object read back: the record against the data's own metadata, rows of
+        that session only, the bar rules. ``clean_temp`` (repair) removes data objects that
+        never got a record (a writer died between the two PUTs)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from .store import _bad_rows
+
+        problems: list[Problem] = []
+        for year in self.years(dataset):
+            scan = self._scan(dataset, year)
+
+            def check(item):
+                day, objs = item
+                found: list[Problem] = []
+                data, rec = objs.get("data.parquet"), objs.get(RECORD)
+                if data is None:
+                    if rec is not None:
+                        found.append(Problem(dataset, day, "missing file", "a record without its data object"))
+                    return found
+                if rec is None:
+                    found.append(Problem(dataset, day, "stale temp file", "a data object without its record (a "
+                                         "writer stopped between the two): fetched again by the next sync"))
+                    if clean_temp:
+                        self._delete(data.path)
+                    return found
+                src = self._record(rec)
+                try:
+                    t = pq.read_table(data.path, filesystem=self.fs)
+                except Exception as e:  # noqa: BLE001 - any failure to read is damage
+                    return [Problem(dataset, day, "unreadable", f"{type(e).__name__}")]
+                meta = (t.schema.metadata or {}).get(META_SOURCE)
+                try:
+                    inner = json.loads(meta) if meta else None
+                except ValueError:
+                    inner = None
+                if src is None or inner is None or inner.get("etag") != src.etag or inner.get("size") != src.size:
+                    found.append(Problem(dataset, day, "damaged manifest", "the record and the data's own source "
+                                         "disagree (two writers of different upstream versions)"))
+                local = _local_dates(t)
+                if t.num_rows and not pc.all(pc.equal(local, pa.scalar(day, pa.date32()))).as_py():
+                    found.append(Problem(dataset, day, "rows of another session", f"{data.path} holds rows stamped "
+                                         "on another day"))
+                found += _bad_rows(dataset, t.replace_schema_metadata(None), local, data.path)
+                return found
+
+            with ThreadPoolExecutor(max_workers=_IO_THREADS) as pool:
+                for found in pool.map(check, sorted(scan.items())):
+                    problems += found
+        return problems
+
+    def forget(self, dataset: str, days: Iterable[dt.date]) -> None:
+        for d in days:
+            self._delete(f"{self._session(dataset, d)}/{RECORD}")
+            self._delete(self.data_path(dataset, d))
+
+    def reset_year(self, dataset: str, year: int) -> list[dt.date]:
+        return []  # no year manifest to damage: each session's record stands alone
+
+
+def _local_dates(t: "pa.Table"):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")), pa.date32())
+
+
+def _reopen(url: str, prefix: str, layouts: dict[str, str]) -> "ObjectStore":
+    """On a worker: the store from its location and the credentials the worker was given
+    (see :mod:`finrpt_providers.dask`), never from a pickled secret."""
+    from .dask import worker_config
+
+    return ObjectStore(url, prefix, layouts, worker_config())
+
+
+def open_store(location: Any, prefix: str, layouts: dict[str, str], config: "Config | None" = None):
+    """The store at ``location``: a local :class:`~finrpt_providers.store.Store` for a path, an
+    :class:`ObjectStore` for a URL."""
+    if is_url(location):
+        return ObjectStore(str(location), prefix, layouts, config)
+    from .store import Store
+
+    return Store(location, prefix, layouts)
+
+
+__all__ = ["ObjectStore", "open_store", "filesystem", "is_url"]
