@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import calendar, redact
 from ...config import Setting
-from ...errors import DataIntegrityError, NoData, ProviderError
+from ...errors import DataIntegrityError, InvalidQuery, NoData, ProviderError
 from ...hookspecs import hookimpl
 from ...provider import ET, PriceProvider, PriceQuery, empty_bars, normalize_ticker, to_date
 from ...store import Store
@@ -116,6 +116,13 @@ class MassiveFlatFilesProvider(PriceProvider):
     @property
     def workers(self) -> int:
         return self.config.value("MASSIVE_FLATFILES_WORKERS")
+
+    def store(self):
+        """The store this provider keeps (finrpt_providers.dask.read_bars reads it)."""
+        return store_for(self.config)
+
+    #: stored rows of many tickers -> the long bar frame
+    table_to_long = staticmethod(table_to_long)
 
     def _read(self, dataset: str, days: list[dt.date], ticker: str) -> pd.DataFrame:
         return table_to_bars(self._ensure(dataset, days).read_ticker(dataset, days, ticker))
@@ -226,6 +233,32 @@ def iter_quotes(ticker: str, date: Any, config: Config | dict | None = None) -> 
     return _stream_ticker("quotes_v1", ticker, date, config)
 
 
+def sync(start: Any, end: Any = None, *, datasets: Any = ("day_aggs_v1",), config: Config | dict | None = None,
+         client=None, workers: int | None = None, progress=None, report=None) -> dict:
+    """Mirror the sessions ``start``..``end`` of ``datasets`` into the store (what
+    ``finrpt-providers sync`` does). ``client``: a ``distributed.Client``; its workers then
+    fetch one file per task (:mod:`.cluster`). Returns an Outcome per dataset (``fetched``,
+    ``missing``, ``bytes``, ``csv_bytes``)."""
+    from ... import calendar
+    from ...chain import resolve_config
+    from .files import AGG_DATASETS
+    from .mirror import sync as mirror_sync
+
+    cfg = resolve_config(config)
+    first = to_date(start, "start")
+    last = to_date(end, "end") if end is not None else cfg.today()
+    if first > last:
+        raise InvalidQuery(f"start {first} is after end {last}: swap them (both are inclusive)")
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    bad = [d for d in datasets if d not in AGG_DATASETS]
+    if bad:
+        raise InvalidQuery(f"cannot sync {', '.join(bad)}: choose from {', '.join(AGG_DATASETS)}")
+    days = calendar.sessions(first, min(last, cfg.today()))
+    return mirror_sync(FlatFilesS3(cfg), store_for(cfg), datasets, days,
+                       workers or cfg.value("MASSIVE_FLATFILES_WORKERS"), progress=progress, report=report,
+                       client=client)
+
+
 @hookimpl
 def register_price_providers(register):
     register(MassiveFlatFilesProvider())
@@ -238,4 +271,4 @@ def register_commands(cli):
     register(cli)
 
 
-__all__ = ["MassiveFlatFilesProvider", "iter_trades", "iter_quotes", "store_for"]
+__all__ = ["MassiveFlatFilesProvider", "iter_trades", "iter_quotes", "store_for", "sync"]

@@ -23,6 +23,8 @@ def register(cli: Any) -> None:
                     help="day_aggs_v1 (default) and/or minute_aggs_v1")
     ss.add_argument("--workers", type=int, help="downloads at once (default MASSIVE_FLATFILES_WORKERS or 4)")
     ss.add_argument("--dry-run", action="store_true", help="print what would be fetched and its size, fetch nothing")
+    ss.add_argument("--cluster", metavar="ADDRESS", help="fetch on a Dask cluster: tcp://HOST:8786 (a running "
+                    "scheduler) or local:N (N worker processes here); needs finrpt-providers[dask]")
 
     sv = cli.command("verify", "check the flat-file store against its manifest (and upstream); repair", cmd_verify)
     sv.add_argument("--datasets", nargs="+", metavar="DATASET", help="default: day_aggs_v1 minute_aggs_v1")
@@ -67,8 +69,22 @@ def cmd_sync(args: Any, ctx: Any) -> int:
     workers = _workers(args, cfg)
     days = calendar.sessions(start, min(end, cfg.today()))
     store = store_for(cfg)
-    results = sync(FlatFilesS3(cfg), store, datasets, days, workers, dry_run=args.dry_run,
-                   progress=lambda label, files, nbytes: ctx.progress(label, files, nbytes), report=ctx.echo)
+    s3 = FlatFilesS3(cfg)
+    client = None
+    if args.cluster and not args.dry_run:
+        from ...dask import connect
+
+        client = connect(args.cluster)
+    try:
+        results = sync(s3, store, datasets, days, workers, dry_run=args.dry_run,
+                       progress=lambda label, files, nbytes: ctx.progress(label, files, nbytes), report=ctx.echo,
+                       client=client)
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None) if args.cluster.startswith("local:") else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
     for dataset, out in results.items():
         if not args.dry_run:
             ctx.echo(f"{dataset}: fetched {len(out.fetched)} files ({out.bytes / 1e6:.1f} MB gz, "

@@ -171,12 +171,13 @@ def plan(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date]) -> tu
 
 def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date], workers: int,
          dry_run: bool = False, progress: Callable[[str, int, int], Progress] | None = None,
-         report: Report | None = None) -> dict[str, Outcome]:
+         report: Report | None = None, client=None) -> dict[str, Outcome]:
     """Mirror ``days`` of ``datasets`` into the store (see ``finrpt-providers sync``).
 
     ``progress(dataset, files, bytes)`` is called once per dataset with what is to be
     fetched and returns the per-file callback; ``report`` receives the plan in words.
-    Nothing here prints."""
+    With ``client`` (a ``distributed.Client``) the files are fetched by the cluster's
+    workers (:mod:`.cluster`). Nothing here prints."""
     report = report or log.info
     results: dict[str, Outcome] = {}
     for dataset in datasets:
@@ -196,8 +197,13 @@ def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date]
             results[dataset] = Outcome(missing=absent, planned=todo)
             continue
         tick = progress(dataset, len(todo), total) if progress and todo else None
-        out = fetch_days(s3, store, dataset, [p.day for p in todo], workers, tick)
-        merge_years(store, dataset, out.fetched, report)
+        if client is not None:
+            from .cluster import fetch_days_on
+
+            out = fetch_days_on(client, s3.config, store, dataset, [p.day for p in todo], tick, report)
+        else:
+            out = fetch_days(s3, store, dataset, [p.day for p in todo], workers, tick)
+            merge_years(store, dataset, out.fetched, report)
         if absent:
             store.record_missing(dataset, absent)
         out.missing = sorted(set(out.missing) | set(absent))

@@ -70,6 +70,7 @@ class FlatFilesS3:
     """Massive's S3 bucket, per config; the boto3 client is built on first use."""
 
     def __init__(self, config: Config):
+        self.config = config
         self.access = config.get("MASSIVE_S3_ACCESS_KEY")
         self.secret = config.get("MASSIVE_S3_SECRET_KEY")
         missing = [n for n, v in (("MASSIVE_S3_ACCESS_KEY", self.access), ("MASSIVE_S3_SECRET_KEY", self.secret))

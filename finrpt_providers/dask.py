@@ -1,0 +1,300 @@
+"""Work on a Dask cluster (``pip install 'finrpt-providers[dask]'``): the store read as a
+dask DataFrame (:func:`read_bars`), and what a cluster's workers need to reach the
+sources and the store (:func:`connect`, :func:`share_config`).
+
+Credentials never travel in a task: the configuration (secrets included) goes to each
+worker ONCE, as a worker plugin registered under a name derived from a hash of the
+values; tasks carry only that name. Task keys are our own readable names
+(``finrpt-sync-day_aggs_v1-2026-03-02``), the plugin's repr redacts, and nothing is
+written to disk. A worker that dies and is replaced gets the plugin again from the
+scheduler before it runs a task.
+
+    >>> from finrpt_providers.dask import read_bars
+    >>> bars = read_bars("day_aggs_v1", "2024-01-01", "2025-12-31", adjustment="splits")
+    >>> (bars.close * bars.volume).groupby(bars.ticker).mean().nlargest(20).compute()
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError, InvalidQuery
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import Config
+
+EXTRA = "pip install 'finrpt-providers[dask]'"
+_LOCAL: dict[str, dict[str, str]] = {}  # plugin name -> values, for in-process schedulers
+_LOCK = threading.Lock()
+_CACHE: dict[str, "Config"] = {}
+
+
+def require() -> None:
+    """One clear line when dask or distributed is missing."""
+    import importlib.util
+
+    missing = [m for m in ("dask", "distributed") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigurationError(f"this needs {' and '.join(missing)}: {EXTRA}")
+
+
+def connect(address: str):
+    """A ``distributed.Client`` for ``--cluster``: ``tcp://HOST:PORT`` (a running scheduler)
+    or ``local:N`` (a LocalCluster of N worker processes on this machine)."""
+    require()
+    from distributed import Client, LocalCluster
+
+    text = str(address).strip()
+    if text.startswith("local:"):
+        n = text[6:]
+        if not n.isdigit() or not 1 <= int(n) <= 256:
+            raise InvalidQuery(f"--cluster {text!r}: use local:N with N workers, 1 to 256 (e.g. local:4)")
+        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=":0")
+        return Client(cluster)
+    if "://" not in text or text.split("://", 1)[0] not in ("tcp", "tls", "ws", "wss", "inproc", "ucx"):
+        raise InvalidQuery(f"--cluster {text!r} is not a scheduler address: use tcp://HOST:8786 (a running "
+                           "`dask scheduler`) or local:N")
+    try:
+        return Client(text, timeout=30)
+    except (OSError, TimeoutError) as e:
+        from .errors import ProviderUnavailable
+
+        raise ProviderUnavailable(f"no Dask scheduler answers at {text} ({type(e).__name__}): start one with "
+                                  "`dask scheduler` and workers with `dask worker ADDRESS`, or use local:N") from None
+
+
+class ConfigPlugin:
+    """The configuration for tasks on a worker: installed once per worker (a
+    ``distributed.WorkerPlugin``); its repr never shows a value."""
+
+    name = "finrpt-config"
+
+    def __init__(self, name: str, values: dict[str, str]):
+        self.name = name
+        self._values = values
+
+    def __repr__(self) -> str:
+        return f"<finrpt ConfigPlugin {self.name} ({len(self._values)} settings, secrets not shown)>"
+
+    def setup(self, worker=None) -> None:
+        with _LOCK:
+            _LOCAL[self.name] = self._values
+
+    def teardown(self, worker=None) -> None:
+        pass
+
+
+def _values(config: "Config") -> dict[str, str]:
+    return {k: str(v) for k, v in config._values.items() if v is not None}
+
+
+def share_config(config: "Config", client=None) -> str:
+    """Give ``config`` to every worker of ``client`` (and of this process); returns the name
+    tasks pass to :func:`worker_config`. Idempotent for equal values."""
+    values = _values(config)
+    digest = hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()[:16]
+    name = f"finrpt-config-{digest}"
+    with _LOCK:
+        _LOCAL[name] = values
+    if client is not None:
+        from distributed.diagnostics.plugin import WorkerPlugin
+
+        plugin = type("FinrptConfigPlugin", (ConfigPlugin, WorkerPlugin), {})(name, values)
+        client.register_plugin(plugin, name=name)
+    return name
+
+
+def worker_config(name: str | None = None) -> "Config":
+    """The configuration shared under ``name`` (the only one when None), on a worker or here."""
+    from .config import Config
+
+    with _LOCK:
+        if name is None:
+            if len(_LOCAL) != 1:
+                raise ConfigurationError("no (or more than one) finrpt configuration was shared with this worker: "
+                                         "call finrpt_providers.dask.share_config(config, client) first")
+            name = next(iter(_LOCAL))
+        values = _LOCAL.get(name)
+        cached = _CACHE.get(name)
+    if cached is not None:
+        return cached
+    if values is None:
+        raise ConfigurationError(f"this worker has no finrpt configuration {name}: it joined without the plugin "
+                                 "(share_config registers it with the client)")
+    cfg = Config.load(values, environ={}, cwd=tempfile.gettempdir())
+    with _LOCK:
+        _CACHE[name] = cfg
+    return cfg
+
+
+# -- the store as a dask DataFrame ---------------------------------------------------------
+def _meta() -> "pd.DataFrame":
+    import pandas as pd
+
+    from .provider import ET
+
+    return pd.DataFrame({
+        "ticker": pd.Series(dtype="object"), "timestamp": pd.Series(dtype=f"datetime64[ns, {ET}]"),
+        "open": pd.Series(dtype="float64"), "high": pd.Series(dtype="float64"), "low": pd.Series(dtype="float64"),
+        "close": pd.Series(dtype="float64"), "volume": pd.Series(dtype="float64"),
+        "vwap": pd.Series(dtype="float64"), "transactions": pd.Series(dtype="Int64"),
+    })
+
+
+def _partition(part: tuple) -> "pd.DataFrame":
+    """One partition: the store's rows of ``days`` (of ``tickers``), adjusted by the factors
+    computed on the client (see :func:`read_bars`)."""
+    import numpy as np
+    import pandas as pd
+
+    from .adjust import apply_factors, dividend_factor, split_factor
+    from .plugins import registry
+
+    name, provider, dataset, days, tickers, adjustment, splits, dividends, prev = part
+    cfg = worker_config(name)
+    p = registry()[provider].provider.configured(cfg)
+    store = p.store()
+    table = store.read_tickers(dataset, days, tickers) if tickers is not None else store.read_days(dataset, days)
+    long = p.table_to_long(table)
+    if adjustment != "raw" and len(long):
+        price, volume = np.ones(len(long)), np.ones(len(long))
+        names = long.index.get_level_values(0)
+        stamps = long.index.get_level_values(1)
+        affected = set(splits.index.get_level_values(0)) if splits is not None else set()
+        if adjustment == "total" and dividends is not None:
+            affected |= set(dividends.index.get_level_values(0))
+        for t in sorted(affected & set(names)):
+            where = names.get_loc(t)
+            ds = stamps[where].normalize()
+            sp = splits.xs(t, level=0) if t in splits.index.get_level_values(0) else splits.iloc[:0].droplevel(0)
+            s = split_factor(ds, sp)
+            pr, vo = 1.0 / s, s
+            if adjustment == "total" and t in dividends.index.get_level_values(0):
+                dv = dividends.xs(t, level=0)
+                pr = pr * dividend_factor(ds, dv, prev.get(t, pd.Series(dtype="float64")))
+            price[where], volume[where] = pr, vo
+        long = apply_factors(long, price, volume)
+    out = long.reset_index()
+    return out[list(_meta().columns)]
+
+
+def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = None, adjustment: str = "raw", *,
+              config: "Config | dict | None" = None, client=None, provider: str | None = None):
+    """The store's bars as a ``dask.dataframe.DataFrame``: columns ``ticker``, ``timestamp``
+    (bar start, New York) and the bar columns; one partition per session (minute bars) or
+    per year (day bars), in time order. Sessions not in the store are not fetched (sync
+    them first); ``tickers`` reads only the row groups that can hold them.
+
+    ``adjustment`` "splits" or "total" applies the same factors as ``get_prices``
+    (``finrpt_providers.adjust``: splits by ex-date, dividends against the close of the
+    session before each ex-date), from the market-wide corporate-actions source,
+    computed once here and shipped with the partitions as data. Runs on ``client`` (or
+    the current default client; without one, dask's local scheduler)."""
+    require()
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from . import calendar
+    from .chain import resolve_config
+    from .market import market_actions_source
+    from .provider import normalize_adjustment, normalize_ticker, to_date
+
+    cfg = resolve_config(config)
+    first, last = to_date(start, "start"), to_date(end, "end")
+    if last < first:
+        raise InvalidQuery(f"end {last} is before start {first}")
+    adjustment = normalize_adjustment(adjustment)
+    tickers = None if tickers is None else sorted({normalize_ticker(t) for t in tickers})
+    source = _store_provider(cfg, dataset, provider)
+    days = calendar.sessions(first, min(last, cfg.today()))
+    if not days:
+        raise InvalidQuery(f"no NYSE session between {first} and {last}")
+    if client is None:
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):
+            client = None
+    name = share_config(cfg, client)
+    splits = dividends = prev = None
+    if adjustment != "raw":
+        acts = market_actions_source(cfg)
+        if acts is None:
+            raise ConfigurationError("adjusting needs a market-wide corporate-actions source (e.g. massive_rest "
+                                     "with MASSIVE_API_KEY): none is ready; or ask adjustment='raw'")
+        now = pd.Timestamp(cfg.today(), tz="America/New_York")
+        lo = pd.Timestamp(days[0], tz="America/New_York")
+        splits, dividends = acts.fetch_market_actions(days[0])
+        splits = splits[(splits.index.get_level_values(1) > lo) & (splits.index.get_level_values(1) <= now)]
+        dividends = dividends[(dividends.index.get_level_values(1) > lo)
+                              & (dividends.index.get_level_values(1) <= now)]
+        if tickers is not None:
+            splits = splits[splits.index.get_level_values(0).isin(tickers)]
+            dividends = dividends[dividends.index.get_level_values(0).isin(tickers)]
+        prev = _closes_before(source, cfg, dividends) if adjustment == "total" else None
+    per_year = source.store().per_year(dataset)
+    groups: dict[Any, list[dt.date]] = {}
+    for d in days:
+        groups.setdefault(d.year if per_year else d, []).append(d)
+    parts = [(name, source.name, dataset, ds, tickers, adjustment, splits, dividends, prev) for ds in groups.values()]
+    return dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
+
+
+def _store_provider(cfg: "Config", dataset: str, name: str | None):
+    """The provider whose store holds ``dataset`` (one exposing ``store()`` and ``table_to_long``)."""
+    from .plugins import registry
+
+    for n, entry in registry().items():
+        if name is not None and n != name:
+            continue
+        p = entry.provider
+        if hasattr(p, "store") and hasattr(p, "table_to_long"):
+            p = p.configured(cfg)
+            try:
+                p.store().per_year(dataset)
+            except ValueError:
+                continue
+            return p
+    raise InvalidQuery(f"no installed provider keeps a store with the dataset {dataset!r}")
+
+
+def _closes_before(source, cfg: "Config", dividends) -> dict[str, "pd.Series"]:
+    """Per ticker, the as-traded close of the session before each ex-date (from the store)."""
+    import pandas as pd
+
+    from . import calendar
+
+    need: dict[str, list[dt.date]] = {}
+    for (t, ex), _cash in dividends.items():
+        before = calendar.session_before(ex.date())
+        if before is not None:
+            need.setdefault(t, []).append(before)
+    if not need:
+        return {}
+    store = source.store()
+    days = sorted({d for ds in need.values() for d in ds})
+    table = store.read_tickers("day_aggs_v1", days, sorted(need))
+    long = source.table_to_long(table)
+    out = {}
+    for t, ds in need.items():
+        if t not in long.index.get_level_values(0):
+            continue
+        closes = long.xs(t, level=0)["close"]
+        got = {}
+        for (tk, ex), _cash in dividends[dividends.index.get_level_values(0) == t].items():
+            before = calendar.session_before(ex.date())
+            key = pd.Timestamp(before, tz="America/New_York") if before else None
+            if key is not None and key in closes.index:
+                got[ex] = float(closes[key])
+        out[t] = pd.Series(got, dtype="float64")
+    return out
+
+
+__all__ = ["read_bars", "connect", "share_config", "worker_config", "require", "EXTRA"]
