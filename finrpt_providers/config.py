@@ -154,7 +154,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("FINRPT_STORE_S3_ENDPOINT", "store", "s3_endpoint", "url",
             help="S3-compatible endpoint of an s3:// store (default: AWS)"),
     Setting("FINRPT_STORE_S3_ACCESS_KEY", "store", "s3_access_key", secret=True,
-            help="access key id of an s3:// store (default: the AWS credential chain; never Massive's keys)"),
+            help="access key id of an s3:// store (default: the AWS credential chain; never a data source's keys)"),
     Setting("FINRPT_STORE_S3_SECRET_KEY", "store", "s3_secret_key", secret=True,
             help="secret key of an s3:// store"),
     Setting("FINRPT_STORE_S3_REGION", "store", "s3_region",

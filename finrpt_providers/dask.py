@@ -227,8 +227,8 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     if adjustment != "raw":
         acts = market_actions_source(cfg)
         if acts is None:
-            raise ConfigurationError("adjusting needs a market-wide corporate-actions source (e.g. massive_rest "
-                                     "with MASSIVE_API_KEY): none is ready; or ask adjustment='raw'")
+            raise ConfigurationError("adjusting needs a market-wide corporate-actions source (a provider with "
+                                     "fetch_market_actions, ready): none is; configure one, or ask adjustment='raw'")
         now = pd.Timestamp(cfg.today(), tz="America/New_York")
         lo = pd.Timestamp(days[0], tz="America/New_York")
         splits, dividends = acts.fetch_market_actions(days[0])

@@ -26,7 +26,7 @@ The rules that make many writers safe:
 * ``verify`` reads every object back: record against data, rows of the session only,
   the bar rules; ``--repair`` removes what is damaged so a sync fetches it again.
 
-Credentials are the store's own (``FINRPT_STORE_S3_*``), never Massive's.
+Credentials are the store's own (``FINRPT_STORE_S3_*``), never a data source's.
 """
 
 from __future__ import annotations

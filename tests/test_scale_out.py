@@ -1,0 +1,347 @@
+"""Scale-out: the store on object storage (moto's S3 server: the upstream bucket AND, in
+another bucket with its own keys, the store) and sync on a real Dask LocalCluster of
+worker processes. The heavy forms (more sessions, more workers) are in
+benchmarks/scale_out.py; these are small forms of each case."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import finrpt_providers as fp
+from finrpt_providers import ConfigurationError
+from finrpt_providers.config import Config
+from finrpt_providers.testing import FakeFlatFiles, FakeMassiveREST, SyntheticMarket
+
+distributed = pytest.importorskip("distributed", reason="needs finrpt-providers[dask]")
+from distributed import Client, LocalCluster  # noqa: E402
+
+from finrpt_providers.providers.massive_flatfiles import store_for, sync  # noqa: E402
+
+UPSTREAM_SECRET = "upstream-sentinel-9f2e7a11"
+STORE_SECRET = "store-sentinel-4c81d0b3"
+REST_KEY = "rest-sentinel-77aa12"
+DAY, MINUTE = "day_aggs_v1", "minute_aggs_v1"
+COLS = ["open", "high", "low", "close", "volume"]
+
+
+@pytest.fixture(scope="module")
+def small_market() -> SyntheticMarket:
+    return SyntheticMarket(start="2026-04-01", end="2026-06-30")
+
+
+@pytest.fixture(scope="module")
+def june(small_market) -> list:
+    return [d for d in small_market.sessions if d.month == 6]
+
+
+@pytest.fixture(scope="module")
+def upstream(small_market, june):
+    with FakeFlatFiles(small_market, days=june, minute_days=june[:3], secret_key=UPSTREAM_SECRET) as ff:
+        yield ff
+
+
+@pytest.fixture(scope="module")
+def rest(small_market):
+    with FakeMassiveREST(small_market, api_key=REST_KEY) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.WARNING) as lc:
+        yield lc
+
+
+_n = iter(range(10_000))
+
+
+def s3_config(upstream, rest=None, **extra) -> Config:
+    """A config whose store is a fresh prefix of a bucket with its own keys."""
+    bucket = f"store-{next(_n)}"
+    values = {**upstream.config(), **upstream.add_store_bucket(bucket, secret_key=STORE_SECRET),
+              "FINRPT_PROVIDERS_CACHE_DIR": f"s3://{bucket}/research", "FINRPT_PROVIDERS_TODAY": "2026-07-01",
+              "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"}
+    if rest is not None:
+        values.update({"MASSIVE_API_KEY": REST_KEY, "MASSIVE_REST_BASE_URL": rest.url,
+                       "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest"})
+    values.update({k: str(v) for k, v in extra.items()})
+    return Config.load(values, environ={})
+
+
+def assert_every_session_is_the_truth(store, market, days, dataset=DAY) -> None:
+    """Each stored session, every ticker, equal to the synthetic market (raw)."""
+    from finrpt_providers.providers.massive_flatfiles import table_to_long
+
+    assert sorted(store.stored(dataset, days)) == list(days)
+    for d in days:
+        got = table_to_long(store.read_days(dataset, [d]))
+        for t in market.tickers:
+            want = market.truth(t, d, d, "1d" if dataset == DAY else "1m", "raw")
+            if want.empty:
+                assert t not in got.index.get_level_values(0)
+                continue
+            mine = got.xs(t, level=0)
+            assert len(mine) == len(want), (d, t)
+            np.testing.assert_allclose(mine[COLS].to_numpy(), want[COLS].to_numpy(), rtol=1e-12)
+
+
+# -- sync through the cluster -----------------------------------------------------------------------
+def test_sync_on_the_cluster_into_an_s3_store_equals_the_truth(upstream, small_market, june, cluster, caplog):
+    cfg = s3_config(upstream)
+    lines = []
+    with Client(cluster) as client:
+        out = sync(june[0], june[-1], datasets=[DAY, MINUTE], config=cfg, client=client, report=lines.append)
+        logs = repr(client.get_worker_logs()) + repr(client.get_scheduler_logs())
+    assert len(out[DAY].fetched) == len(june) and len(out[MINUTE].fetched) == 3
+    assert any("dashboard: http://" in ln for ln in lines)
+    assert any("merged copy rebuilt from 21 session object(s) on the cluster" in ln for ln in lines)
+    store = store_for(cfg)
+    assert store.verify(DAY) == [] and store.verify(MINUTE) == []
+    assert_every_session_is_the_truth(store, small_market, june)
+    assert_every_session_is_the_truth(store, small_market, june[:3], MINUTE)
+    # the store's objects: one per session plus its record, the derived year outside the dataset
+    keys = {k for _m, k in upstream.store_requests}
+    assert any(k.endswith(f"/day_aggs_v1/year=2026/date={june[0]}/data.parquet") for k in keys)
+    assert any(k.endswith(f"/day_aggs_v1/year=2026/date={june[0]}/_source.json") for k in keys)
+    assert any("/_merged/day_aggs_v1/year=2026/data.parquet" in k for k in keys)
+    # no secret in the workers' or the scheduler's logs, in our log records or report lines
+    text = logs + repr(lines) + " ".join(r.getMessage() for r in caplog.records)
+    for secret in (UPSTREAM_SECRET, STORE_SECRET):
+        assert secret not in text
+
+
+def test_task_names_and_the_graph_carry_no_secret(upstream, june, cluster):
+    cfg = s3_config(upstream)
+    upstream.delay = 0.3  # slow enough to look at the tasks while they run
+    seen: dict = {}
+
+    def spy():
+        deadline = time.monotonic() + 20
+        with Client(cluster) as watcher:
+            while time.monotonic() < deadline and not seen:
+                got = watcher.run_on_scheduler(_task_view)
+                if got:
+                    seen.update(got)
+                time.sleep(0.05)
+
+    t = threading.Thread(target=spy)
+    t.start()
+    try:
+        with Client(cluster) as client:
+            sync(june[0], june[5], datasets=[DAY], config=cfg, client=client)
+    finally:
+        upstream.delay = 0.0
+        t.join()
+    assert seen, "no task was seen running"
+    assert all(k.startswith("finrpt-sync-day_aggs_v1-") for k in seen)
+    blob = repr(seen)
+    for secret in (UPSTREAM_SECRET, STORE_SECRET):
+        assert secret not in blob
+
+
+def _task_view(dask_scheduler=None):
+    """On the scheduler: our tasks' keys and their pickled specs (what a graph written to disk holds)."""
+    import pickle
+
+    import cloudpickle
+
+    out = {}
+    for key, ts in dask_scheduler.tasks.items():
+        if str(key).startswith("finrpt-sync-"):
+            try:
+                blob = cloudpickle.dumps(ts.run_spec)
+            except Exception:  # noqa: BLE001
+                blob = pickle.dumps(repr(ts.run_spec))
+            out[str(key)] = blob
+    return out
+
+
+def test_a_worker_killed_mid_sync_the_sync_still_finishes_clean(upstream, small_market, june, cluster):
+    cfg = s3_config(upstream)
+    upstream.delay = 0.15
+    result: dict = {}
+
+    def run():
+        with Client(cluster) as client:
+            result["out"] = sync(june[0], june[-1], datasets=[DAY], config=cfg, client=client)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        with Client(cluster) as killer:
+            time.sleep(1.0)
+            pids = killer.run(os.getpid)
+            victim = sorted(pids.values())[0]
+            os.kill(victim, signal.SIGKILL)  # really kill the worker process
+        t.join(timeout=180)
+    finally:
+        upstream.delay = 0.0
+    assert not t.is_alive()
+    assert len(result["out"][DAY].fetched) == len(june)
+    store = store_for(cfg)
+    assert store.verify(DAY) == []
+    assert_every_session_is_the_truth(store, small_market, june)
+    with Client(cluster) as c:  # the nanny brought a worker back
+        c.wait_for_workers(2, timeout=60)
+
+
+def test_two_clients_syncing_overlapping_ranges_at_once_lose_and_duplicate_nothing(upstream, small_market, june):
+    cfg = s3_config(upstream)
+    errors = []
+
+    def run(lo, hi):
+        try:
+            with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                              silence_logs=logging.WARNING) as lc, Client(lc) as client:
+                sync(lo, hi, datasets=[DAY, MINUTE], config=cfg, client=client)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(june[0], june[14])),
+               threading.Thread(target=run, args=(june[5], june[-1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert errors == []
+    store = store_for(cfg)
+    assert store.verify(DAY) == [] and store.verify(MINUTE) == []
+    assert_every_session_is_the_truth(store, small_market, june)
+    rows = store.read_days(DAY, june)
+    keys = pd.DataFrame({"t": rows.column("ticker").to_pylist(), "w": rows.column("window_start").to_pylist()})
+    assert not keys.duplicated().any()
+    assert len(rows) == sum(len(small_market.cross_section(d)) for d in june)
+
+
+# -- reading the store --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def synced(upstream, rest, june):
+    """One S3 store with June's day files (and 3 minute sessions), and a local store with the same."""
+    cfg = s3_config(upstream, rest)
+    sync(june[0], june[-1], datasets=[DAY, MINUTE], config=cfg)
+    return cfg
+
+
+def test_get_prices_from_the_s3_store_equals_the_local_store(synced, upstream, rest, june, tmp_path):
+    local = Config.load({**{k: v for k, v in synced._values.items() if not k.startswith("FINRPT_STORE_S3")},
+                         "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path)}, environ={})
+    for adj in ("raw", "splits", "total"):
+        a = fp.get_prices(["AAPL", "NVDA", "SPY"], june[0], june[-1], adjustment=adj, config=synced)
+        b = fp.get_prices(["AAPL", "NVDA", "SPY"], june[0], june[-1], adjustment=adj, config=local)
+        pd.testing.assert_frame_equal(a, b)
+        assert set(a.attrs["provider"].values()) == {"massive_flatfiles"}
+    m1 = fp.get_prices("AAPL", june[0], june[2], interval="5m", adjustment="raw", config=synced)
+    m2 = fp.get_prices("AAPL", june[0], june[2], interval="5m", adjustment="raw", config=local)
+    pd.testing.assert_frame_equal(m1, m2)
+
+
+def test_duckdb_polars_and_dask_read_the_same_rows(synced, june):
+    import duckdb
+    import polars as pl
+    import pyarrow.dataset as pads
+    import dask.dataframe as dd
+
+    store = store_for(synced)
+    base = f"{store.base}/day_aggs_v1"
+    ds = pads.dataset(base, filesystem=store.fs, format="parquet", partitioning="hive")
+    arrow = ds.to_table()
+    n = len(store.read_days(DAY, june))
+    assert arrow.num_rows == n
+    con = duckdb.connect()
+    con.register("bars", ds)
+    got = con.execute("select count(*), sum(volume), count(distinct ticker) from bars").fetchone()
+    assert got[0] == n and got[1] == pytest.approx(float(np.sum(arrow.column("volume").to_numpy())))
+    pl_count = pl.scan_pyarrow_dataset(ds).select(pl.len()).collect().item()
+    assert pl_count == n
+    dask_frame = dd.read_parquet(base, filesystem=store.fs)
+    assert len(dask_frame) == n
+    assert "year" in dask_frame.columns and "date" in dask_frame.columns  # the Hive partitions
+
+
+def test_read_bars_adjusts_as_get_market_does_and_runs_the_readme_example(synced, june, cluster):
+    from finrpt_providers.dask import read_bars
+
+    with Client(cluster) as client:
+        for adj in ("raw", "splits", "total"):
+            bars = read_bars(DAY, june[0], june[-1], adjustment=adj, config=synced, client=client)
+            assert bars.npartitions == 1  # one year
+            got = bars.compute().set_index(["ticker", "timestamp"]).sort_index()
+            want = fp.get_market(june[0], june[-1], adjustment=adj, config=synced, providers=["massive_flatfiles"])
+            np.testing.assert_allclose(got[COLS].to_numpy(), want[COLS].to_numpy(), rtol=1e-12)
+        minutes = read_bars(MINUTE, june[0], june[2], tickers=["AAPL"], config=synced, client=client)
+        assert minutes.npartitions == 3  # one per session
+        assert set(minutes.ticker.unique().compute()) == {"AAPL"}
+        # the README's market-wide example: average daily dollar volume, top tickers
+        bars = read_bars(DAY, june[0], june[-1], adjustment="splits", config=synced, client=client)
+        top = (bars.close * bars.volume).groupby(bars.ticker).mean().nlargest(3).compute()
+    market = fp.get_market(june[0], june[-1], adjustment="splits", config=synced, providers=["massive_flatfiles"])
+    dv = (market.close * market.volume).groupby(level=0).mean().nlargest(3)
+    assert list(top.index) == list(dv.index)
+    np.testing.assert_allclose(top.to_numpy(), dv.to_numpy(), rtol=1e-12)
+
+
+# -- the store's rules on its own ------------------------------------------------------------------
+def test_a_data_object_without_its_record_is_not_stored_and_verify_repairs_it(synced, june):
+    store = store_for(synced)
+    day = june[3]
+    rec = f"{store._session(DAY, day)}/_source.json"
+    raw = store._read_bytes(rec)
+    store._delete(rec)  # a writer stopped between the two PUTs
+    try:
+        assert day not in store.stored(DAY, [day])
+        problems = store.verify(DAY)
+        assert [(p.day, p.what) for p in problems] == [(day, "stale temp file")]
+    finally:
+        store._write_bytes(rec, raw)
+    assert store.verify(DAY) == []
+
+
+def test_a_file_url_store_and_bad_locations(upstream, june, tmp_path):
+    cfg = Config.load({**upstream.config(), "FINRPT_PROVIDERS_CACHE_DIR": f"file://{tmp_path}/shared",
+                       "FINRPT_PROVIDERS_TODAY": "2026-07-01", "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"},
+                      environ={})
+    sync(june[0], june[2], config=cfg)
+    assert (tmp_path / "shared/massive/us_stocks_sip/day_aggs_v1/year=2026" / f"date={june[0]}" / "data.parquet").exists()
+    assert store_for(cfg).verify(DAY) == []
+    with pytest.raises(ConfigurationError, match="FINRPT_PROVIDERS_CACHE_DIR"):
+        Config.load({"FINRPT_PROVIDERS_CACHE_DIR": "s3://"}, environ={}).store_location
+    with pytest.raises(ConfigurationError, match="both FINRPT_STORE_S3_ACCESS_KEY"):
+        store_for(Config.load({"FINRPT_PROVIDERS_CACHE_DIR": "s3://b/p", "FINRPT_STORE_S3_ACCESS_KEY": "x"},
+                              environ={}))
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    import importlib.util
+
+    from finrpt_providers import dask as fpdask
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "distributed" else real(n, *a))
+    with pytest.raises(ConfigurationError) as err:
+        fpdask.read_bars(DAY, "2026-06-01", "2026-06-30")
+    assert str(err.value) == "this needs distributed: pip install 'finrpt-providers[dask]'"
+
+
+def test_cli_sync_on_a_local_cluster_and_bad_addresses(upstream, june, tmp_path):
+    cfg = s3_config(upstream)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MASSIVE_", "FINRPT_", "POLYGON_"))}
+    env.update({k: str(v) for k, v in cfg._values.items()})
+    args = [sys.executable, "-m", "finrpt_providers.cli", "sync", "--start", str(june[0]), "--end", str(june[4])]
+    done = subprocess.run([*args, "--cluster", "local:1"], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "dashboard: http://" in done.stdout + done.stderr and "fetched 5 files" in done.stdout + done.stderr
+    for secret in (UPSTREAM_SECRET, STORE_SECRET):
+        assert secret not in done.stdout + done.stderr
+    bad = subprocess.run([*args, "--cluster", "local:x"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "local:N" in bad.stderr
