@@ -4,7 +4,7 @@ with many writers on many machines, without a lock anywhere.
 Same Hive layout as the local store's ``session`` layout, for every dataset::
 
     {url}/{prefix}/{dataset}/year=2026/date=2026-03-02/data.parquet    one session: ONE object
-    {url}/{prefix}/{dataset}/year=2026/date=2026-03-02/_source.json    its source record
+    {url}/{prefix}/_sources/{dataset}/year=2026/2026-03-02.json         its source record
     {url}/{prefix}/_merged/{dataset}/year=2026/data.parquet            derived: the year, by ticker
     {url}/{prefix}/_state/{dataset}/missing/2026-03-07.json            a session found missing upstream
 
@@ -12,8 +12,9 @@ The rules that make many writers safe:
 
 * **A session is written once, as one object** (a single PUT; a multipart upload is
   visible only when complete), its source record (upstream key, ETag, size) both in
-  the object's Parquet metadata and, after it, in ``_source.json`` beside it. The
-  record is the commit mark: a session counts as stored when both exist. A writer that
+  the object's Parquet metadata and, after it, in its own small object under
+  ``_sources/`` (outside the dataset's directory, so a reader pointed at the dataset
+  finds Parquet files only). The record is the commit mark: a session counts as stored when both exist. A writer that
   dies between the two leaves a complete data object and no record: the session is
   fetched again (Hive readers see the complete object: a session fully or not at all).
 * **Nothing is read-modified-written.** Two writers of the same session write the same
@@ -34,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
     from .config import Config
 
 log = redact.logger(__name__)
-RECORD = "_source.json"
+RECORD = "record"  # the key of a session's record in a scan
+DATA = "data.parquet"
+SOURCES = "_sources"
 MERGED = "_merged"
 STATE = "_state"
 META_SOURCE = b"finrpt.source"
@@ -152,10 +156,13 @@ class ObjectStore:
         return f"{self._year(dataset, day.year)}/date={day.isoformat()}"
 
     def data_path(self, dataset: str, day: dt.date) -> str:
-        return f"{self._session(dataset, day)}/data.parquet"
+        return f"{self._session(dataset, day)}/{DATA}"
 
     def merged_path(self, dataset: str, year: int) -> str:
         return f"{self.base}/{MERGED}/{dataset}/year={year:04d}/data.parquet"
+
+    def _record_path(self, dataset: str, day: dt.date) -> str:
+        return f"{self.base}/{SOURCES}/{dataset}/year={day.year:04d}/{day.isoformat()}.json"
 
     def _missing_path(self, dataset: str, day: dt.date) -> str:
         return f"{self.base}/{STATE}/{dataset}/missing/{day.isoformat()}.json"
@@ -185,12 +192,30 @@ class ObjectStore:
                 return None
             raise self._err(e, f"read {path}") from None
 
-    def _write_bytes(self, path: str, data: bytes) -> None:
+    def _put_object(self, path: str, write) -> None:
+        """One object at ``path``, seen whole or not at all: on object storage a single upload
+        (a multipart one is visible only when complete); on a filesystem with directories, its
+        parent made first and the object written under a temporary name, then renamed."""
         try:
-            with self.fs.open_output_stream(path) as f:
-                f.write(data)
+            if self.fs.type_name == "s3":
+                with self.fs.open_output_stream(path) as f:
+                    write(f)
+                return
+            parent = path.rsplit("/", 1)[0]
+            self.fs.create_dir(parent, recursive=True)
+            tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"  # no reader globs it
+            try:
+                with self.fs.open_output_stream(tmp) as f:
+                    write(f)
+                self.fs.move(tmp, path)
+            except BaseException:
+                self._delete(tmp)
+                raise
         except OSError as e:
             raise self._err(e, f"write {path}") from None
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        self._put_object(path, lambda f: f.write(data))
 
     def _delete(self, path: str) -> None:
         try:
@@ -203,17 +228,24 @@ class ObjectStore:
 
     # -- what is stored -------------------------------------------------------------------
     def _scan(self, dataset: str, year: int) -> dict[dt.date, dict[str, Any]]:
-        """One listing of the year: per session, its data object and record (FileInfo)."""
+        """Two listings of the year: per session, its data object and its record (FileInfo)."""
         out: dict[dt.date, dict[str, Any]] = {}
         for info in self._list(self._year(dataset, year)):
             parts = info.path.rsplit("/", 2)
-            if len(parts) < 3 or not parts[1].startswith("date="):
+            if len(parts) < 3 or not parts[1].startswith("date=") or parts[2] != DATA:
                 continue
             try:
-                day = dt.date.fromisoformat(parts[1][5:])
+                out.setdefault(dt.date.fromisoformat(parts[1][5:]), {})[DATA] = info
             except ValueError:
                 continue
-            out.setdefault(day, {})[parts[2]] = info
+        for info in self._list(f"{self.base}/{SOURCES}/{dataset}/year={year:04d}"):
+            name = info.path.rsplit("/", 1)[-1]
+            if not name.endswith(".json"):
+                continue
+            try:
+                out.setdefault(dt.date.fromisoformat(name[:-5]), {})[RECORD] = info
+            except ValueError:
+                continue
         return out
 
     def _record(self, info) -> Source | None:
@@ -237,7 +269,7 @@ class ObjectStore:
 
     def _stored_year(self, dataset: str, year: int) -> dict[dt.date, Source]:
         scan = self._scan(dataset, year)
-        both = [(d, objs[RECORD]) for d, objs in sorted(scan.items()) if RECORD in objs and "data.parquet" in objs]
+        both = [(d, objs[RECORD]) for d, objs in sorted(scan.items()) if RECORD in objs and DATA in objs]
         if not both:
             return {}
         with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(both))) as pool:
@@ -316,13 +348,9 @@ class ObjectStore:
         record = json.dumps({"key": src.key, "etag": src.etag, "size": src.size, "session": day.isoformat()})
         t = to_store_table(table)
         t = t.replace_schema_metadata({**(t.schema.metadata or {}), META_SOURCE: record.encode()})
-        path = self.data_path(dataset, day)
-        try:
-            with self.fs.open_output_stream(path) as f:  # one object, visible only once complete
-                pq.write_table(t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True)
-        except OSError as e:
-            raise self._err(e, f"write {path}") from None
-        self._write_bytes(f"{self._session(dataset, day)}/{RECORD}", record.encode())
+        self._put_object(self.data_path(dataset, day), lambda f: pq.write_table(
+            t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True))
+        self._write_bytes(self._record_path(dataset, day), record.encode())
         self._delete(self._missing_path(dataset, day))
 
     def merge_year(self, dataset: str, year: int) -> int:
@@ -342,12 +370,8 @@ class ObjectStore:
         t = _sort_rows(pa.concat_tables([x.replace_schema_metadata(None) for x in tables]))
         inputs = json.dumps({d.isoformat(): have[d].etag for d in days})
         t = t.replace_schema_metadata({META_INPUTS: inputs.encode()})
-        path = self.merged_path(dataset, year)
-        try:
-            with self.fs.open_output_stream(path) as f:
-                pq.write_table(t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True)
-        except OSError as e:
-            raise self._err(e, f"write {path}") from None
+        self._put_object(self.merged_path(dataset, year), lambda f: pq.write_table(
+            t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True))
         return len(days)
 
     # -- reading ----------------------------------------------------------------------------
@@ -442,7 +466,7 @@ class ObjectStore:
             def check(item):
                 day, objs = item
                 found: list[Problem] = []
-                data, rec = objs.get("data.parquet"), objs.get(RECORD)
+                data, rec = objs.get(DATA), objs.get(RECORD)
                 if data is None:
                     if rec is not None:
                         found.append(Problem(dataset, day, "missing file", "a record without its data object"))
@@ -480,7 +504,7 @@ class ObjectStore:
 
     def forget(self, dataset: str, days: Iterable[dt.date]) -> None:
         for d in days:
-            self._delete(f"{self._session(dataset, d)}/{RECORD}")
+            self._delete(self._record_path(dataset, d))
             self._delete(self.data_path(dataset, d))
 
     def reset_year(self, dataset: str, year: int) -> list[dt.date]:

@@ -5,6 +5,7 @@ benchmarks/scale_out.py; these are small forms of each case."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -113,7 +114,7 @@ def test_sync_on_the_cluster_into_an_s3_store_equals_the_truth(upstream, small_m
     # the store's objects: one per session plus its record, the derived year outside the dataset
     keys = {k for _m, k in upstream.store_requests}
     assert any(k.endswith(f"/day_aggs_v1/year=2026/date={june[0]}/data.parquet") for k in keys)
-    assert any(k.endswith(f"/day_aggs_v1/year=2026/date={june[0]}/_source.json") for k in keys)
+    assert any(k.endswith(f"/_sources/day_aggs_v1/year=2026/{june[0]}.json") for k in keys)
     assert any("/_merged/day_aggs_v1/year=2026/data.parquet" in k for k in keys)
     # no secret in the workers' or the scheduler's logs, in our log records or report lines
     text = logs + repr(lines) + " ".join(r.getMessage() for r in caplog.records)
@@ -128,7 +129,7 @@ def test_task_names_and_the_graph_carry_no_secret(upstream, june, cluster):
 
     def spy():
         deadline = time.monotonic() + 20
-        with Client(cluster) as watcher:
+        with Client(cluster, set_as_default=False) as watcher:  # a second default in a thread races the first
             while time.monotonic() < deadline and not seen:
                 got = watcher.run_on_scheduler(_task_view)
                 if got:
@@ -197,23 +198,30 @@ def test_a_worker_killed_mid_sync_the_sync_still_finishes_clean(upstream, small_
 
 
 def test_two_clients_syncing_overlapping_ranges_at_once_lose_and_duplicate_nothing(upstream, small_market, june):
+    """Two clusters (two 'machines'), each with its own client, syncing overlapping ranges into one
+    S3 store at the same time. The clusters start one after the other (distributed's dashboard
+    import is not thread-safe); the syncs run at once."""
     cfg = s3_config(upstream)
     errors = []
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(Client(set_as_default=False, address=stack.enter_context(
+            LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                         silence_logs=logging.WARNING)))) for _ in range(2)]
+        barrier = threading.Barrier(2)
 
-    def run(lo, hi):
-        try:
-            with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
-                              silence_logs=logging.WARNING) as lc, Client(lc) as client:
+        def run(client, lo, hi):
+            try:
+                barrier.wait(timeout=30)
                 sync(lo, hi, datasets=[DAY, MINUTE], config=cfg, client=client)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
 
-    threads = [threading.Thread(target=run, args=(june[0], june[14])),
-               threading.Thread(target=run, args=(june[5], june[-1]))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=240)
+        threads = [threading.Thread(target=run, args=(clients[0], june[0], june[14])),
+                   threading.Thread(target=run, args=(clients[1], june[5], june[-1]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
     assert errors == []
     store = store_for(cfg)
     assert store.verify(DAY) == [] and store.verify(MINUTE) == []
@@ -284,7 +292,8 @@ def test_read_bars_adjusts_as_get_market_does_and_runs_the_readme_example(synced
         assert set(minutes.ticker.unique().compute()) == {"AAPL"}
         # the README's market-wide example: average daily dollar volume, top tickers
         bars = read_bars(DAY, june[0], june[-1], adjustment="splits", config=synced, client=client)
-        top = (bars.close * bars.volume).groupby(bars.ticker).mean().nlargest(3).compute()
+        top = (bars.assign(dollar_volume=bars.close * bars.volume)
+               .groupby("ticker").dollar_volume.mean().nlargest(3).compute())
     market = fp.get_market(june[0], june[-1], adjustment="splits", config=synced, providers=["massive_flatfiles"])
     dv = (market.close * market.volume).groupby(level=0).mean().nlargest(3)
     assert list(top.index) == list(dv.index)
@@ -292,19 +301,19 @@ def test_read_bars_adjusts_as_get_market_does_and_runs_the_readme_example(synced
 
 
 # -- the store's rules on its own ------------------------------------------------------------------
-def test_a_data_object_without_its_record_is_not_stored_and_verify_repairs_it(synced, june):
+def test_a_data_object_without_its_record_is_not_stored_and_verify_repairs_it(synced, small_market, june):
     store = store_for(synced)
     day = june[3]
-    rec = f"{store._session(DAY, day)}/_source.json"
-    raw = store._read_bytes(rec)
-    store._delete(rec)  # a writer stopped between the two PUTs
-    try:
-        assert day not in store.stored(DAY, [day])
-        problems = store.verify(DAY)
-        assert [(p.day, p.what) for p in problems] == [(day, "stale temp file")]
-    finally:
-        store._write_bytes(rec, raw)
+    store._delete(store._record_path(DAY, day))  # a writer stopped between the two PUTs
+    assert day not in store.stored(DAY, [day])
+    assert store._read_bytes(store.data_path(DAY, day)) is not None
+    assert [(p.day, p.what) for p in store.verify(DAY)] == [(day, "stale temp file")]
+    store.verify(DAY, clean_temp=True)  # --repair: the orphan goes
+    assert store._read_bytes(store.data_path(DAY, day)) is None
+    out = sync(june[0], june[-1], datasets=[DAY], config=synced)  # and the next sync fetches it again
+    assert out[DAY].fetched == [day]
     assert store.verify(DAY) == []
+    assert_every_session_is_the_truth(store, small_market, june)
 
 
 def test_a_file_url_store_and_bad_locations(upstream, june, tmp_path):

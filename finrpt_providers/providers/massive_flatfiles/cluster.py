@@ -79,7 +79,7 @@ def fetch_days_on(client, config, store, dataset: str, days: list[dt.date], prog
                              pure=False, retries=RETRIES) for d in days]
     pending: dict[dt.date, tuple] = {}
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):  # this client, not the default one
             day, status, nbytes, ncsv, item = fut.result()
             fut.release()
             if status == "missing":
