@@ -11,7 +11,7 @@ scheduler before it runs a task.
 
     >>> from finrpt_providers.dask import read_bars
     >>> bars = read_bars("day_aggs_v1", "2024-01-01", "2025-12-31", adjustment="splits")
-    >>> (bars.close * bars.volume).groupby(bars.ticker).mean().nlargest(20).compute()
+    >>> bars.assign(dv=bars.close * bars.volume).groupby("ticker").dv.mean().nlargest(20).compute()
 """
 
 from __future__ import annotations
@@ -248,14 +248,14 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
 
 
 def _store_provider(cfg: "Config", dataset: str, name: str | None):
-    """The provider whose store holds ``dataset`` (one exposing ``store()`` and ``table_to_long``)."""
+    """The provider whose store holds ``dataset`` (one that ``keeps_store``)."""
     from .plugins import registry
 
     for n, entry in registry().items():
         if name is not None and n != name:
             continue
         p = entry.provider
-        if hasattr(p, "store") and hasattr(p, "table_to_long"):
+        if p.keeps_store:
             p = p.configured(cfg)
             try:
                 p.store().per_year(dataset)

@@ -190,6 +190,9 @@ class PriceProvider:
     serves_market: ClassVar[bool] = False
     #: True when :meth:`open_stream` serves live bars (see :mod:`finrpt_providers.stream`)
     serves_stream: ClassVar[bool] = False
+    #: True when it keeps a Parquet store of every ticker (:meth:`store`, :meth:`table_to_long`),
+    #: which :func:`finrpt_providers.dask.read_bars` reads as a dask DataFrame
+    keeps_store: ClassVar[bool] = False
     #: the settings this provider reads (see :class:`~finrpt_providers.config.Setting`)
     settings: ClassVar[tuple["Setting", ...]] = ()
     #: setting names (e.g. "MASSIVE_API_KEY") that must be set for the provider to work
@@ -317,6 +320,17 @@ class PriceProvider:
         connected. Only when ``serves_stream``; the core keeps it up (reconnects, fills,
         ordering: :mod:`finrpt_providers.stream`)."""
         raise UnsupportedQuery(f"{self.name} does not serve live bars", provider=self.name)
+
+    def store(self) -> Any:
+        """The store this provider keeps (a :class:`~finrpt_providers.store.Store` or, when
+        FINRPT_PROVIDERS_CACHE_DIR is a URL, an :class:`~finrpt_providers.objectstore.ObjectStore`).
+        Only when ``keeps_store``."""
+        raise UnsupportedQuery(f"{self.name} keeps no store", provider=self.name)
+
+    def table_to_long(self, table: Any) -> "pd.DataFrame":
+        """The store's rows (an Arrow table of many tickers) as the long bar frame indexed by
+        (``ticker``, ``timestamp``). Only when ``keeps_store``."""
+        raise UnsupportedQuery(f"{self.name} keeps no store", provider=self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -212,7 +212,7 @@ def test_every_setting_is_documented():
 @pytest.mark.parametrize("capability", ["serves_actions", "serves_statements", "settings", "fetch_sessions",
                                         "fetch_actions", "fetch_statements", "native_adjustments", "earliest",
                                         "serves_info", "fetch_info", "fetch_basket", "serves_stream",
-                                        "open_stream"])
+                                        "open_stream", "keeps_store", "store", "table_to_long"])
 def test_every_provider_capability_is_documented(capability):
     from finrpt_providers import PriceProvider
 

@@ -108,6 +108,7 @@ class MassiveFlatFilesProvider(PriceProvider):
     name = NAME
     intervals = frozenset({"1m", "1d"})
     adjustments = frozenset({"raw"})
+    keeps_store = True
     settings = SETTINGS
     credentials = ("MASSIVE_S3_ACCESS_KEY", "MASSIVE_S3_SECRET_KEY")
     requires = ("boto3", "pyarrow")
@@ -121,8 +122,9 @@ class MassiveFlatFilesProvider(PriceProvider):
         """The store this provider keeps (finrpt_providers.dask.read_bars reads it)."""
         return store_for(self.config)
 
-    #: stored rows of many tickers -> the long bar frame
-    table_to_long = staticmethod(table_to_long)
+    def table_to_long(self, table) -> pd.DataFrame:
+        """Stored rows of many tickers -> the long bar frame."""
+        return table_to_long(table)
 
     def _read(self, dataset: str, days: list[dt.date], ticker: str) -> pd.DataFrame:
         return table_to_bars(self._ensure(dataset, days).read_ticker(dataset, days, ticker))
