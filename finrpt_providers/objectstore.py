@@ -60,6 +60,14 @@ META_INPUTS = b"finrpt.inputs"
 _IO_THREADS = 16
 
 
+#: parsed source records by (store URL, path), checked against the object's size and mtime:
+#: shared by every ObjectStore of the process, so a warm store costs its listings only
+_RECORDS: dict[tuple[str, str], tuple[tuple, Source]] = {}
+_RECORDS_MAX = 500_000  # ~20 years x 3 datasets x 252 sessions, many times over
+_FILESYSTEMS: dict[tuple, Any] = {}  # one pyarrow filesystem per location and credentials
+_CACHE_LOCK = threading.Lock()
+
+
 def is_url(location: Any) -> bool:
     return isinstance(location, str) and "://" in location
 
@@ -86,7 +94,12 @@ def filesystem(url: str, config: "Config | None") -> tuple[Any, str]:
             opts["region"] = config.value("FINRPT_STORE_S3_REGION") or "us-east-1"
         opts.setdefault("connect_timeout", 10)
         opts.setdefault("request_timeout", 60)
-        return pafs.S3FileSystem(**opts), rest.strip("/")
+        ident = tuple(sorted(opts.items()))
+        with _CACHE_LOCK:
+            fs = _FILESYSTEMS.get(ident)
+            if fs is None:
+                fs = _FILESYSTEMS[ident] = pafs.S3FileSystem(**opts)
+        return fs, rest.strip("/")
     if scheme == "file":
         return pafs.LocalFileSystem(), "/" + rest.lstrip("/")
     try:
@@ -133,8 +146,6 @@ class ObjectStore:
             base = self.url.split("://", 1)[1].strip("/")
         self.fs = fs
         self.base = f"{base}/{prefix}"
-        self._records: dict[str, tuple[tuple, Source]] = {}
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.root!r}, {self.prefix!r})"
@@ -251,8 +262,9 @@ class ObjectStore:
     def _record(self, info) -> Source | None:
         """A session's source record, parsed once per object version."""
         version = (info.size, info.mtime_ns)
-        with self._lock:
-            hit = self._records.get(info.path)
+        ident = (self.url, info.path)
+        with _CACHE_LOCK:
+            hit = _RECORDS.get(ident)
         if hit is not None and hit[0] == version:
             return hit[1]
         raw = self._read_bytes(info.path)
@@ -263,8 +275,10 @@ class ObjectStore:
             src = Source(str(d["key"]), str(d["etag"]), int(d["size"]))
         except (ValueError, KeyError, TypeError):
             return None  # a damaged record: the session counts as not stored (verify names it)
-        with self._lock:
-            self._records[info.path] = (version, src)
+        with _CACHE_LOCK:
+            if len(_RECORDS) >= _RECORDS_MAX:
+                _RECORDS.clear()
+            _RECORDS[ident] = (version, src)
         return src
 
     def _stored_year(self, dataset: str, year: int) -> dict[dt.date, Source]:

@@ -15,6 +15,7 @@ configuration, keys included, reaches the workers without travelling in a task).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 from ... import redact
@@ -25,16 +26,31 @@ log = redact.logger(__name__)
 RETRIES = 3
 
 
-def sync_file(config_name: str, dataset: str, day: dt.date, ship: bool) -> tuple:
-    """On a worker: one upstream file into the store. Returns (day, status, gz bytes, CSV bytes,
-    (table, source) when ``ship``: a local year-layout store merged by the client)."""
+_PARTS: dict[str, tuple] = {}  # config name -> (upstream client, store), once per worker process
+_PARTS_LOCK = threading.Lock()
+
+
+def _parts(config_name: str) -> tuple:
+    """The upstream bucket and the store for a shared configuration, built once per worker
+    (a boto3 client and an S3 filesystem cost more than a day file's work)."""
     from ...dask import worker_config
     from . import store_for
     from .s3 import FlatFilesS3
 
-    cfg = worker_config(config_name)
+    with _PARTS_LOCK:
+        hit = _PARTS.get(config_name)
+        if hit is None:
+            cfg = worker_config(config_name)
+            hit = _PARTS[config_name] = (FlatFilesS3(cfg), store_for(cfg))
+        return hit
+
+
+def sync_file(config_name: str, dataset: str, day: dt.date, ship: bool) -> tuple:
+    """On a worker: one upstream file into the store. Returns (day, status, gz bytes, CSV bytes,
+    (table, source) when ``ship``: a local year-layout store merged by the client)."""
+    s3, store = _parts(config_name)
     key = key_for(dataset, day)
-    got = FlatFilesS3(cfg).get(key, dataset)
+    got = s3.get(key, dataset)
     if got is None:
         return day, "missing", 0, 0, None
     data, src = got
@@ -42,16 +58,13 @@ def sync_file(config_name: str, dataset: str, day: dt.date, ship: bool) -> tuple
     table = check_aggregates(table, day, dataset, key)
     if ship:
         return day, "parsed", len(data), csv_size, (table, src)
-    store_for(cfg).put(dataset, {day: (table, src)})
+    store.put(dataset, {day: (table, src)})
     return day, "stored", len(data), csv_size, None
 
 
 def merge_year(config_name: str, dataset: str, year: int, *_inputs: Any) -> int:
     """On a worker, after every file of ``year``: rebuild its derived ticker-ordered copy."""
-    from ...dask import worker_config
-    from . import store_for
-
-    return store_for(worker_config(config_name)).merge_year(dataset, year)
+    return _parts(config_name)[1].merge_year(dataset, year)
 
 
 def fetch_days_on(client, config, store, dataset: str, days: list[dt.date], progress=None, report=None):
