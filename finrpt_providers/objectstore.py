@@ -58,12 +58,15 @@ STATE = "_state"
 META_SOURCE = b"finrpt.source"
 META_INPUTS = b"finrpt.inputs"
 _IO_THREADS = 16
+#: seconds a year's listing may serve the one read that follows it in the same thread
+LISTING_TTL = 2.0
 
 
 #: parsed source records by (store URL, path), checked against the object's size and mtime:
 #: shared by every ObjectStore of the process, so a warm store costs its listings only
 _RECORDS: dict[tuple[str, str], tuple[tuple, Source]] = {}
 _RECORDS_MAX = 500_000  # ~20 years x 3 datasets x 252 sessions, many times over
+_FOOTERS: dict[tuple[str, str], tuple[tuple, tuple]] = {}  # merged copies' parsed footers, by version
 _FILESYSTEMS: dict[tuple, Any] = {}  # one pyarrow filesystem per location and credentials
 _CACHE_LOCK = threading.Lock()
 
@@ -146,6 +149,7 @@ class ObjectStore:
             base = self.url.split("://", 1)[1].strip("/")
         self.fs = fs
         self.base = f"{base}/{prefix}"
+        self._memo: dict[tuple[str, int, int], tuple[float, dict[dt.date, Source]]] = {}
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.root!r}, {self.prefix!r})"
@@ -241,7 +245,11 @@ class ObjectStore:
     def _scan(self, dataset: str, year: int) -> dict[dt.date, dict[str, Any]]:
         """Two listings of the year: per session, its data object and its record (FileInfo)."""
         out: dict[dt.date, dict[str, Any]] = {}
-        for info in self._list(self._year(dataset, year)):
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the two listings at once: one round trip's wait
+            sources = pool.submit(self._list, f"{self.base}/{SOURCES}/{dataset}/year={year:04d}")
+            data = self._list(self._year(dataset, year))
+            records = sources.result()
+        for info in data:
             parts = info.path.rsplit("/", 2)
             if len(parts) < 3 or not parts[1].startswith("date=") or parts[2] != DATA:
                 continue
@@ -249,7 +257,7 @@ class ObjectStore:
                 out.setdefault(dt.date.fromisoformat(parts[1][5:]), {})[DATA] = info
             except ValueError:
                 continue
-        for info in self._list(f"{self.base}/{SOURCES}/{dataset}/year={year:04d}"):
+        for info in records:
             name = info.path.rsplit("/", 1)[-1]
             if not name.endswith(".json"):
                 continue
@@ -259,14 +267,18 @@ class ObjectStore:
                 continue
         return out
 
+    def _cached_record(self, info) -> Source | None:
+        with _CACHE_LOCK:
+            hit = _RECORDS.get((self.url, info.path))
+        return hit[1] if hit is not None and hit[0] == (info.size, info.mtime_ns) else None
+
     def _record(self, info) -> Source | None:
         """A session's source record, parsed once per object version."""
         version = (info.size, info.mtime_ns)
         ident = (self.url, info.path)
-        with _CACHE_LOCK:
-            hit = _RECORDS.get(ident)
-        if hit is not None and hit[0] == version:
-            return hit[1]
+        hit = self._cached_record(info)
+        if hit is not None:
+            return hit
         raw = self._read_bytes(info.path)
         if raw is None:
             return None
@@ -281,14 +293,39 @@ class ObjectStore:
             _RECORDS[ident] = (version, src)
         return src
 
-    def _stored_year(self, dataset: str, year: int) -> dict[dt.date, Source]:
+    def _stored_year(self, dataset: str, year: int, reuse: bool = False) -> dict[dt.date, Source]:
+        """The year's stored sessions (data object and record both there), listed now. The
+        listing is left for ONE read that follows in the same thread within LISTING_TTL
+        seconds (``reuse``: a question's plan and its read list once); this object's own
+        writes drop it."""
+        import time
+
+        memo_key = (dataset, year, threading.get_ident())
+        if reuse:
+            with _CACHE_LOCK:
+                hit = self._memo.pop(memo_key, None)
+            if hit is not None and time.monotonic() - hit[0] < LISTING_TTL:
+                return dict(hit[1])
         scan = self._scan(dataset, year)
         both = [(d, objs[RECORD]) for d, objs in sorted(scan.items()) if RECORD in objs and DATA in objs]
-        if not both:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(both))) as pool:
-            recs = list(pool.map(lambda item: (item[0], self._record(item[1])), both))
-        return {d: src for d, src in recs if src is not None}
+        recs = [(d, self._cached_record(info)) for d, info in both]
+        todo = [(d, info) for (d, info), (_, src) in zip(both, recs) if src is None]
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(todo))) as pool:
+                found = dict(pool.map(lambda item: (item[0], self._record(item[1])), todo))
+            recs = [(d, src if src is not None else found.get(d)) for d, src in recs]
+        out = {d: src for d, src in recs if src is not None}
+        now = time.monotonic()
+        with _CACHE_LOCK:
+            for k in [k for k, (at, _) in self._memo.items() if now - at >= LISTING_TTL]:
+                del self._memo[k]  # left by a plan no read followed
+            self._memo[memo_key] = (now, out)
+        return dict(out)
+
+    def _forget_listing(self, dataset: str, year: int) -> None:
+        with _CACHE_LOCK:
+            for k in [k for k in self._memo if k[:2] == (dataset, year)]:
+                del self._memo[k]
 
     def stored(self, dataset: str, days: Iterable[dt.date]) -> dict[dt.date, Source]:
         want = sorted(set(days))
@@ -365,6 +402,7 @@ class ObjectStore:
         self._put_object(self.data_path(dataset, day), lambda f: pq.write_table(
             t, f, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True))
         self._write_bytes(self._record_path(dataset, day), record.encode())
+        self._forget_listing(dataset, day.year)
         self._delete(self._missing_path(dataset, day))
 
     def merge_year(self, dataset: str, year: int) -> int:
@@ -405,16 +443,63 @@ class ObjectStore:
             raise DataIntegrityError(f"the store's {self.root}/{path.split('/', 1)[-1]} cannot be read "
                                      f"({type(e).__name__}): run `finrpt-providers verify --repair`") from None
 
-    def _merged_for(self, dataset: str, year: int, have: dict[dt.date, Source]) -> set[dt.date]:
-        """Sessions the year's merged copy holds exactly as recorded now."""
+    def _merged_footer(self, dataset: str, year: int) -> tuple | None:
+        """(FileInfo, metadata, the inputs it holds, ticker range per row group) of the year's
+        merged copy: one HEAD per call, the footer fetched and parsed once per object version."""
+        import pyarrow.fs as pafs
         import pyarrow.parquet as pq
 
+        path = self.merged_path(dataset, year)
         try:
-            meta = pq.read_schema(self.merged_path(dataset, year), filesystem=self.fs).metadata or {}
-            inputs = json.loads(meta[META_INPUTS])
-        except (FileNotFoundError, OSError, KeyError, ValueError):
-            return set()
-        return {d for d, src in have.items() if inputs.get(d.isoformat()) == src.etag}
+            info = self.fs.get_file_info(path)
+        except OSError:
+            return None
+        if info.type != pafs.FileType.File:
+            return None
+        ident, version = (self.url, path), (info.size, info.mtime_ns)
+        with _CACHE_LOCK:
+            hit = _FOOTERS.get(ident)
+        if hit is not None and hit[0] == version:
+            return (info, *hit[1])
+        try:
+            with self.fs.open_input_file(path) as f:
+                meta = pq.ParquetFile(f).metadata
+            inputs = json.loads((meta.metadata or {})[META_INPUTS])
+        except (OSError, KeyError, ValueError):
+            return None  # a damaged derived copy is only a lost shortcut
+        col = meta.schema.to_arrow_schema().get_field_index("ticker")
+        ranges = []
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(col).statistics
+            ranges.append((st.min, st.max) if st is not None and st.has_min_max else None)
+        with _CACHE_LOCK:
+            _FOOTERS[ident] = (version, (meta, inputs, ranges))
+        return info, meta, inputs, ranges
+
+    def _read_merged(self, footer: tuple, tickers: list[str] | None) -> "pa.Table":
+        """Rows of ``tickers`` (all when None) from the merged copy, reading only the row groups
+        whose ticker range admits one."""
+        import bisect
+
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        info, meta, _inputs, ranges = footer
+        groups = list(range(len(ranges)))
+        if tickers is not None:
+            wanted = sorted(set(tickers))
+            groups = []
+            for i, r in enumerate(ranges):
+                k = bisect.bisect_left(wanted, r[0]) if r is not None else 0
+                if r is None or (k < len(wanted) and wanted[k] <= r[1]):
+                    groups.append(i)
+        with self.fs.open_input_file(info.path) as f:
+            pf = pq.ParquetFile(f, metadata=meta, pre_buffer=True)
+            t = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+        if tickers is not None and t.num_rows:
+            t = t.filter(pc.is_in(t.column("ticker"), value_set=pa.array(sorted(set(tickers)), pa.string())))
+        return t
 
     def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str] | None) -> "pa.Table":
         import pyarrow as pa
@@ -426,16 +511,17 @@ class ObjectStore:
         want = sorted(set(days))
         tables = []
         for year in sorted({d.year for d in want}):
-            have = self._stored_year(dataset, year)
+            have = self._stored_year(dataset, year, reuse=True)
             ds = [d for d in want if d in have]
             if not ds:
                 continue
-            merged = self._merged_for(dataset, year, have) if self.per_year(dataset) else set()
-            from_merged = [d for d in ds if d in merged]
+            footer = self._merged_footer(dataset, year) if self.per_year(dataset) else None
+            inputs = footer[2] if footer is not None else {}
+            # the derived copy answers for the sessions it holds exactly as recorded now
+            from_merged = [d for d in ds if inputs.get(d.isoformat()) == have[d].etag]
             if from_merged:
-                filters = [("ticker", "in", tickers)] if tickers is not None else None
                 try:
-                    t = pq.read_table(self.merged_path(dataset, year), filesystem=self.fs, filters=filters)
+                    t = self._read_merged(footer, tickers)
                     tables.append(_keep_sessions(t.replace_schema_metadata(None), from_merged))
                 except (OSError, pa.ArrowException, ValueError):
                     from_merged = []  # a damaged derived copy is only a lost shortcut
@@ -520,6 +606,7 @@ class ObjectStore:
         for d in days:
             self._delete(self._record_path(dataset, d))
             self._delete(self.data_path(dataset, d))
+            self._forget_listing(dataset, d.year)
 
     def reset_year(self, dataset: str, year: int) -> list[dt.date]:
         return []  # no year manifest to damage: each session's record stands alone

@@ -254,6 +254,20 @@ def test_get_prices_from_the_s3_store_equals_the_local_store(synced, upstream, r
     pd.testing.assert_frame_equal(m1, m2)
 
 
+def test_a_warm_read_from_the_s3_store_costs_its_listings_only(synced, upstream, june):
+    """The records are parsed once per object version and the merged copy's footer once: a
+    warm one-ticker question lists the year (data and records, once for plan and read), asks
+    for the merged copy's size and reads the ticker's row group; no record is fetched again."""
+    fp.get_prices("AAPL", june[0], june[-1], adjustment="raw", config=synced)  # warm-up
+    n0 = len(upstream.store_requests)
+    got = fp.get_prices("AAPL", june[0], june[-1], adjustment="raw", config=synced)
+    asked = upstream.store_requests[n0:]
+    assert len(got) == len(june)
+    assert not [k for _m, k in asked if "/_sources/" in k and k.endswith(".json")]
+    assert len([1 for m, k in asked if m == "GET" and k.count("/") == 1]) == 2  # two listings (bucket-level GETs)
+    assert len(asked) <= 6, asked
+
+
 def test_duckdb_polars_and_dask_read_the_same_rows(synced, june):
     import duckdb
     import polars as pl
