@@ -58,6 +58,8 @@ STATE = "_state"
 META_SOURCE = b"finrpt.source"
 META_INPUTS = b"finrpt.inputs"
 _IO_THREADS = 16
+#: up to this many row groups of a merged copy are read one request each; more, coalesced
+FEW_GROUPS = 8
 #: seconds a year's listing may serve the one read that follows it in the same thread
 LISTING_TTL = 2.0
 
@@ -494,6 +496,11 @@ class ObjectStore:
                 k = bisect.bisect_left(wanted, r[0]) if r is not None else 0
                 if r is None or (k < len(wanted) and wanted[k] <= r[1]):
                     groups.append(i)
+        if len(groups) > FEW_GROUPS:
+            # many scattered groups: one range request each would cost a round trip apiece;
+            # Arrow's dataset reader coalesces them into a few large reads
+            filters = [("ticker", "in", sorted(set(tickers)))] if tickers is not None else None
+            return pq.read_table(info.path, filesystem=self.fs, filters=filters)
         with self.fs.open_input_file(info.path) as f:
             pf = pq.ParquetFile(f, metadata=meta, pre_buffer=True)
             t = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
