@@ -148,38 +148,18 @@ def _meta() -> "pd.DataFrame":
 
 
 def _partition(part: tuple) -> "pd.DataFrame":
-    """One partition: the store's rows of ``days`` (of ``tickers``), adjusted by the factors
-    computed on the client (see :func:`read_bars`)."""
-    import numpy as np
-    import pandas as pd
-
-    from .adjust import apply_factors, dividend_factor, split_factor
+    """One partition: the store's rows of ``days`` (of ``tickers``), adjusted on the worker by
+    the core's market-wide pipeline with the actions fetched once on the client."""
+    from .market import apply_market_actions
     from .plugins import registry
 
-    name, provider, dataset, days, tickers, adjustment, splits, dividends, prev = part
-    cfg = worker_config(name)
-    p = registry()[provider].provider.configured(cfg)
+    name, provider, dataset, days, tickers, interval, adjustment, actions = part
+    p = registry()[provider].provider.configured(worker_config(name))
     store = p.store()
     table = store.read_tickers(dataset, days, tickers) if tickers is not None else store.read_days(dataset, days)
     long = p.table_to_long(table)
     if adjustment != "raw" and len(long):
-        price, volume = np.ones(len(long)), np.ones(len(long))
-        names = long.index.get_level_values(0)
-        stamps = long.index.get_level_values(1)
-        affected = set(splits.index.get_level_values(0)) if splits is not None else set()
-        if adjustment == "total" and dividends is not None:
-            affected |= set(dividends.index.get_level_values(0))
-        for t in sorted(affected & set(names)):
-            where = names.get_loc(t)
-            ds = stamps[where].normalize()
-            sp = splits.xs(t, level=0) if t in splits.index.get_level_values(0) else splits.iloc[:0].droplevel(0)
-            s = split_factor(ds, sp)
-            pr, vo = 1.0 / s, s
-            if adjustment == "total" and t in dividends.index.get_level_values(0):
-                dv = dividends.xs(t, level=0)
-                pr = pr * dividend_factor(ds, dv, prev.get(t, pd.Series(dtype="float64")))
-            price[where], volume[where] = pr, vo
-        long = apply_factors(long, price, volume)
+        long, _failed = apply_market_actions(long, "raw", adjustment, p, actions, interval)
     out = long.reset_index()
     return out[list(_meta().columns)]
 
@@ -198,11 +178,10 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     the current default client; without one, dask's local scheduler)."""
     require()
     import dask.dataframe as dd
-    import pandas as pd
 
     from . import calendar
     from .chain import resolve_config
-    from .market import market_actions_source
+    from .market import market_actions, market_actions_source
     from .provider import normalize_adjustment, normalize_ticker, to_date
 
     cfg = resolve_config(config)
@@ -223,27 +202,22 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
         except (ImportError, ValueError):
             client = None
     name = share_config(cfg, client)
-    splits = dividends = prev = None
+    actions = None
     if adjustment != "raw":
-        acts = market_actions_source(cfg)
-        if acts is None:
+        if market_actions_source(cfg) is None:
             raise ConfigurationError("adjusting needs a market-wide corporate-actions source (a provider with "
                                      "fetch_market_actions, ready): none is; configure one, or ask adjustment='raw'")
-        now = pd.Timestamp(cfg.today(), tz="America/New_York")
-        lo = pd.Timestamp(days[0], tz="America/New_York")
-        splits, dividends = acts.fetch_market_actions(days[0])
-        splits = splits[(splits.index.get_level_values(1) > lo) & (splits.index.get_level_values(1) <= now)]
-        dividends = dividends[(dividends.index.get_level_values(1) > lo)
-                              & (dividends.index.get_level_values(1) <= now)]
+        splits, dividends, src = market_actions(cfg, days[0], cfg.today())
         if tickers is not None:
             splits = splits[splits.index.get_level_values(0).isin(tickers)]
             dividends = dividends[dividends.index.get_level_values(0).isin(tickers)]
-        prev = _closes_before(source, cfg, dividends) if adjustment == "total" else None
+        actions = (splits, dividends, src)
     per_year = source.store().per_year(dataset)
     groups: dict[Any, list[dt.date]] = {}
     for d in days:
         groups.setdefault(d.year if per_year else d, []).append(d)
-    parts = [(name, source.name, dataset, ds, tickers, adjustment, splits, dividends, prev) for ds in groups.values()]
+    interval = "1d" if per_year else "1m"
+    parts = [(name, source.name, dataset, ds, tickers, interval, adjustment, actions) for ds in groups.values()]
     return dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
 
 
@@ -263,38 +237,6 @@ def _store_provider(cfg: "Config", dataset: str, name: str | None):
                 continue
             return p
     raise InvalidQuery(f"no installed provider keeps a store with the dataset {dataset!r}")
-
-
-def _closes_before(source, cfg: "Config", dividends) -> dict[str, "pd.Series"]:
-    """Per ticker, the as-traded close of the session before each ex-date (from the store)."""
-    import pandas as pd
-
-    from . import calendar
-
-    need: dict[str, list[dt.date]] = {}
-    for (t, ex), _cash in dividends.items():
-        before = calendar.session_before(ex.date())
-        if before is not None:
-            need.setdefault(t, []).append(before)
-    if not need:
-        return {}
-    store = source.store()
-    days = sorted({d for ds in need.values() for d in ds})
-    table = store.read_tickers("day_aggs_v1", days, sorted(need))
-    long = source.table_to_long(table)
-    out = {}
-    for t, ds in need.items():
-        if t not in long.index.get_level_values(0):
-            continue
-        closes = long.xs(t, level=0)["close"]
-        got = {}
-        for (tk, ex), _cash in dividends[dividends.index.get_level_values(0) == t].items():
-            before = calendar.session_before(ex.date())
-            key = pd.Timestamp(before, tz="America/New_York") if before else None
-            if key is not None and key in closes.index:
-                got[ex] = float(closes[key])
-        out[t] = pd.Series(got, dtype="float64")
-    return out
 
 
 __all__ = ["read_bars", "connect", "share_config", "worker_config", "require", "EXTRA"]

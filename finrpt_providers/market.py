@@ -97,7 +97,8 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
             failed: dict[str, str] = {}
             source = ""
             if have != query.adjustment and len(frame):
-                frame, failed, source = adjust_market(frame, have, query.adjustment, provider, cfg, today)
+                frame, failed, source = adjust_market(frame, have, query.adjustment, provider, cfg, today,
+                                                      query.interval)
         except ProviderError as e:
             record(name, "failed", f"{type(e).__name__}: {e}")
             continue
@@ -219,36 +220,67 @@ def validate_long(df: Any, query: PriceQuery, days: list[dt.date], provider: str
 
 
 def adjust_market(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider, cfg: Config,
-                  today: dt.date) -> tuple[pd.DataFrame, dict[str, str], str]:
+                  today: dt.date, interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str], str]:
     """A market frame adjusted ``have`` -> ``want`` with market-wide corporate actions, ticker
     by ticker only where events exist (every other ticker's factors are 1): (frame, tickers
     left out and why, actions source)."""
-    import numpy as np
+    first_day = frame.index.get_level_values("timestamp").min().normalize()
+    actions = market_actions(cfg, first_day.date(), today)
+    out, failed = apply_market_actions(frame, have, want, provider, actions, interval)
+    return out, failed, actions[2]
+
+
+def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Series, pd.Series, str]:
+    """(splits, dividends, source name): every ticker's events with ex-dates after ``since``
+    and up to ``today``, from the first ready market-wide source. Fetched once; applied by
+    :func:`apply_market_actions` wherever the frames are (here, or on a cluster's workers)."""
     import pandas as pd
 
-    from .actions import validate_splits
-    from .adjust import dividend_factor, split_factor
     from .plugins import guard
 
     source = market_actions_source(cfg)
     if source is None:
         raise DataIntegrityError("no market-wide corporate-actions source is ready")
+    lo, now = pd.Timestamp(since, tz=ET), pd.Timestamp(today, tz=ET)
+    splits, dividends = guard(source, "fetch_market_actions()", source.fetch_market_actions, since)
+    splits = splits[(splits.index.get_level_values(1) > lo) & (splits.index.get_level_values(1) <= now)]
+    dividends = dividends[(dividends.index.get_level_values(1) > lo) & (dividends.index.get_level_values(1) <= now)]
+    return splits, dividends, source.name
+
+
+def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider,
+                         actions: tuple[pd.Series, pd.Series, str],
+                         interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str]]:
+    """``frame`` (bars of ``interval`` as ``provider`` serves them, ``have``) adjusted to
+    ``want`` with ``actions`` (from :func:`market_actions`): (frame, tickers left out and
+    why). Splits are checked, and dividends weighed, against DAILY as-traded closes: the
+    frame's own for daily bars; for intraday bars, the provider's daily bars of the
+    frame's sessions (a minute's close is not the session's close)."""
+    import numpy as np
+    import pandas as pd
+
+    from .actions import validate_splits
+    from .adjust import apply_factors, dividend_factor, split_factor
+    from .plugins import guard
+
+    splits, dividends, source_name = actions
     stamps = frame.index.get_level_values("timestamp")
     first_day = stamps.min().normalize()
-    now = pd.Timestamp(today, tz=ET)
-    splits, dividends = guard(source, "fetch_market_actions()", source.fetch_market_actions, first_day.date())
-    splits = splits[(splits.index.get_level_values(1) > first_day) & (splits.index.get_level_values(1) <= now)]
-    dividends = dividends[(dividends.index.get_level_values(1) > first_day)
-                          & (dividends.index.get_level_values(1) <= now)]
+    if interval == "1d":
+        daily = frame
+    else:
+        daily = guard(provider, "fetch_market()", provider.fetch_market, first_day.date(),
+                      stamps.max().normalize().date(), "1d", have)
+    daily_close = daily["close"]
+    daily_names = daily.index.get_level_values("ticker")
     tickers = frame.index.get_level_values("ticker")
     price = np.ones(len(frame))
     volume = np.ones(len(frame))
     failed: dict[str, str] = {}
-    raw_close = frame["close"].to_numpy()
     affected = sorted(set(splits.index.get_level_values(0)) | (set(dividends.index.get_level_values(0))
                                                                if want == "total" else set()))
     present = set(tickers)
-    extra = _closes_after(provider, frame, dividends, present, have) if want == "total" else {}
+    extra = _closes_after(provider, daily, dividends, present, have) if want == "total" else {}
     for t in affected:
         if t not in present:
             continue
@@ -256,14 +288,19 @@ def adjust_market(frame: pd.DataFrame, have: str, want: str, provider: PriceProv
         days = stamps[where].normalize()
         try:
             sp = splits.xs(t, level=0) if t in splits.index.get_level_values(0) else pd.Series(dtype="float64")
-            s_all = split_factor(days, sp)
-            closes = pd.Series(raw_close[where] * (s_all if have == "splits" else 1.0), index=days)
+            if t in daily_names:
+                dc = daily_close.xs(t, level=0)
+                ddays = dc.index.normalize()
+                closes = pd.Series(dc.to_numpy() * (split_factor(ddays, sp) if have == "splits" else 1.0),
+                                   index=ddays)
+            else:
+                closes = pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz=ET))
 
             def as_traded(_t: str, sessions: list, _c: pd.Series = closes) -> pd.Series:
                 wanted = pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in sessions])
                 return _c[_c.index.isin(wanted)]
 
-            sp, _notes = validate_splits(t, sp, as_traded, source.name, since=first_day)
+            sp, _notes = validate_splits(t, sp, as_traded, source_name, since=first_day)
             s = split_factor(days, sp)
             to_raw = s if have == "splits" else 1.0
             if want == "raw":
@@ -287,14 +324,12 @@ def adjust_market(frame: pd.DataFrame, have: str, want: str, provider: PriceProv
             continue
         price[where] = p
         volume[where] = v
-    from .adjust import apply_factors
-
     out = apply_factors(frame, price, volume)
     if failed:
         log.warning("market: %d ticker(s) left out, their corporate actions could not be applied: %s",
                     len(failed), ", ".join(sorted(failed)[:20]))
         out = out[~out.index.get_level_values("ticker").isin(list(failed))]
-    return out, failed, source.name
+    return out, failed
 
 
 def _closes_after(provider: PriceProvider, frame: pd.DataFrame, dividends: pd.Series, present: set,
@@ -344,4 +379,5 @@ def _finish(frame: pd.DataFrame, query: PriceQuery, by_day: dict, attempts: list
     return frame
 
 
-__all__ = ["get_market", "validate_long", "adjust_market", "market_actions_source"]
+__all__ = ["get_market", "validate_long", "adjust_market", "market_actions", "apply_market_actions",
+           "market_actions_source"]

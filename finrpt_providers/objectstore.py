@@ -511,7 +511,6 @@ class ObjectStore:
     def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str] | None) -> "pa.Table":
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         from .store import _empty_table, _keep_sessions
 

@@ -37,7 +37,6 @@ import asyncio
 import queue
 import random
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any

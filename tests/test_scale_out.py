@@ -306,6 +306,13 @@ def test_read_bars_adjusts_as_get_market_does_and_runs_the_readme_example(synced
         minutes = read_bars(MINUTE, june[0], june[2], tickers=["AAPL"], config=synced, client=client)
         assert minutes.npartitions == 3  # one per session
         assert set(minutes.ticker.unique().compute()) == {"AAPL"}
+        # intraday partitions adjusted on the workers by the same market pipeline (daily closes)
+        got = (read_bars(MINUTE, june[0], june[2], adjustment="total", config=synced, client=client)
+               .compute().set_index(["ticker", "timestamp"]).sort_index())
+        want = fp.get_market(june[0], june[2], interval="1m", adjustment="total", config=synced,
+                             providers=["massive_flatfiles"])
+        assert got.index.equals(want.index)
+        np.testing.assert_allclose(got[COLS].to_numpy(), want[COLS].to_numpy(), rtol=1e-12)
         # the README's market-wide example: average daily dollar volume, top tickers
         bars = read_bars(DAY, june[0], june[-1], adjustment="splits", config=synced, client=client)
         top = (bars.assign(dollar_volume=bars.close * bars.volume)

@@ -124,3 +124,29 @@ def test_cli_market_forms(cfg, tmp_path, monkeypatch, big):
     assert flat.groupby("ticker").size().max() == 5 and "BRKA" in set(flat["ticker"])
     code, _out, err = run("market", "2026-05-20", "--provider", "yfinance")
     assert code == 1 and "does not serve whole-market" in err
+
+
+def test_a_minute_market_across_an_ex_date_is_adjusted_with_daily_closes(tmp_path):
+    """`total` on intraday bars weighs each dividend against the session's daily close before
+    the ex-date, not a minute's close (this used to end in a bare TypeError)."""
+    market = SyntheticMarket(start="2025-07-01", end="2025-08-29")
+    d0, d1 = dt.date(2025, 8, 8), dt.date(2025, 8, 11)  # AAPL goes ex-dividend on 2025-08-11
+    assert pd.Timestamp(d1, tz="America/New_York") in market.dividends("AAPL").index
+    with FakeFlatFiles(market, days=market.sessions, minute_days=[d0, d1]) as ff, \
+            FakeMassiveREST(market, api_key=KEY) as rest:
+        cfg = Config.load({**ff.config(), "MASSIVE_API_KEY": KEY, "MASSIVE_REST_BASE_URL": rest.url,
+                           "FINRPT_PROVIDERS_TODAY": (market.sessions[-1] + dt.timedelta(days=1)).isoformat(),
+                           "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path),
+                           "FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest"}, environ={})
+        got = fp.get_market(d0, d1, interval="1m", adjustment="total", config=cfg)
+    assert got.attrs["failed"] == {}
+    tickers = sorted(set(got.index.get_level_values("ticker")))
+    assert "AAPL" in tickers
+    for t in tickers:
+        want = market.truth(t, d0, d1, "1m", "total")
+        mine = got.xs(t, level="ticker")
+        assert mine.index.equals(want.index), t
+        np.testing.assert_allclose(mine["close"].to_numpy(), want["close"].to_numpy(), rtol=1e-9, err_msg=t)
+    aapl = got.xs("AAPL", level="ticker")
+    raw = market.truth("AAPL", d0, d0, "1m", "raw")
+    assert aapl.loc[raw.index, "close"].iloc[-1] < raw["close"].iloc[-1]  # the dividend moved the day before
