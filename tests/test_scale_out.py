@@ -377,3 +377,14 @@ def test_cli_sync_on_a_local_cluster_and_bad_addresses(upstream, june, tmp_path)
         assert secret not in done.stdout + done.stderr
     bad = subprocess.run([*args, "--cluster", "local:x"], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "local:N" in bad.stderr
+    # verify and repair on the S3 store, from the command line: a damaged session object
+    store = store_for(cfg)
+    store._write_bytes(store.data_path(DAY, june[2]), b"not parquet at all")
+    cli = [sys.executable, "-m", "finrpt_providers.cli", "verify", "--datasets", DAY]
+    found = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120)
+    assert found.returncode == 1 and f"{DAY} {june[2]}" in found.stdout + found.stderr
+    fixed = subprocess.run([*cli, "--repair"], capture_output=True, text=True, env=env, timeout=120)
+    out = fixed.stdout + fixed.stderr
+    assert fixed.returncode == 0, out
+    assert "repaired 1 session(s)" in out and "merged copy rebuilt from 5 session object(s)" in out
+    assert store.verify(DAY) == []

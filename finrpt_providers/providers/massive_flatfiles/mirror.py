@@ -257,6 +257,7 @@ def verify(s3_factory, store: Store, datasets: list[str], upstream: bool, repair
             out = fetch_days(s3_factory(), store, dataset, damaged, workers)
             report(f"{dataset}: repaired {len(out.fetched)} session(s)"
                    + (f"; {len(out.missing)} no longer upstream" if out.missing else ""))
+            merge_years(store, dataset, out.fetched, report)  # object storage: the derived copy again
             problems = store.verify(dataset)
         elif repair:
             problems = [p for p in problems if p.what != "stale temp file"]
