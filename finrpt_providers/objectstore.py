@@ -438,9 +438,10 @@ class ObjectStore:
             return pq.read_table(path, filesystem=self.fs,
                                  filters=[("ticker", "in", tickers)] if tickers is not None else None)
         except FileNotFoundError:
-            from .store import _empty_table
-
-            return _empty_table()
+            # listed as stored a moment ago: never answer as if the session had no rows
+            raise DataIntegrityError(f"the store's {dataset} object of {day} vanished while it was read (another "
+                                     "process repaired or removed it): ask again, or run `finrpt-providers sync` "
+                                     "for that session") from None
         except (OSError, pa.ArrowException, ValueError) as e:
             raise DataIntegrityError(f"the store's {self.root}/{path.split('/', 1)[-1]} cannot be read "
                                      f"({type(e).__name__}): run `finrpt-providers verify --repair`") from None

@@ -388,3 +388,24 @@ def test_cli_sync_on_a_local_cluster_and_bad_addresses(upstream, june, tmp_path)
     assert fixed.returncode == 0, out
     assert "repaired 1 session(s)" in out and "merged copy rebuilt from 5 session object(s)" in out
     assert store.verify(DAY) == []
+
+
+def test_a_session_object_vanishing_between_listing_and_read_is_an_error_not_a_gap(upstream, june, monkeypatch):
+    """A concurrent repair may delete a session after it was listed: the read must fail loudly
+    (the chain then asks the next provider), never answer as if the session had no rows."""
+    from finrpt_providers import DataIntegrityError
+    from finrpt_providers.objectstore import ObjectStore
+
+    cfg = s3_config(upstream)
+    sync(june[0], june[1], datasets=[MINUTE], config=cfg)
+    store = store_for(cfg)
+    real = ObjectStore._stored_year
+
+    def listed_then_gone(self, dataset, year, reuse=False):
+        have = real(self, dataset, year, reuse)
+        self._delete(self.data_path(dataset, june[1]))  # another process's repair, right after the listing
+        return have
+
+    monkeypatch.setattr(ObjectStore, "_stored_year", listed_then_gone)
+    with pytest.raises(DataIntegrityError, match=f"object of {june[1]} vanished"):
+        store.read_tickers(MINUTE, june[:2], ["AAPL"])
