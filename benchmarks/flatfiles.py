@@ -292,12 +292,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(case: str, **args) -> dict:
-    res = subprocess.run([sys.executable, str(HERE), "--child", case, json.dumps(args)], capture_output=True,
-                         text=True, timeout=1800)
+def run_child(script: Path, case: str, args: dict, timeout: int = 1800) -> dict:
+    """``script --child CASE ARGS`` in a fresh process: the JSON it prints last."""
+    res = subprocess.run([sys.executable, str(script), "--child", case, json.dumps(args)], capture_output=True,
+                         text=True, timeout=timeout)
     if res.returncode != 0:
         raise SystemExit(f"{case} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run(case: str, **args) -> dict:
+    return run_child(HERE, case, args)
 
 
 def baseline_rss(imports: str) -> float:

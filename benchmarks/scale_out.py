@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -114,11 +113,9 @@ def child(case: str, a: dict) -> dict:
 
 
 def run(case: str, **a) -> dict:
-    res = subprocess.run([sys.executable, str(HERE), "--child", case, json.dumps(a)], capture_output=True,
-                         text=True, timeout=3600)
-    if res.returncode != 0:
-        raise SystemExit(f"{case} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    from flatfiles import run_child
+
+    return run_child(HERE, case, a, timeout=3600)
 
 
 def main() -> int:
