@@ -101,10 +101,21 @@ def assert_every_session_is_the_truth(store, market, days, dataset=DAY) -> None:
 def test_sync_on_the_cluster_into_an_s3_store_equals_the_truth(upstream, small_market, june, cluster, caplog):
     cfg = s3_config(upstream)
     lines = []
+    bars: dict = {}  # the progress bar's feed: per dataset, (files, bytes) planned and each tick
+
+    def progress(dataset, files, nbytes):
+        bars[dataset] = {"planned": (files, nbytes), "ticks": []}
+        return lambda done, got: bars[dataset]["ticks"].append((done, got))
+
     with Client(cluster) as client:
-        out = sync(june[0], june[-1], datasets=[DAY, MINUTE], config=cfg, client=client, report=lines.append)
+        out = sync(june[0], june[-1], datasets=[DAY, MINUTE], config=cfg, client=client, report=lines.append,
+                   progress=progress)
         logs = repr(client.get_worker_logs()) + repr(client.get_scheduler_logs())
     assert len(out[DAY].fetched) == len(june) and len(out[MINUTE].fetched) == len(june)
+    for ds in (DAY, MINUTE):  # one tick per file as the cluster finishes it, ending at the plan
+        ticks = bars[ds]["ticks"]
+        assert [n for n, _b in ticks] == list(range(1, len(june) + 1))
+        assert ticks[-1] == (len(june), out[ds].bytes) and bars[ds]["planned"] == (len(june), out[ds].bytes)
     assert any("dashboard: http://" in ln for ln in lines)
     assert any("merged copy rebuilt from 21 session object(s) on the cluster" in ln for ln in lines)
     store = store_for(cfg)
