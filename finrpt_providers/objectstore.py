@@ -276,8 +276,6 @@ class ObjectStore:
 
     def _record(self, info) -> Source | None:
         """A session's source record, parsed once per object version."""
-        version = (info.size, info.mtime_ns)
-        ident = (self.url, info.path)
         hit = self._cached_record(info)
         if hit is not None:
             return hit
@@ -292,7 +290,7 @@ class ObjectStore:
         with _CACHE_LOCK:
             if len(_RECORDS) >= _RECORDS_MAX:
                 _RECORDS.clear()
-            _RECORDS[ident] = (version, src)
+            _RECORDS[(self.url, info.path)] = ((info.size, info.mtime_ns), src)
         return src
 
     def _stored_year(self, dataset: str, year: int, reuse: bool = False) -> dict[dt.date, Source]:
@@ -464,17 +462,15 @@ class ObjectStore:
             hit = _FOOTERS.get(ident)
         if hit is not None and hit[0] == version:
             return (info, *hit[1])
+        from .store import ticker_ranges
+
         try:
             with self.fs.open_input_file(path) as f:
                 meta = pq.ParquetFile(f).metadata
             inputs = json.loads((meta.metadata or {})[META_INPUTS])
         except (OSError, KeyError, ValueError):
             return None  # a damaged derived copy is only a lost shortcut
-        col = meta.schema.to_arrow_schema().get_field_index("ticker")
-        ranges = []
-        for i in range(meta.num_row_groups):
-            st = meta.row_group(i).column(col).statistics
-            ranges.append((st.min, st.max) if st is not None and st.has_min_max else None)
+        ranges = ticker_ranges(meta)
         with _CACHE_LOCK:
             _FOOTERS[ident] = (version, (meta, inputs, ranges))
         return info, meta, inputs, ranges
@@ -482,32 +478,22 @@ class ObjectStore:
     def _read_merged(self, footer: tuple, tickers: list[str] | None) -> "pa.Table":
         """Rows of ``tickers`` (all when None) from the merged copy, reading only the row groups
         whose ticker range admits one."""
-        import bisect
-
-        import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
+        from .store import groups_admitting, only_tickers
+
         info, meta, _inputs, ranges = footer
-        groups = list(range(len(ranges)))
-        if tickers is not None:
-            wanted = sorted(set(tickers))
-            groups = []
-            for i, r in enumerate(ranges):
-                k = bisect.bisect_left(wanted, r[0]) if r is not None else 0
-                if r is None or (k < len(wanted) and wanted[k] <= r[1]):
-                    groups.append(i)
+        wanted = sorted(set(tickers)) if tickers is not None else None
+        groups = groups_admitting(ranges, wanted) if wanted is not None else list(range(len(ranges)))
         if len(groups) > FEW_GROUPS:
             # many scattered groups: one range request each would cost a round trip apiece;
             # Arrow's dataset reader coalesces them into a few large reads
-            filters = [("ticker", "in", sorted(set(tickers)))] if tickers is not None else None
+            filters = [("ticker", "in", wanted)] if wanted is not None else None
             return pq.read_table(info.path, filesystem=self.fs, filters=filters)
         with self.fs.open_input_file(info.path) as f:
             pf = pq.ParquetFile(f, metadata=meta, pre_buffer=True)
             t = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
-        if tickers is not None and t.num_rows:
-            t = t.filter(pc.is_in(t.column("ticker"), value_set=pa.array(sorted(set(tickers)), pa.string())))
-        return t
+        return only_tickers(t, wanted) if wanted is not None and t.num_rows else t
 
     def read_tickers(self, dataset: str, days: Iterable[dt.date], tickers: list[str] | None) -> "pa.Table":
         import pyarrow as pa
@@ -538,9 +524,7 @@ class ObjectStore:
                     parts = list(pool.map(lambda d: self._read_data(dataset, d, tickers), rest))
                 for d, t in zip(rest, parts):
                     if t.num_rows:
-                        local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")),
-                                        pa.date32())
-                        if not pc.all(pc.equal(local, pa.scalar(d, pa.date32()))).as_py():
+                        if not pc.all(pc.equal(_local_dates(t), pa.scalar(d, pa.date32()))).as_py():
                             raise DataIntegrityError(f"the store's {dataset} object of {d} holds rows of another "
                                                      "session: run `finrpt-providers verify --repair`")
                         tables.append(t.replace_schema_metadata(None))

@@ -1033,19 +1033,49 @@ def _session_index(path: Path):
     return held, groups, pq.ParquetFile(path, metadata=meta)
 
 
+def ticker_ranges(meta: Any) -> list[tuple[str, str] | None]:
+    """Per row group of a ticker-sorted Parquet file (its ``FileMetaData``), the (min, max)
+    ticker from the statistics, or None where there are none."""
+    col = meta.schema.to_arrow_schema().get_field_index("ticker")
+    ranges = []
+    for i in range(meta.num_row_groups):
+        st = meta.row_group(i).column(col).statistics
+        ranges.append((st.min, st.max) if st is not None and st.has_min_max else None)
+    return ranges
+
+
+def groups_admitting(ranges: list[tuple[str, str] | None], wanted: list[str]) -> list[int]:
+    """The row groups whose ticker range admits one of ``wanted`` (sorted, unique)."""
+    groups = []
+    for i, r in enumerate(ranges):
+        if r is None:
+            groups.append(i)
+            continue
+        k = bisect.bisect_left(wanted, r[0])  # the first ticker not before the group's range
+        if k < len(wanted) and wanted[k] <= r[1]:
+            groups.append(i)
+    return groups
+
+
+def only_tickers(t: pa.Table, wanted: list[str]) -> pa.Table:
+    """The rows of ``t`` whose ticker is one of ``wanted`` (sorted, unique)."""
+    import pyarrow.compute as pc
+
+    import pyarrow as pa
+
+    if len(wanted) == 1:
+        return t.filter(pc.equal(t.column("ticker"), wanted[0]))
+    return t.filter(pc.is_in(t.column("ticker"), value_set=pa.array(wanted, pa.string())))
+
+
 def _footer(path: Path):
     """(ParquetFile, [(min, max) ticker per row group]) of ``path``, the footer parsed once per
     file version (the warm path must not re-parse it on every query)."""
     import pyarrow.parquet as pq
 
     def parse(p: Path):
-        pf = pq.ParquetFile(p)
-        col = pf.schema_arrow.get_field_index("ticker")
-        ranges = []
-        for i in range(pf.metadata.num_row_groups):
-            st = pf.metadata.row_group(i).column(col).statistics
-            ranges.append((st.min, st.max) if st is not None and st.has_min_max else None)
-        return pf.metadata, ranges
+        meta = pq.ParquetFile(p).metadata
+        return meta, ticker_ranges(meta)
 
     meta, ranges = _parsed(_FOOTERS, path, parse)
     return pq.ParquetFile(path, metadata=meta), ranges
@@ -1053,21 +1083,12 @@ def _footer(path: Path):
 
 def _read_row_groups(path: Path, tickers: list[str]) -> pa.Table | None:
     """Rows of ``tickers`` from one sorted file, reading only row groups whose min/max admit one."""
-    import pyarrow.compute as pc
-
     import pyarrow as pa
 
     try:
         pf, ranges = _footer(path)
         wanted = sorted(set(tickers))
-        groups = []
-        for i, r in enumerate(ranges):
-            if r is None:
-                groups.append(i)
-                continue
-            k = bisect.bisect_left(wanted, r[0])  # the first ticker not before the group's range
-            if k < len(wanted) and wanted[k] <= r[1]:
-                groups.append(i)
+        groups = groups_admitting(ranges, wanted)
         if not groups:
             return None
         t = pf.read_row_groups(groups)
@@ -1079,6 +1100,4 @@ def _read_row_groups(path: Path, tickers: list[str]) -> pa.Table | None:
         _FOOTERS.pop(str(path), None)
         raise DataIntegrityError(f"the store's {path} is damaged ({type(e).__name__}: {str(e)[:120]}): "
                                  f"{REPAIR}") from None
-    if len(wanted) == 1:
-        return t.filter(pc.equal(t.column("ticker"), wanted[0]))
-    return t.filter(pc.is_in(t.column("ticker"), value_set=pa.array(wanted, pa.string())))
+    return only_tickers(t, wanted)
