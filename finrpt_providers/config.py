@@ -20,6 +20,15 @@ from .errors import ConfigurationError, InvalidQuery
 _TYPES = ("str", "int", "float", "bool", "list", "url", "wsurl", "path", "location", "date")
 
 
+def _credentials_in_url(text: str) -> bool:
+    """A URL carrying a secret: userinfo (``scheme://user:pass@host``) or a query string
+    (pyarrow reads ``?access_key=..&secret_key=..`` from an s3:// URL)."""
+    if "://" not in text:
+        return False
+    rest = text.split("://", 1)[1]
+    return "@" in rest.split("/", 1)[0] or "?" in rest
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One setting a provider (or the core) reads, declared once.
@@ -75,6 +84,12 @@ class Setting:
                                       f"{': ' + why if why else ''}: use {self.accepted()}")
 
         text = raw.strip()
+        if self.type in ("url", "wsurl", "location") and _credentials_in_url(text):
+            # never echo the value: it holds a secret
+            raise ConfigurationError(
+                f"setting {self.name} ([{self.section}] {self.key}) holds credentials in its URL (user:password@ or "
+                "a ?query; the value is not shown): keep the URL bare and put keys in their own secret settings "
+                "(for a store: FINRPT_STORE_S3_ACCESS_KEY and FINRPT_STORE_S3_SECRET_KEY)")
         if self.type == "int":
             try:
                 value: Any = float(text)

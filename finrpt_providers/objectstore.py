@@ -151,6 +151,7 @@ class ObjectStore:
             base = self.url.split("://", 1)[1].strip("/")
         self.fs = fs
         self.base = f"{base}/{prefix}"
+        self._uploads_whole = _uploads_whole(fs)
         self._memo: dict[tuple[str, int, int], tuple[float, dict[dt.date, Source]]] = {}
 
     def __repr__(self) -> str:
@@ -214,7 +215,7 @@ class ObjectStore:
         (a multipart one is visible only when complete); on a filesystem with directories, its
         parent made first and the object written under a temporary name, then renamed."""
         try:
-            if self.fs.type_name == "s3":
+            if self._uploads_whole:
                 with self.fs.open_output_stream(path) as f:
                     write(f)
                 return
@@ -601,6 +602,23 @@ class ObjectStore:
 
     def reset_year(self, dataset: str, year: int) -> list[dt.date]:
         return []  # no year manifest to damage: each session's record stands alone
+
+
+#: object stores whose single upload appears whole or not at all (no rename needed, and a
+#: rename there is a copy): pyarrow's own, and fsspec's protocols for them
+_OBJECT_STORES = frozenset({"s3", "gcs", "abfs"})
+_FSSPEC_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"})
+
+
+def _uploads_whole(fs: Any) -> bool:
+    """True for an object store; False for a filesystem with directories (local, NFS, HDFS,
+    SFTP, memory...), where an object is written under a temporary name and renamed."""
+    if fs.type_name in _OBJECT_STORES:
+        return True
+    inner = getattr(getattr(fs, "handler", None), "fs", None)  # pyarrow over an fsspec filesystem
+    proto = getattr(inner, "protocol", None)
+    protos = {proto} if isinstance(proto, str) else set(proto or ())
+    return bool(protos & _FSSPEC_OBJECT_STORES)
 
 
 def _local_dates(t: "pa.Table"):

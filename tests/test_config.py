@@ -73,3 +73,19 @@ def test_today_and_numbers(tmp_path):
         cfg.merged({"FINRPT_YFINANCE_TIMEOUT": "soon"})
     with pytest.raises(InvalidQuery, match="use a date YYYY-MM-DD"):
         cfg.merged({"FINRPT_PROVIDERS_TODAY": "July"}).today()
+
+
+@pytest.mark.parametrize("name, value", [
+    ("FINRPT_PROVIDERS_CACHE_DIR", "s3://AKIAEXAMPLE:url-sentinel-5e1@bucket/prefix"),
+    ("FINRPT_PROVIDERS_CACHE_DIR", "s3://bucket/prefix?access_key=AKIAEXAMPLE&secret_key=url-sentinel-5e1"),
+    ("FINRPT_STORE_S3_ENDPOINT", "https://user:url-sentinel-5e1@minio.internal:9000"),
+    ("MASSIVE_REST_BASE_URL", "https://api.example.com/?apiKey=url-sentinel-5e1"),
+])
+def test_a_url_setting_with_credentials_in_it_is_refused_without_echoing_them(name, value):
+    from finrpt_providers import ConfigurationError
+    from finrpt_providers.config import Config
+
+    with pytest.raises(ConfigurationError) as err:
+        Config.load({name: value}, environ={}).value(name)
+    assert name in str(err.value) and "credentials" in str(err.value)
+    assert "url-sentinel-5e1" not in str(err.value) and "AKIAEXAMPLE" not in str(err.value)

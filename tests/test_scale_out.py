@@ -420,3 +420,30 @@ def test_a_session_object_vanishing_between_listing_and_read_is_an_error_not_a_g
     monkeypatch.setattr(ObjectStore, "_stored_year", listed_then_gone)
     with pytest.raises(DataIntegrityError, match=f"object of {june[1]} vanished"):
         store.read_tickers(MINUTE, june[:2], ["AAPL"])
+
+
+def test_an_fsspec_store_and_which_filesystems_upload_whole(upstream, small_market, june):
+    """A scheme pyarrow lacks goes through fsspec (here its in-memory filesystem, which has
+    directories: temp name, then rename); object stores, pyarrow's or fsspec's, upload once."""
+    import fsspec
+    import pyarrow.fs as pafs
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from finrpt_providers.objectstore import _uploads_whole
+
+    cfg = Config.load({**upstream.config(), "FINRPT_PROVIDERS_CACHE_DIR": "memory://scale-out-test/store",
+                       "FINRPT_PROVIDERS_TODAY": "2026-07-01", "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"},
+                      environ={})
+    sync(june[0], june[2], config=cfg)
+    store = store_for(cfg)
+    assert store.verify(DAY) == []
+    assert_every_session_is_the_truth(store, small_market, june[:3])
+    assert not [p for p in fsspec.filesystem("memory").find("/scale-out-test") if p.endswith(".tmp")]
+
+    class FakeGcs(MemoryFileSystem):
+        protocol = ("gs", "gcs")
+
+    assert _uploads_whole(pafs.S3FileSystem(anonymous=True, region="us-east-1"))
+    assert _uploads_whole(pafs.PyFileSystem(pafs.FSSpecHandler(FakeGcs())))
+    assert not _uploads_whole(pafs.LocalFileSystem())
+    assert not _uploads_whole(pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("memory"))))
