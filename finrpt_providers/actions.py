@@ -73,16 +73,16 @@ def clear_cache() -> None:
 def source_order(config: Config, capability: str = "serves_actions") -> list[str]:
     """The sources of a capability to try, in order (names of registered providers): the
     configured list (FINRPT_ACTIONS_PROVIDERS, or FINRPT_STATEMENTS_PROVIDERS for
-    ``serves_statements``), else the providers serving it in chain order, then the others."""
+    ``serves_statements``), else the providers of the configured chain that serve it, in
+    the chain's order. Never a provider nobody configured: a source is contacted only
+    because the user's configuration names it."""
     from .plugins import registry
 
     reg = registry()
     configured = config.statements_providers if capability == "serves_statements" else config.actions_providers
     if configured is not None:
         return configured
-    chain = [n for n in config.providers if n in reg and getattr(reg[n].provider, capability, False)]
-    rest = [n for n, e in reg.items() if getattr(e.provider, capability, False) and n not in chain]
-    return chain + rest
+    return [n for n in config.providers if n in reg and getattr(reg[n].provider, capability, False)]
 
 
 def available(config: Config) -> tuple[list[str], list[str]]:
@@ -115,10 +115,19 @@ def available(config: Config) -> tuple[list[str], list[str]]:
 
 
 def none_available_message(config: Config, what: str) -> str:
+    from .plugins import registry
+
     _ready, why = available(config)
-    tried = "; ".join(why) if why else "FINRPT_ACTIONS_PROVIDERS is empty"
-    return (f"{what} needs splits and dividends and no corporate-actions source is usable ({tried}): make one "
-            "ready, or list one in FINRPT_ACTIONS_PROVIDERS")
+    if why:
+        tried = "; ".join(why)
+    elif config.actions_providers is not None:
+        tried = "FINRPT_ACTIONS_PROVIDERS is empty"
+    else:
+        tried = f"no provider of the chain ({', '.join(config.providers) or 'none'}) serves them"
+    serving = sorted(n for n, e in registry().items() if getattr(e.provider, "serves_actions", False))
+    hint = f" (installed sources: {', '.join(serving)})" if serving else ""
+    return (f"{what} needs splits and dividends and no configured corporate-actions source is usable ({tried}): "
+            f"list one in FINRPT_ACTIONS_PROVIDERS{hint}, or ask adjustment='raw'")
 
 
 def _identity(provider) -> tuple:
@@ -161,18 +170,217 @@ def _raw_events(provider, ticker: str) -> tuple[pd.Series, pd.Series]:
 
 
 def _checked_series(s: Any, what: str, source: str, ticker: str) -> pd.Series:
-    """A provider's events as float64 by ET-midnight ex-date (naive dates are read as ET)."""
+    """A provider's events normalised (see :func:`normalise_splits`, :func:`normalise_dividends`)."""
+    if what == "splits":
+        return normalise_splits(s, source, ticker)
+    return normalise_dividends(s, source, ticker)
+
+
+def _by_ex_date(s: Any, what: str, source: str, ticker: str):
+    """(index of ET-midnight ex-dates, the frame or series) of a provider's events."""
     import pandas as pd
 
-    if not isinstance(s, pd.Series) or not isinstance(s.index, pd.DatetimeIndex):
+    if not isinstance(s, (pd.Series, pd.DataFrame)) or not isinstance(s.index, pd.DatetimeIndex):
         raise DataIntegrityError(f"{source} returned {what} of {ticker} that are not a Series by ex-date "
                                  f"({type(s).__name__})", provider=source)
     idx = s.index.tz_localize(ET) if s.index.tz is None else s.index.tz_convert(ET)
+    return idx.normalize().as_unit("ns")
+
+
+def normalise_splits(s: Any, source: str, ticker: str) -> pd.Series:
+    """Split ratios by ex-date, each event once: a listing repeated verbatim (same ex-date,
+    same ratio) counts once; two different ratios on one ex-date are a DataIntegrityError
+    (which one happened cannot be told). Ratios of 1 (and missing ones) are no event."""
+    import numpy as np
+    import pandas as pd
+
+    idx = _by_ex_date(s, "splits", source, ticker)
     try:
-        values = s.to_numpy(dtype="float64")
+        values = np.asarray(s, dtype="float64").reshape(-1)
     except (TypeError, ValueError):
-        raise DataIntegrityError(f"{source} returned non-numeric {what} of {ticker}", provider=source) from None
-    return pd.Series(values, index=idx.normalize().as_unit("ns"), name=s.name).sort_index()
+        raise DataIntegrityError(f"{source} returned non-numeric splits of {ticker}", provider=source) from None
+    out = pd.Series(values, index=idx, name="ratio")
+    out = out[np.isfinite(out.to_numpy()) & (out.to_numpy() != 1)] if len(out) else out
+    if out.index.has_duplicates:
+        frame = out.reset_index().drop_duplicates()
+        frame.columns = ["ex", "ratio"]
+        twice = frame["ex"][frame["ex"].duplicated()]
+        if len(twice):
+            day = twice.iloc[0]
+            ratios = ", ".join(f"{r:g}" for r in frame["ratio"][frame["ex"] == day])
+            raise DataIntegrityError(f"{source} lists splits of {ticker} with different ratios ({ratios}) on "
+                                     f"{day.date()}: which one happened cannot be told; check the listing or put "
+                                     "another source first in FINRPT_ACTIONS_PROVIDERS", provider=source)
+        out = pd.Series(frame["ratio"].to_numpy(), index=pd.DatetimeIndex(frame["ex"]), name="ratio")
+    return out.sort_index()
+
+
+#: what a dividend record's currency column may be called, and its rate to USD
+_CURRENCY_COLUMNS = ("currency",)
+_RATE_COLUMNS = ("usd_rate", "rate_to_usd", "fx_rate")
+_CASH_COLUMNS = ("cash", "cash_amount", "amount", "dividend")
+
+
+def normalise_dividends(s: Any, source: str, ticker: str) -> pd.Series:
+    """Cash per share in USD, as declared, by ex-date; each record once.
+
+    ``s`` is a Series (amounts in USD) or a DataFrame of records with a cash column
+    (``cash``/``cash_amount``/``amount``), and optionally ``currency`` and a rate to USD
+    (``usd_rate``). A record repeated verbatim (same ex-date, amount and currency) counts
+    once; different amounts on one ex-date (a regular and a special) add up. A non-USD
+    amount is converted with the source's rate; without one it is refused: the series'
+    ``attrs["refused"]`` names it (used by :func:`refused_between`), never used as USD."""
+    import numpy as np
+    import pandas as pd
+
+    idx = _by_ex_date(s, "dividends", source, ticker)
+    if isinstance(s, pd.DataFrame):
+        col = next((c for c in _CASH_COLUMNS if c in s.columns), None)
+        if col is None:
+            raise DataIntegrityError(f"{source} returned dividend records of {ticker} without a cash column "
+                                     f"(one of {', '.join(_CASH_COLUMNS)})", provider=source)
+        cash = s[col]
+        cur = s["currency"].astype("object").where(s["currency"].notna(), "USD") if "currency" in s.columns \
+            else pd.Series("USD", index=s.index, dtype="object")
+        rate_col = next((c for c in _RATE_COLUMNS if c in s.columns), None)
+        rate = s[rate_col] if rate_col else pd.Series(np.nan, index=s.index)
+    else:
+        cash, cur, rate = s, pd.Series("USD", index=s.index, dtype="object"), pd.Series(np.nan, index=s.index)
+    try:
+        amount = np.asarray(cash, dtype="float64")
+        rate = np.asarray(rate, dtype="float64")
+    except (TypeError, ValueError):
+        raise DataIntegrityError(f"{source} returned non-numeric dividends of {ticker}", provider=source) from None
+    cur = np.array([str(c).strip().upper() or "USD" for c in cur], dtype=object)
+    recs = pd.DataFrame({"ex": idx, "amount": amount, "currency": cur, "rate": rate})
+    recs = recs[np.isfinite(recs["amount"]) & (recs["amount"] > 0)]
+    recs = recs.drop_duplicates(subset=["ex", "amount", "currency"])  # the same record listed twice
+    usd = recs["currency"] == "USD"
+    convertible = ~usd & np.isfinite(recs["rate"]) & (recs["rate"] > 0)
+    refused = recs[~usd & ~convertible]
+    recs = recs[usd | convertible]
+    value = np.where(recs["currency"] == "USD", recs["amount"], recs["amount"] * recs["rate"])
+    out = pd.Series(value, index=pd.DatetimeIndex(recs["ex"]), name="cash", dtype="float64")
+    if out.index.has_duplicates:  # a regular and a special on one day add up
+        out = out.groupby(level=0).sum()
+    out = out.sort_index()
+    if len(refused):
+        out.attrs["refused"] = {r.ex: f"{r.amount:g} {r.currency}" for r in refused.itertuples()}
+        log.warning("%s lists dividend(s) of %s in another currency without a rate to USD: %s; not used (a "
+                    "non-USD amount is never taken as dollars)", source, ticker,
+                    ", ".join(f"{v} on {k.date()}" for k, v in out.attrs["refused"].items()))
+    return out
+
+
+def long_events(acts: dict[str, "Actions"]) -> tuple[pd.Series, pd.Series]:
+    """Many tickers' events as two long Series by (ticker, ex-date): what
+    :func:`finrpt_providers.adjust.factors` takes (one table for the whole basket)."""
+    import numpy as np
+    import pandas as pd
+
+    def one(get) -> pd.Series:
+        parts = [(t, get(a)) for t, a in acts.items()]
+        parts = [(t, s) for t, s in parts if len(s)]
+        if not parts:
+            idx = pd.MultiIndex.from_arrays([pd.Index([], dtype="object"), pd.DatetimeIndex([], tz=ET).as_unit("ns")],
+                                            names=["ticker", "ex_date"])
+            return pd.Series([], index=idx, dtype="float64")
+        names = np.concatenate([np.full(len(s), t, dtype=object) for t, s in parts])
+        stamps = np.concatenate([s.index.tz_convert(ET).as_unit("ns").asi8 for _t, s in parts])
+        vals = np.concatenate([s.to_numpy(dtype="float64") for _t, s in parts])
+        idx = pd.MultiIndex.from_arrays([pd.Index(names, dtype="object"),
+                                         pd.DatetimeIndex(stamps.view("M8[ns]"), tz="UTC").tz_convert(ET)],
+                                        names=["ticker", "ex_date"])
+        return pd.Series(vals, index=idx, dtype="float64")
+
+    return one(lambda a: a.splits), one(lambda a: a.dividends)
+
+
+def normalise_market(splits: Any, dividends: Any, source: str) -> tuple[pd.Series, pd.Series, dict]:
+    """A market-wide listing (Series, or frames of records, by (ticker, ex-date)) normalised
+    by the rules of :func:`normalise_splits` and :func:`normalise_dividends`, vectorised:
+    (splits, dividends in USD, {"splits": ticker -> why, "dividends": ticker -> why}): a ticker
+    with two different split ratios on one day cannot be adjusted at all; one with a non-USD
+    dividend and no rate cannot be given a total return."""
+    import numpy as np
+    import pandas as pd
+
+    refused: dict[str, str] = {}
+    bad_splits: dict[str, str] = {}
+
+    def records(obj: Any, what: str) -> pd.DataFrame:
+        if not isinstance(obj, (pd.Series, pd.DataFrame)) or not isinstance(obj.index, pd.MultiIndex):
+            raise DataIntegrityError(f"{source} returned market-wide {what} that are not indexed by (ticker, "
+                                     "ex-date)", provider=source)
+        ex = obj.index.get_level_values(1)
+        ex = pd.DatetimeIndex(ex)
+        ex = (ex.tz_localize(ET) if ex.tz is None else ex.tz_convert(ET)).normalize().as_unit("ns")
+        out = pd.DataFrame({"ticker": np.asarray(obj.index.get_level_values(0), dtype=object), "ex": ex})
+        if isinstance(obj, pd.Series):
+            out["value"] = obj.to_numpy(dtype="float64")
+            out["currency"], out["rate"] = "USD", np.nan
+        else:
+            col = next((c for c in (*_CASH_COLUMNS, "ratio", "split") if c in obj.columns), None)
+            if col is None:
+                raise DataIntegrityError(f"{source} returned market-wide {what} without a value column",
+                                         provider=source)
+            out["value"] = obj[col].to_numpy(dtype="float64")
+            cur = obj["currency"] if "currency" in obj.columns else pd.Series("USD", index=obj.index)
+            out["currency"] = [str(c).strip().upper() if isinstance(c, str) and c.strip() else "USD" for c in cur]
+            rate_col = next((c for c in _RATE_COLUMNS if c in obj.columns), None)
+            out["rate"] = obj[rate_col].to_numpy(dtype="float64") if rate_col else np.nan
+        return out[np.isfinite(out["value"]) & (out["value"] > 0)]
+
+    def series(frame: pd.DataFrame, name: str) -> pd.Series:
+        idx = pd.MultiIndex.from_arrays([pd.Index(frame["ticker"].to_numpy(), dtype="object"),
+                                         pd.DatetimeIndex(frame["ex"])], names=["ticker", "ex_date"])
+        return pd.Series(frame["value"].to_numpy(dtype="float64"), index=idx, name=name).sort_index()
+
+    sp = records(splits, "splits")
+    sp = sp[sp["value"] != 1].drop_duplicates(subset=["ticker", "ex", "value"])
+    clash = sp.duplicated(subset=["ticker", "ex"], keep=False)
+    for t, ex in sp.loc[clash, ["ticker", "ex"]].drop_duplicates().itertuples(index=False):
+        bad_splits.setdefault(t, f"{source} lists splits of {t} with different ratios on {ex.date()}: which one "
+                                 "happened cannot be told")
+    sp = sp[~sp["ticker"].isin(list(bad_splits))]
+    dv = records(dividends, "dividends").drop_duplicates(subset=["ticker", "ex", "value", "currency"])
+    usd = dv["currency"] == "USD"
+    ok = usd | (np.isfinite(dv["rate"]) & (dv["rate"] > 0))
+    for r in dv[~ok].itertuples(index=False):
+        refused.setdefault(r.ticker, f"{source} lists a dividend of {r.ticker} of {r.value:g} {r.currency} on "
+                                     f"{r.ex.date()} with no rate to USD (never taken as dollars)")
+    dv = dv[ok].assign(value=lambda f: np.where(f["currency"] == "USD", f["value"], f["value"] * f["rate"]))
+    dv = dv.groupby(["ticker", "ex"], as_index=False, sort=True)["value"].sum()  # regular + special add up
+    if refused or bad_splits:
+        log.warning("market-wide corporate actions from %s: %d ticker(s) with unusable records: %s", source,
+                    len(refused) + len(bad_splits), "; ".join([*bad_splits.values(), *refused.values()][:5]))
+    return series(sp, "split"), series(dv, "dividend"), {"splits": bad_splits, "dividends": refused}
+
+
+def refused_between(acts: "Actions", first: Any, last: Any = None) -> str | None:
+    """Why ``acts``' dividends cannot give a total return over bars from ``first`` (a refused
+    non-USD record with an ex-date after it, up to ``last``), or None."""
+    refused = acts.dividends.attrs.get("refused") or {}
+    hits = [f"{v} on {k.date()}" for k, v in refused.items() if k > first and (last is None or k <= last)]
+    if not hits:
+        return None
+    return (f"{acts.source} lists dividend(s) of {acts.ticker} not in USD and gives no rate ({', '.join(hits)}): "
+            "a total return would take them as dollars; ask adjustment='splits', or put a source giving USD "
+            "amounts first in FINRPT_ACTIONS_PROVIDERS")
+
+
+def served_dividends(acts: "Actions") -> pd.Series:
+    """Dividends in the one basis every surface serves (``yf``, OpenBB, ``get_actions``):
+    split-adjusted to today, as Yahoo and yfinance show them (cash as declared divided by
+    every later split ratio); ex-dates as 00:00 New York."""
+    import numpy as np
+    import pandas as pd
+
+    d = acts.dividends
+    if not len(d):
+        return pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz=ET).as_unit("ns"), name="Dividends")
+    later = np.array([float(np.prod(acts.splits[acts.splits.index > ex].to_numpy())) for ex in d.index])
+    return pd.Series(d.to_numpy() / later, index=d.index, name="Dividends")
 
 
 def get_actions(ticker: str, config: Config, closes: Closes | None = None, since: Any = None) -> Actions:
@@ -244,12 +452,10 @@ def _first_valid(ticker: str, sources: list[tuple[str, Any]], closes: Closes | N
 
 
 def _clean_dividends(dividends: pd.Series) -> pd.Series:
-    import pandas as pd
-
-    d = dividends[dividends > 0]
-    if d.index.has_duplicates:  # a regular and a special on one day add up
-        d = d.groupby(level=0).sum()
-    return pd.Series(d.to_numpy(dtype="float64"), index=d.index, name="cash").sort_index()
+    """Normalised dividends (see :func:`normalise_dividends`), their ``attrs`` kept."""
+    out = dividends.copy()
+    out.attrs = dict(dividends.attrs)
+    return out
 
 
 def validate_splits(ticker: str, splits: pd.Series, closes: Closes | None, source: str, since: Any = None,

@@ -156,3 +156,46 @@ def resample_periods(df: pd.DataFrame, interval: str, today: dt.date | None = No
     if today is not None:
         out.attrs["partial_last"] = period_end(out.index[-1].date(), interval) >= today
     return out
+
+
+def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """1m bars of a sorted long frame (ticker, timestamp) -> ``interval`` bars of every ticker
+    at once (the rules of :func:`resample_minutes`): buckets are runs of equal (ticker,
+    clock-aligned start), reduced with ``numpy.ufunc.reduceat``; no loop over tickers."""
+    import numpy as np
+    import pandas as pd
+
+    if interval == "1m" or not len(long):
+        return long
+    width = INTERVAL_MINUTES[interval] * 60 * 10**9
+    names = long.index.get_level_values(0)
+    stamps = long.index.get_level_values(1)
+    codes, _u = names.factorize()
+    wall = np.asarray(stamps.tz_localize(None).asi8)
+    bucket = wall - wall % width
+    edge = np.r_[True, (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])]
+    at = np.flatnonzero(edge)
+    last = np.r_[at[1:], len(long)] - 1
+    col = {c: long[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume", "vwap")}
+    vol = np.add.reduceat(col["volume"], at)
+    pvs = col["vwap"] * col["volume"]
+    known = ~np.isnan(pvs)
+    pv = np.add.reduceat(np.where(known, pvs, 0.0), at)
+    pv[np.add.reduceat(known.astype(np.int64), at) == 0] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = np.where(vol > 0, pv / np.where(vol > 0, vol, 1.0), np.nan)
+    tx = long["transactions"].to_numpy(dtype="float64", na_value=np.nan)
+    tknown = ~np.isnan(tx)
+    tsum = np.add.reduceat(np.where(tknown, tx, 0.0), at)
+    tnone = np.add.reduceat(tknown.astype(np.int64), at) == 0
+    # the bucket's start in UTC: its wall clock less the offset of its first minute (a bucket of at
+    # most an hour never straddles a DST change, which happens at 02:00, outside every session)
+    utc = bucket[at] - (wall[at] - np.asarray(stamps.asi8)[at])
+    starts = pd.DatetimeIndex(utc.view("M8[ns]"), tz="UTC").tz_convert(stamps.tz)
+    out = pd.DataFrame({
+        "open": col["open"][at], "high": np.maximum.reduceat(col["high"], at),
+        "low": np.minimum.reduceat(col["low"], at), "close": col["close"][last], "volume": vol, "vwap": vwap,
+        "transactions": pd.arrays.IntegerArray(tsum.astype("int64"), tnone),
+    }, index=pd.MultiIndex.from_arrays([names[at], starts.rename("timestamp")], names=["ticker", "timestamp"]))
+    out.attrs = dict(long.attrs)
+    return out

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
-from .provider import _DAY_NS, BAR_COLUMNS, ET, FLOAT_COLUMNS, PriceProvider, PriceQuery, _ordinal, wall_ns
+from .frames import Expect, empty_long, gate, one_ticker, tickers_of
+from .provider import PriceProvider, PriceQuery
+from .timebase import ET, session_days
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,18 +96,20 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
             raw = guard(provider, "fetch_market()", provider.fetch_market, query.start, min(query.end, today),
                         query.interval, have)
             frame = validate_long(raw, query, days, provider.name)
-            failed: dict[str, str] = {}
+            failed: dict[str, str] = dict(frame.attrs.get("failed", {}))
+            frame.attrs = {}
             source = ""
             if have != query.adjustment and len(frame):
-                frame, failed, source = adjust_market(frame, have, query.adjustment, provider, cfg, today,
-                                                      query.interval)
+                frame, more, source = adjust_market(frame, have, query.adjustment, provider, cfg, today,
+                                                    query.interval)
+                failed.update(more)
         except ProviderError as e:
             record(name, "failed", f"{type(e).__name__}: {e}")
             continue
         if frame.empty:
             record(name, "empty", f"no bars for {query.start}..{query.end}")
             continue
-        got = set(frame.index.get_level_values("timestamp").normalize().date)
+        got = set(session_days(frame.index.get_level_values("timestamp")).date)
         record(name, "ok", f"{len(frame)} bars of {frame.index.get_level_values('ticker').nunique()} tickers, "
                f"{len(got)} session(s)" + (f" (adjusted with corporate actions from {source})" if source else ""))
         by_day = {d: name for d in got}
@@ -163,79 +167,37 @@ def market_actions_source(cfg: Config) -> PriceProvider | None:
 
 
 def validate_long(df: Any, query: PriceQuery, days: list[dt.date], provider: str) -> pd.DataFrame:
-    """A provider's market answer against the long-frame contract, vectorised (12,000 tickers
-    must not cost 12,000 validations): index (ticker, timestamp in New York), bar columns as
-    float64 (transactions Int64), no bar twice, finite positive prices that high and low
-    bound, finite non-negative volumes, every bar on an asked session (daily ones at
-    00:00). Lossless fixes (column order, sort) are made; anything else is a
-    DataIntegrityError naming the first bad bar."""
-    import numpy as np
-    import pandas as pd
-
-    def bad(msg: str) -> DataIntegrityError:
-        return DataIntegrityError(f"market frame breaks the contract: {msg}", provider=provider)
-
-    if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.MultiIndex) \
-            or list(df.index.names) != ["ticker", "timestamp"]:
-        raise bad("expected a DataFrame indexed by (ticker, timestamp)")
-    missing = [c for c in BAR_COLUMNS if c not in df.columns]
-    if missing:
-        raise bad(f"missing column(s) {', '.join(missing)}")
-    ts = df.index.get_level_values("timestamp")
-    if not isinstance(ts, pd.DatetimeIndex) or ts.tz is None:
-        raise bad("timestamps must be tz-aware")
-    out = df.loc[:, list(BAR_COLUMNS)] if list(df.columns) != list(BAR_COLUMNS) else df.copy(deep=False)
-    if str(ts.dtype) != f"datetime64[ns, {ET}]":
-        out.index = pd.MultiIndex.from_arrays([df.index.get_level_values("ticker").astype(str),
-                                               ts.tz_convert(ET).as_unit("ns")], names=["ticker", "timestamp"])
-    for c in FLOAT_COLUMNS:
-        if out[c].dtype != "float64":
-            out[c] = out[c].astype("float64")
-    if str(out["transactions"].dtype) != "Int64":
-        out["transactions"] = out["transactions"].astype("Int64")
-    if not out.index.is_monotonic_increasing:
-        out = out.sort_index()
-    if out.index.has_duplicates:
-        raise bad(f"the same bar twice: {out.index[out.index.duplicated()][0]}")
-    if not len(out):
-        return out
-
-    def first(mask: np.ndarray, what: str) -> None:
-        if mask.any():
-            raise bad(f"{what} at {out.index[int(np.argmax(mask))]}")
-
-    prices = out[["open", "high", "low", "close"]].to_numpy()
-    first(~(np.isfinite(prices) & (prices > 0)).all(axis=1), "missing, infinite or non-positive price")
-    o, h, lo, c = prices.T
-    tol = 1e-6 * h
-    first((h + tol < np.maximum.reduce([o, c, lo])) | (lo - tol > np.minimum(o, c)), "high/low not bounding open/close")
-    vol = out["volume"].to_numpy()
-    first(~(np.isfinite(vol) & (vol >= 0)), "missing, infinite or negative volume")
-    wall = wall_ns(out.index.get_level_values("timestamp"))
-    asked = np.array([_ordinal(d) for d in days], dtype=np.int64)
-    first(~np.isin(wall // _DAY_NS, asked), "a bar outside the asked sessions")
-    if query.interval == "1d":
-        first(wall % _DAY_NS != 0, "a daily bar not stamped 00:00 New York")
+    """A provider's market answer through the one gate (:func:`finrpt_providers.frames.gate`):
+    the long frame of every ticker whose bars keep the contract; a ticker with a bad bar is
+    left out and named in ``attrs["failed"]`` (never delivered, never dropped silently)."""
+    out, failed = gate(df, Expect(query.start, query.end, query.interval), provider)
+    if failed:
+        log.warning("market: %d ticker(s) from %s left out, their bars break the contract: %s", len(failed), provider,
+                    "; ".join(str(e) for e in list(failed.values())[:5]))
+    out.attrs = {"failed": {t: f"{type(e).__name__}: {e}" for t, e in failed.items()}}
     return out
 
 
 def adjust_market(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider, cfg: Config,
                   today: dt.date, interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str], str]:
-    """A market frame adjusted ``have`` -> ``want`` with market-wide corporate actions, ticker
-    by ticker only where events exist (every other ticker's factors are 1): (frame, tickers
-    left out and why, actions source)."""
-    first_day = frame.index.get_level_values("timestamp").min().normalize()
+    """A market frame adjusted ``have`` -> ``want`` with market-wide corporate actions:
+    (frame, tickers left out and why, actions source)."""
+    stamps = frame.index.get_level_values("timestamp")
+    first_day = session_days(stamps[[int(stamps.argmin())]])[0]
     actions = market_actions(cfg, first_day.date(), today)
     out, failed = apply_market_actions(frame, have, want, provider, actions, interval)
     return out, failed, actions[2]
 
 
-def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Series, pd.Series, str]:
-    """(splits, dividends, source name): every ticker's events with ex-dates after ``since``
-    and up to ``today``, from the first ready market-wide source. Fetched once; applied by
+def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Series, pd.Series, str, dict]:
+    """(splits, dividends, source name, refused): every ticker's events with ex-dates after
+    ``since`` and up to ``today``, from the first ready market-wide source, normalised by
+    :func:`finrpt_providers.actions.normalise_market` (each record once, USD only; refused:
+    ticker -> why its dividends cannot be used). Fetched once; applied by
     :func:`apply_market_actions` wherever the frames are (here, or on a cluster's workers)."""
     import pandas as pd
 
+    from .actions import normalise_market
     from .plugins import guard
 
     source = market_actions_source(cfg)
@@ -243,88 +205,88 @@ def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Seri
         raise DataIntegrityError("no market-wide corporate-actions source is ready")
     lo, now = pd.Timestamp(since, tz=ET), pd.Timestamp(today, tz=ET)
     splits, dividends = guard(source, "fetch_market_actions()", source.fetch_market_actions, since)
+    splits, dividends, refused = normalise_market(splits, dividends, source.name)
     splits = splits[(splits.index.get_level_values(1) > lo) & (splits.index.get_level_values(1) <= now)]
     dividends = dividends[(dividends.index.get_level_values(1) > lo) & (dividends.index.get_level_values(1) <= now)]
-    return splits, dividends, source.name
+    return splits, dividends, source.name, refused
 
 
 def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider,
-                         actions: tuple[pd.Series, pd.Series, str],
-                         interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str]]:
+                         actions: tuple, interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str]]:
     """``frame`` (bars of ``interval`` as ``provider`` serves them, ``have``) adjusted to
-    ``want`` with ``actions`` (from :func:`market_actions`): (frame, tickers left out and
-    why). Splits are checked, and dividends weighed, against DAILY as-traded closes: the
-    frame's own for daily bars; for intraday bars, the provider's daily bars of the
-    frame's sessions (a minute's close is not the session's close)."""
+    ``want`` with ``actions`` (from :func:`market_actions`) by the one adjustment
+    (:func:`finrpt_providers.pipeline.adjust_long`): (frame, tickers left out and why).
+    Splits in the range are checked against DAILY as-traded closes (the frame's own for
+    daily bars; for intraday bars the provider's daily market of those sessions)."""
     import numpy as np
     import pandas as pd
 
     from .actions import validate_splits
-    from .adjust import apply_factors, dividend_factor, split_factor
+    from .pipeline import adjust_long
     from .plugins import guard
 
-    splits, dividends, source_name = actions
+    splits, dividends, source_name = actions[0], actions[1], actions[2]
+    refused = actions[3] if len(actions) > 3 else {}
+    if not len(frame):
+        return frame, {}
     stamps = frame.index.get_level_values("timestamp")
-    first_day = stamps.min().normalize()
-    if interval == "1d":
-        daily = frame
-    else:
-        daily = guard(provider, "fetch_market()", provider.fetch_market, first_day.date(),
-                      stamps.max().normalize().date(), "1d", have)
-    daily_close = daily["close"]
-    daily_names = daily.index.get_level_values("ticker")
-    tickers = frame.index.get_level_values("ticker")
-    price = np.ones(len(frame))
-    volume = np.ones(len(frame))
-    failed: dict[str, str] = {}
-    affected = sorted(set(splits.index.get_level_values(0)) | (set(dividends.index.get_level_values(0))
-                                                               if want == "total" else set()))
-    present = set(tickers)
-    extra = _closes_after(provider, daily, dividends, present, have) if want == "total" else {}
-    for t in affected:
-        if t not in present:
-            continue
-        where = tickers.get_loc(t)  # a slice: the index is sorted
-        days = stamps[where].normalize()
+    first_day = session_days(stamps[[int(stamps.argmin())]])[0]
+    last_day = session_days(stamps[[int(stamps.argmax())]])[0]
+    daily_cache: list = []
+
+    def daily() -> pd.DataFrame:
+        if not daily_cache:
+            daily_cache.append(frame if interval == "1d" else guard(
+                provider, "fetch_market()", provider.fetch_market, first_day.date(), last_day.date(), "1d", have))
+        return daily_cache[0]
+
+    present = set(tickers_of(frame))
+    failed: dict[str, str] = {t: why for t, why in refused.get("splits", {}).items() if t in present}
+    checked = []
+    sp_tickers = splits.index.get_level_values(0) if len(splits) else pd.Index([])
+    for t in sorted(set(sp_tickers) & present - set(failed)):  # splits are few: each checked against the closes around it
+        sp = splits.xs(t, level=0)
+
+        def as_traded(_t: str, sessions: list, _sp: pd.Series = sp, _t0: str = t) -> pd.Series:
+            one = one_ticker(daily(), _t0)
+            days = session_days(one.index)
+            closes = one["close"].to_numpy()
+            if have == "splits":
+                from .adjust import split_factor
+
+                closes = closes * split_factor(days, _sp)
+            s = pd.Series(closes, index=days)
+            return s[s.index.isin(pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in sessions]))]
+
         try:
-            sp = splits.xs(t, level=0) if t in splits.index.get_level_values(0) else pd.Series(dtype="float64")
-            if t in daily_names:
-                dc = daily_close.xs(t, level=0)
-                ddays = dc.index.normalize()
-                closes = pd.Series(dc.to_numpy() * (split_factor(ddays, sp) if have == "splits" else 1.0),
-                                   index=ddays)
-            else:
-                closes = pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz=ET))
-
-            def as_traded(_t: str, sessions: list, _c: pd.Series = closes) -> pd.Series:
-                wanted = pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in sessions])
-                return _c[_c.index.isin(wanted)]
-
             sp, _notes = validate_splits(t, sp, as_traded, source_name, since=first_day)
-            s = split_factor(days, sp)
-            to_raw = s if have == "splits" else 1.0
-            if want == "raw":
-                p, v = to_raw, 1.0 / to_raw
-            else:
-                p, v = to_raw / s, s / to_raw
-                if want == "total" and t in dividends.index.get_level_values(0):
-                    dv = dividends.xs(t, level=0)
-                    prev = {}
-                    for ex in dv.index:
-                        before = calendar.session_before(ex.date())
-                        key = pd.Timestamp(before, tz=ET) if before else None
-                        if key is not None and key in closes.index:
-                            prev[ex] = float(closes[key])
-                        elif key is not None and (t, key) in extra:
-                            adj = split_factor(pd.DatetimeIndex([key]), sp)[0] if have == "splits" else 1.0
-                            prev[ex] = extra[(t, key)] * adj
-                    p = p * dividend_factor(days, dv, pd.Series(prev, dtype="float64"))
         except ProviderError as e:
             failed[t] = f"{type(e).__name__}: {e}"
             continue
-        price[where] = p
-        volume[where] = v
-    out = apply_factors(frame, price, volume)
+        checked.append((t, sp))
+    if len(splits):
+        rest = splits[~sp_tickers.isin([t for t, _ in checked] + list(failed))]
+        parts = [rest] + [pd.Series(sp.to_numpy(), index=pd.MultiIndex.from_arrays(
+            [pd.Index([t] * len(sp), dtype="object"), sp.index], names=splits.index.names)) for t, sp in checked]
+        splits = pd.concat(parts) if len(parts) > 1 else rest
+
+    def more_closes(wanted: dict[str, list[dt.date]]) -> pd.Series | None:
+        if "1d" not in provider.intervals:
+            return None
+        sessions = sorted({d for ds in wanted.values() for d in ds})
+        got = [guard(provider, "fetch_market()", provider.fetch_market, d, d, "1d", have) for d in sessions]
+        got = [g for g in got if len(g)]
+        if not got:
+            return None
+        g = pd.concat(got)
+        g = g[g.index.get_level_values(0).isin(list(wanted))]
+        return pd.Series(g["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
+            [g.index.get_level_values(0), session_days(g.index.get_level_values(1))]))
+
+    out, why = adjust_long(frame, have, want, splits, dividends, daily=interval == "1d", more_closes=more_closes,
+                           refused={t: r for t, r in refused.get("dividends", {}).items() if t in present},
+                           exclude=set(failed))
+    failed.update(why)
     if failed:
         log.warning("market: %d ticker(s) left out, their corporate actions could not be applied: %s",
                     len(failed), ", ".join(sorted(failed)[:20]))
@@ -332,36 +294,8 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
     return out, failed
 
 
-def _closes_after(provider: PriceProvider, frame: pd.DataFrame, dividends: pd.Series, present: set,
-                  have: str) -> dict:
-    """(ticker, session) -> close as ``provider`` serves it (``have``), for the sessions before
-    ex-dates that the frame does not hold: one market call per such session (a day file, or
-    a grouped request), not one per ticker."""
-    import pandas as pd
-
-    from .plugins import guard
-
-    held = set(frame.index.get_level_values("timestamp").normalize())
-    wanted: set[dt.date] = set()
-    for t, ex in dividends.index:
-        if t in present:
-            before = calendar.session_before(ex.date())
-            if before and pd.Timestamp(before, tz=ET) not in held:
-                wanted.add(before)
-    if not wanted or "1d" not in provider.intervals:
-        return {}
-    out = {}
-    for day in sorted(wanted):
-        got = guard(provider, "fetch_market()", provider.fetch_market, day, day, "1d", have)
-        for (t, ts), close in got["close"].items():
-            out[(t, ts.normalize())] = float(close)
-    return out
-
-
 def _empty() -> pd.DataFrame:
-    from .chain import long_frame
-
-    return long_frame({})
+    return empty_long()
 
 
 def _finish(frame: pd.DataFrame, query: PriceQuery, by_day: dict, attempts: list, source: str,

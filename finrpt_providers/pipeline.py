@@ -24,9 +24,13 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from . import actions, calendar, redact
+from .adjust import _SPAN
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
-from .intervals import INTERVALS, base_interval, is_period, resample_minutes
-from .provider import _DAY_NS, ET, PriceProvider, PriceQuery, _ordinal, session_days, validate_bars, wall_ns
+from .frames import Expect, empty_bars, gate, is_long, long_frame, tickers_of
+from .intervals import INTERVALS, base_interval, is_period, resample_long
+from .plugins import guard
+from .provider import PriceProvider, PriceQuery
+from .timebase import DAY_NS, ET, days_index, from_ordinal, midnight, ordinal, session_days, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,18 +80,28 @@ def fetch(provider: PriceProvider, query: PriceQuery, today: dt.date, native: Pr
     return finish(provider, query, native, provider.fetch(native))
 
 
+def expect(native: PriceQuery, tickers=None) -> Expect:
+    """What the gate admits for an answer to ``native`` (its sessions, interval, tickers)."""
+    return Expect(native.start, native.end, native.interval, tickers)
+
+
 def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame: pd.DataFrame) -> pd.DataFrame:
-    """``provider``'s native answer ``frame`` to ``native`` -> the answer to ``query``: checked
-    against the contract, adjusted, resampled (the part of :func:`fetch` after the call, for
-    answers that came in a basket)."""
-    bars = validate_bars(clip(frame, native), native, provider=provider.name)
-    source = ""
-    if not bars.empty and native.adjustment != query.adjustment:
-        bars, source = adjust(provider, bars, native.adjustment, query.adjustment, query.ticker)
-    if native.interval != query.interval:
-        bars = resample_minutes(bars, query.interval)
-    bars.attrs["actions"] = source
-    return bars
+    """One ticker's native answer -> the answer to ``query``: a basket of one through
+    :func:`finish_long` (the same gate, adjustment and resampling as every other path)."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise DataIntegrityError(f"bar frame breaks the contract: expected a pandas DataFrame, got "
+                                 f"{type(frame).__name__}", provider=provider.name)
+    long, failed = gate(clip(frame, native), expect(native, [query.ticker]), provider.name, ticker=query.ticker)
+    if query.ticker in failed:
+        raise failed[query.ticker]
+    long, failed, used = finish_long(provider, query, native, long)
+    if query.ticker in failed:
+        raise failed[query.ticker]
+    out = long.droplevel(0) if len(long) else empty_bars()
+    out.attrs = {"actions": used.get(query.ticker, "")}
+    return out
 
 
 class Finished:
@@ -101,118 +115,167 @@ class Finished:
 
 def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: list[PriceQuery],
                   frame: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame | None, dict[str, object]]:
-    """A provider's long answer (indexed by ticker and timestamp) to a basket -> (the long
-    frame of every ticker answered, checked and adjusted; ticker -> what is left for the
-    per-ticker path: a :class:`Finished` frame, a raw frame to :func:`finish`, or the
-    ProviderError it met). Checked and adjusted as one frame: 500 tickers must not cost 500
-    validations; only tickers with corporate actions in the range are adjusted one by one.
-    A frame breaking the contract is split and checked per ticker, so one bad ticker fails
-    alone."""
-    import numpy as np
-
-    from .market import validate_long
-
+    """A provider's long answer to a basket -> (the long frame of every ticker answered,
+    checked, adjusted and resampled; ticker -> the ProviderError each other ticker met).
+    The same functions as one ticker, over the whole frame at once."""
     q0, n0 = queries[0], natives[0]
-    days = calendar.sessions(n0.start, min(n0.end, today))
+    asked = [q.ticker for q in queries]
     try:
-        long = validate_long(clip_long(frame, n0), n0, days, provider.name)
+        long, failed = gate(clip_long(frame, n0), expect(n0, asked), provider.name)
     except ProviderError as e:
-        log.info("%s: basket answer refused as a whole (%s); checking it ticker by ticker", provider.name, e)
-        per = split_long(frame) if _is_long(frame) else {}
-        return None, {q.ticker: per.get(q.ticker, e if not per else _no_data(provider, q)) for q in queries}
-    tickers = long.index.get_level_values("ticker")
-    present = set(tickers.unique()) if len(long) else set()
-    rest: dict[str, object] = {q.ticker: _no_data(provider, q) for q in queries if q.ticker not in present}
-    asked = {q.ticker for q in queries}
-    if present - asked:
-        long = long[tickers.isin(list(asked))]
-        tickers = long.index.get_level_values("ticker")
-    long.attrs = {}
-    used: dict[str, str] = {}
-    if n0.adjustment != q0.adjustment and len(long):
-        stamps = long.index.get_level_values("timestamp")
-        acts = actions.get_actions_many(sorted(set(tickers.unique())), provider.config,
-                                        as_traded_closes(provider), since=session_days(stamps).min())
-        keep = np.ones(len(long), dtype=bool)
-        parts = {}
-        for t, a in acts.items():
-            where = tickers.get_loc(t)  # a slice: the index is sorted
-            if isinstance(a, ProviderError):
-                rest[t] = a
-                keep[where] = False
-                continue
-            used[t] = a.source
-            one = long.iloc[where]
-            if not moves(a, session_days(one.index.get_level_values("timestamp")[:1])[0], q0.adjustment, today):
-                continue  # no event in the range: every factor is 1
-            quick = _daily_factors(happened(a, today), wall_ns(one.index.get_level_values("timestamp")),
-                                   one["close"].to_numpy(), n0.adjustment, q0.adjustment) \
-                if n0.interval == "1d" else None
-            if quick is not None:
-                parts[t] = (where, quick)
-                continue
-            try:  # the general path (minutes, a close before an ex-date outside the bars, bad data)
-                adjusted, _src = adjust(provider, one.droplevel("ticker"), n0.adjustment, q0.adjustment, t, acts=a)
-            except ProviderError as e:
-                rest[t] = e
-                keep[where] = False
-                continue
-            parts[t] = (where, adjusted)
-        if parts:
-            cols = {c: long[c].to_numpy(copy=True) for c in ("open", "high", "low", "close", "vwap", "volume")}
-            for where, got in parts.values():
-                if isinstance(got, tuple):  # (price, volume) factors
-                    for c, arr in cols.items():
-                        arr[where] = arr[where] * (got[1] if c == "volume" else got[0])
-                else:
-                    for c, arr in cols.items():
-                        arr[where] = got[c].to_numpy()
-            long = long.assign(**cols)
-        if not keep.all():
-            long = long[keep]
-    if n0.interval != q0.interval and len(long):  # minutes resampled, ticker by ticker
-        for t, bars in split_long(long).items():
-            rest[t] = Finished(_finished_attrs(resample_minutes(bars, q0.interval), used.get(t, "")))
-        return None, rest
-    long.attrs["actions"] = used  # ticker -> corporate-actions source (adjusted tickers)
+        return None, {t: e for t in asked}
+    long, more, used = finish_long(provider, q0, n0, long)
+    failed.update(more)
+    present = set(tickers_of(long))
+    rest: dict[str, object] = {t: failed.get(t) or _no_data(provider, q) for q in queries
+                               for t in [q.ticker] if t not in present}
+    long.attrs = {"actions": used}
     return long, rest
 
 
-def _daily_factors(acts: actions.Actions, wall, close, have: str, want: str):
-    """(price, volume) factors of one ticker's daily bars (``wall``: their New York wall
-    clock in ns, ``close``: as served, ``have``), by :mod:`finrpt_providers.adjust`'s
-    functions as :func:`adjust` uses them, with the closes before ex-dates taken from these
-    bars; None when the general path must decide (a close the bars do not hold, or data
-    :mod:`adjust` refuses: its error is worth its own message there)."""
+def finish_long(provider: PriceProvider, query: PriceQuery, native: PriceQuery, long: pd.DataFrame
+                ) -> tuple[pd.DataFrame, dict[str, ProviderError], dict[str, str]]:
+    """Checked native bars of many tickers (a long frame) -> (the answer to ``query`` for
+    every ticker that could be answered, ticker -> the error of each that could not,
+    ticker -> the corporate-actions source used). Adjusted before resampling (a split inside
+    a bucket is handled); the tickers' corporate actions come from the configured sources."""
+    failed: dict[str, ProviderError] = {}
+    used: dict[str, str] = {}
+    if native.adjustment != query.adjustment and len(long):
+        long, failed, used = _adjust_basket(provider, long, native, query.adjustment)
+    if native.interval != query.interval and len(long):
+        long = resample_long(long, query.interval)
+    return long, failed, used
+
+
+def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQuery, want: str
+                   ) -> tuple[pd.DataFrame, dict[str, ProviderError], dict[str, str]]:
+    """``long`` (as ``native.adjustment``) -> ``want``, with each ticker's corporate actions from
+    the configured sources (validated against as-traded closes: :mod:`actions`)."""
+    import numpy as np
+
+    cfg = provider.config
+    today = cfg.today()
+    tickers = tickers_of(long)
+    first = midnight(from_ordinal(int((wall_ns(long.index.get_level_values(1)) // DAY_NS).min())))
+    acts = actions.get_actions_many(tickers, cfg, as_traded_closes(provider), since=first)
+    failed: dict[str, ProviderError] = {}
+    good: dict[str, actions.Actions] = {}
+    used: dict[str, str] = {}
+    for t, a in acts.items():
+        if isinstance(a, ProviderError):
+            failed[t] = a
+        else:
+            good[t] = happened(a, today)
+            used[t] = a.source
+    splits, dividends = actions.long_events(good)
+    refused = {t: why for t, a in good.items() if want == "total" for why in [actions.refused_between(a, first)] if why}
+    out, why = adjust_long(long, native.adjustment, want, splits, dividends,
+                           daily=native.interval == "1d", more_closes=_closes_by_ticker(provider, native.adjustment),
+                           refused=refused, exclude=set(failed))
+    for t, text in why.items():
+        failed[t] = DataIntegrityError(f"cannot adjust {t} to {want}: {text}; ask adjustment='raw' or 'splits', "
+                                       "or put another provider first", provider=provider.name)
+    return out, failed, {t: s for t, s in used.items() if t not in failed}
+
+
+def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, dividends: pd.Series, *,
+                daily: bool, more_closes, refused: dict[str, str] | None = None,
+                exclude: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """THE adjustment of bars (every path: one ticker, a basket, a market, a Dask partition):
+    ``long`` (a sorted long frame served as ``have``) -> ``want`` with events ``splits`` and
+    ``dividends`` (long Series by (ticker, ex-date), validated, happened). Returns the frame
+    without the tickers that cannot be adjusted, and ticker -> why for those.
+
+    ``total`` weighs each dividend against the as-traded close of the session before its
+    ex-date: from ``long`` itself when it holds that session (``daily`` bars; a minute's
+    close is not the session's), else from ``more_closes({ticker: [sessions]})`` -> Series by
+    (ticker, session) of closes as served (``have``). ``refused``: tickers whose dividends
+    cannot be used (non-USD without a rate), failed only when a total return needs them."""
+    import numpy as np
     import pandas as pd
 
-    from .adjust import dividend_factor, split_factor
+    from .adjust import PRICE_COLUMNS, after_product, event_table, factors
 
-    days = pd.DatetimeIndex((wall - wall % _DAY_NS).view("M8[ns]")).tz_localize(ET)
-    try:
-        s = split_factor(days, acts.splits)
-        to_raw = s if have == "splits" else 1.0
-        if want == "raw":
-            return to_raw, 1.0 / to_raw
-        if want == "splits":
-            return to_raw / s, s / to_raw
-        prev = {}
-        for ex in acts.dividends.index:
-            if ex <= days[0]:
-                continue
-            before = calendar.session_before(ex.date())
-            at = days.get_indexer([pd.Timestamp(before, tz=ET)])[0] if before else -1
-            if at < 0:
-                return None
-            prev[ex] = float(close[at] * (s[at] if have == "splits" else 1.0))
-        return to_raw / s * dividend_factor(days, acts.dividends, pd.Series(prev, dtype="float64")), s / to_raw
-    except DataIntegrityError:
-        return None
+    failed: dict[str, str] = {}
+    names = long.index.get_level_values(0)
+    codes, uniques = names.factorize()
+    codes = codes.astype(np.int64)
+    rows_day = wall_ns(long.index.get_level_values(1)) // DAY_NS
+    prev = None
+    if want == "total":
+        first = np.full(len(uniques), np.iinfo(np.int64).max)
+        np.minimum.at(first, codes, rows_day)
+        for t, why in (refused or {}).items():
+            failed[t] = why
+        dc, dd, _dv = event_table(dividends, uniques)
+        matters = dd > first[dc] if len(dc) else np.zeros(0, dtype=bool)
+        dc, dd = dc[matters], dd[matters]
+        before = np.array([ordinal(calendar.session_before(from_ordinal(x)) or from_ordinal(0)) for x in dd],
+                          dtype=np.int64)
+        sc, sd, sv = event_table(splits, uniques)
+        close_at = np.full(len(dc), np.nan)
+        if daily and len(dc):
+            key = codes * _SPAN + rows_day
+            at = np.searchsorted(key, dc * _SPAN + before)
+            hit = at < len(key)
+            hit[hit] = key[at[hit]] == (dc * _SPAN + before)[hit]
+            close_at[hit] = long["close"].to_numpy()[at[hit]]
+        need = np.flatnonzero(np.isnan(close_at))
+        if len(need):
+            wanted: dict[str, list[dt.date]] = {}
+            for i in need:
+                wanted.setdefault(uniques[dc[i]], []).append(from_ordinal(before[i]))
+            got = more_closes(wanted)
+            if got is not None and len(got):
+                gc, gd, gv = event_table(got, uniques)
+                gkey = gc * _SPAN + gd
+                want_key = dc[need] * _SPAN + before[need]
+                at = np.searchsorted(gkey, want_key)
+                hit = at < len(gkey)
+                hit[hit] = gkey[at[hit]] == want_key[hit]
+                close_at[need[hit]] = gv[at[hit]]
+        if have == "splits" and len(dc):  # back to as traded on that session
+            close_at = close_at * after_product(dc, before, sc, sd, sv)
+        prev = pd.Series(close_at, index=pd.MultiIndex.from_arrays(
+            [pd.Index(np.asarray(uniques, dtype=object)[dc], dtype="object"), days_index(dd)]))
+        prev = prev[np.isfinite(prev.to_numpy())]
+    price, volume, why = factors(codes, rows_day, uniques, have, want, splits, dividends, prev)
+    for t, text in why.items():
+        failed.setdefault(t, text)
+    for t in exclude or ():
+        failed.pop(t, None)
+    drop = set(failed) | set(exclude or ())
+    cols = {c: long[c].to_numpy() * price for c in PRICE_COLUMNS}
+    cols["volume"] = long["volume"].to_numpy() * volume
+    out = long.assign(**cols)
+    if drop:
+        out = out[~names.isin(list(drop))]
+    return out, failed
 
 
-def _finished_attrs(df: pd.DataFrame, used: str) -> pd.DataFrame:
-    df.attrs["actions"] = used
-    return df
+def _closes_by_ticker(provider: PriceProvider, have: str):
+    """more_closes for :func:`adjust_long`: each ticker's sessions asked of ``provider``."""
+    def more(wanted: dict[str, list[dt.date]]):
+        import pandas as pd
+
+        if "1d" not in provider.intervals:
+            return None
+        frames = {}
+        for t, days in wanted.items():
+            try:
+                frames[t] = guard(provider, "fetch_sessions()", provider.fetch_sessions, t, sorted(set(days)), have)
+            except ProviderError as e:
+                log.info("closes before ex-dates of %s from %s unavailable (%s)", t, provider.name, e)
+        if not frames:
+            return None
+        long = long_frame({t: f for t, f in frames.items() if len(f)})
+        if not len(long):
+            return None
+        days = session_days(long.index.get_level_values(1))
+        return pd.Series(long["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
+            [long.index.get_level_values(0), days]))
+    return more
 
 
 def _no_data(provider: PriceProvider, q: PriceQuery):
@@ -222,26 +285,12 @@ def _no_data(provider: PriceProvider, q: PriceQuery):
                   "(check the ticker: share classes are written with a dot, e.g. BRK.B)", provider=provider.name)
 
 
-def _is_long(frame) -> bool:
-    import pandas as pd
-
-    return isinstance(frame, pd.DataFrame) and isinstance(frame.index, pd.MultiIndex) \
-        and list(frame.index.names) == ["ticker", "timestamp"]
-
-
-def split_long(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """A long frame -> ticker -> its bars (index: timestamp)."""
-    if not len(frame):
-        return {}
-    out = {}
-    for t, part in frame.groupby(level="ticker", sort=False):
-        out[t] = part.droplevel("ticker")
-    return out
+_is_long = is_long
 
 
 def clip_long(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     """:func:`clip` for a long frame."""
-    if not _is_long(df) or not len(df):
+    if not is_long(df) or not len(df):
         return df
     ts = df.index.get_level_values("timestamp")
     if not hasattr(ts, "tz") or ts.tz is None:
@@ -252,8 +301,8 @@ def clip_long(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
 
 def _in_range(stamps, query: PriceQuery):
     """True for each stamp whose New York session day is within the query's range."""
-    day = wall_ns(stamps) // _DAY_NS
-    return (day >= _ordinal(query.start)) & (day <= _ordinal(query.end))
+    day = wall_ns(stamps) // DAY_NS
+    return (day >= ordinal(query.start)) & (day <= ordinal(query.end))
 
 
 def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
@@ -267,30 +316,6 @@ def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     return df if keep.all() else df[keep]
 
 
-def adjust(provider: PriceProvider, bars: pd.DataFrame, have: str, want: str, ticker: str,
-           acts: actions.Actions | None = None) -> tuple[pd.DataFrame, str]:
-    """Bars adjusted as ``have`` (raw or splits) -> ``want``; (bars, actions source).
-    ``acts``: the ticker's corporate actions when the caller has them (a basket)."""
-    from .adjust import apply_factors, dividend_factor, split_factor
-
-    days = session_days(bars.index)
-    if acts is None:
-        acts = actions.get_actions(ticker, provider.config, as_traded_closes(provider), since=days.min())
-    acts = happened(acts, provider.config.today())
-    s = split_factor(days, acts.splits)
-    to_raw = s if have == "splits" else 1.0  # native -> as traded
-    if want == "raw":
-        price, volume = to_raw, 1.0 / to_raw
-    elif want == "splits":
-        price, volume = to_raw / s, s / to_raw
-    elif want == "total":
-        prev = closes_before(provider, ticker, have, acts, days.min(), bars)
-        price, volume = to_raw / s * dividend_factor(days, acts.dividends, prev), s / to_raw
-    else:  # validated by PriceQuery: this would be our bug
-        raise ValueError(f"unknown adjustment {want!r}")
-    return apply_factors(bars, price, volume), acts.source
-
-
 def happened(acts: actions.Actions, today: dt.date) -> actions.Actions:
     """Events announced for after today (a declared dividend's ex-date ahead) have not
     happened: they adjust nothing yet (and their "session before" has no close)."""
@@ -301,78 +326,16 @@ def happened(acts: actions.Actions, today: dt.date) -> actions.Actions:
     now = pd.Timestamp(today, tz=ET)
     if (acts.splits.index <= now).all() and (acts.dividends.index <= now).all():
         return acts
-    return dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now],
-                               dividends=acts.dividends[acts.dividends.index <= now])
-
-
-def moves(acts: actions.Actions, first: pd.Timestamp, want: str, today: dt.date) -> bool:
-    """True when ``acts`` change bars from ``first`` on for ``want`` (a split, or for total a
-    dividend, with an ex-date after ``first`` that has happened)."""
-    import pandas as pd
-
-    now = pd.Timestamp(today, tz=ET)
-
-    def any_in(idx) -> bool:
-        return bool(((idx > first) & (idx <= now)).any())
-
-    return any_in(acts.splits.index) or (want == "total" and any_in(acts.dividends.index))
-
-
-def closes_before(provider: PriceProvider, ticker: str, have: str, acts: actions.Actions,
-                  first: pd.Timestamp, bars: pd.DataFrame | None = None) -> pd.Series:
-    """As-traded close of the session immediately before each ex-dividend date after
-    ``first``, from ``provider`` (the same source as the bars): from ``bars`` themselves
-    when they hold that session, else asked of the provider. A missing one is a
-    DataIntegrityError naming the date: never a factor from an older close."""
-    import pandas as pd
-
-    from .adjust import split_factor
-
-    exs = [ex for ex in acts.dividends.index if ex > first]
-    if not exs:
-        return pd.Series(dtype="float64")
-    before = {}
-    for ex in exs:
-        prev = calendar.session_before(ex.date())
-        if prev is None:
-            raise DataIntegrityError(f"no session before the {ex.date()} ex-dividend date of {ticker}",
-                                     provider=provider.name)
-        before[ex] = prev
-    by_day: dict[dt.date, float] = {}
-    if bars is not None and len(bars) and not (wall_ns(bars.index) % _DAY_NS).any():
-        # daily bars (a minute bar's close is not the session's official close): the sessions
-        # they hold need no second read
-        wanted = pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in set(before.values())])
-        closes = bars["close"][bars.index.isin(wanted)]
-        if have == "splits":
-            closes = closes * split_factor(closes.index, acts.splits)
-        by_day = {ts.date(): float(v) for ts, v in closes.items()}
-    need = sorted(set(before.values()) - set(by_day))
-    if need:
-        if "1d" not in provider.intervals:
-            raise UnsupportedQuery(f"total adjustment needs daily closes and {provider.name} serves no daily bars",
-                                   provider=provider.name)
-        daily = provider.fetch_sessions(ticker, need, have)
-        closes = daily["close"]
-        if have == "splits":  # back to as traded
-            closes = closes * split_factor(session_days(closes.index), acts.splits)
-        by_day.update({ts.date(): float(v) for ts, v in closes.items()})
-    out = {}
-    for ex, day in before.items():
-        if day not in by_day:
-            raise DataIntegrityError(
-                f"cannot apply the {ex.date()} dividend of {ticker}: {provider.name} has no close for {day}, the "
-                "session before the ex-date (a factor from an older close would be wrong); ask for "
-                "adjustment='raw' or 'splits', or put another provider first", provider=provider.name)
-        out[ex] = by_day[day]
-    return pd.Series(out, dtype="float64")
+    div = acts.dividends[acts.dividends.index <= now]
+    div.attrs = dict(acts.dividends.attrs)
+    return dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now], dividends=div)
 
 
 def as_traded_closes(provider: PriceProvider) -> actions.Closes:
     """A function giving as-traded daily closes on given sessions, for validating splits:
     from ``provider`` when it serves raw bars, else from the first ready provider of the
     configured chain that does; None from the function when there is none."""
-    from .plugins import guard, registry
+    from .plugins import registry
 
     def closes(ticker: str, sessions: list[dt.date]) -> pd.Series | None:
         candidates = [provider] if "raw" in provider.native_adjustments("1d") and "1d" in provider.intervals else []
