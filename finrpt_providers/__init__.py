@@ -37,7 +37,7 @@ def list_providers(config: Config | dict | None = None, *, check_imports: bool =
 
     ``check_imports`` also tries importing each provider's required modules, in a child
     process (so this one stays light), and reports a broken install as not ready."""
-    from .chain import resolve_config
+    from .config import resolve_config
     from .plugins import guard, registry
 
     cfg = resolve_config(config)

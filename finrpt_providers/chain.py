@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import calendar, pipeline, redact
-from .config import Config
+from .config import Config, resolve_config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, NoData, ProviderError
 from .intervals import is_period, resample_periods, widen
 from .plugins import guard, registry
-from .provider import PriceProvider, PriceQuery, empty_bars, report_done
+from .frames import empty_bars, long_frame
+from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery, report_done
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -227,15 +228,15 @@ class Chain:
         back to the per-ticker path (stitching) as finished frames."""
         import numpy as np
 
-        from .provider import _DAY_NS, _ordinal, wall_ns
+        from .timebase import DAY_NS, ordinal, wall_ns
 
         tickers = long.index.get_level_values("ticker")
         codes, uniques = tickers.factorize()  # sorted index: each ticker one run
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         ends = np.r_[starts[1:], len(codes)] - 1
-        day = wall_ns(long.index.get_level_values("timestamp")) // _DAY_NS
+        day = wall_ns(long.index.get_level_values("timestamp")) // DAY_NS
         expected = expected_sessions(pending[0], today)
-        lo, hi = _ordinal(expected[0]), _ordinal(expected[-1])
+        lo, hi = ordinal(expected[0]), ordinal(expected[-1])
         used = long.attrs.get("actions", {})
         out: dict[str, object] = {}
         whole = np.zeros(len(long), dtype=bool)
@@ -392,22 +393,6 @@ def _basket_with_live(out: pd.DataFrame, queries: list[PriceQuery], done: dict) 
     return pd.concat([out, added]).sort_index()
 
 
-def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per-ticker bar frames -> one frame indexed by (ticker, timestamp), sorted by ticker then
-    time, bar columns and dtypes unchanged (empty when ``frames`` is)."""
-    import pandas as pd
-
-    if not frames:
-        base = empty_bars()
-        base.index = pd.MultiIndex.from_arrays([pd.Index([], dtype="object"), base.index],
-                                               names=["ticker", "timestamp"])
-        return base
-    order = sorted(frames)
-    out = pd.concat([frames[t] for t in order], keys=order, names=["ticker", "timestamp"])
-    out.attrs = {}
-    return out
-
-
 def _assemble(parts: list[pd.DataFrame], frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The basket's long frame from long parts (tickers answered whole, in one go) and
     per-ticker frames (stitched, or from providers answering one ticker at a time)."""
@@ -457,16 +442,8 @@ def bounded(query: PriceQuery, today: dt.date, config: Config) -> PriceQuery:
     return query
 
 
-def resolve_config(config: Config | dict | None) -> Config:
-    if isinstance(config, Config):
-        return config
-    if config is None or isinstance(config, dict):
-        return Config.load(config)
-    raise InvalidQuery(f"config must be a finrpt_providers.Config or a dict of settings, not {type(config).__name__}")
-
-
 def get_prices(ticker: str | Sequence[str], start: Any, end: Any, *, interval: str = "1d",
-               adjustment: str = "splits", providers: Sequence[str] | str | None = None,
+               adjustment: str = DEFAULT_ADJUSTMENT, providers: Sequence[str] | str | None = None,
                config: Config | dict | None = None, errors: str = "raise") -> pd.DataFrame:
     """Bars for ``ticker`` from ``start`` to ``end`` (both inclusive, session dates in ET).
 
@@ -512,7 +489,7 @@ def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment
     return list(out.values())
 
 
-def fetch_one(provider, ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = "splits",
+def fetch_one(provider, ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = DEFAULT_ADJUSTMENT,
               config: Config | None = None) -> pd.DataFrame:
     """One provider instance answering through the core's pipeline (derived intervals and
     adjustments included), without the chain's fallback: what the conformance kit

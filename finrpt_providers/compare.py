@@ -18,10 +18,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .chain import expected_sessions, get_prices, resolve_config
+from .chain import expected_sessions, get_prices
+from .config import resolve_config
 from .errors import InvalidQuery, ProviderError
 from .intervals import is_period, period_start, widen
-from .provider import PriceQuery
+from .provider import DEFAULT_ADJUSTMENT, PriceQuery
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +138,7 @@ class Comparison:
 
 
 def compare(ticker: str, start: Any, end: Any, *, providers: Sequence[str] | None = None, interval: str = "1d",
-            adjustment: str = "splits", config: Config | dict | None = None,
+            adjustment: str = DEFAULT_ADJUSTMENT, config: Config | dict | None = None,
             tolerances: Tolerances | None = None) -> Comparison:
     """Ask each provider alone and compare what they return (see the module doc)."""
     import numpy as np

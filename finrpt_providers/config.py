@@ -467,3 +467,15 @@ class Config:
     def __reduce__(self):
         # Pickling would write secrets into a file; refuse rather than leak.
         raise TypeError("Config holds secrets and is not picklable: pass settings by name instead")
+
+
+def resolve_config(config: "Config | dict | None") -> "Config":
+    """``config`` as a :class:`Config`: itself, or loaded (a dict of settings over the usual
+    sources; None: the usual sources)."""
+    if isinstance(config, Config):
+        return config
+    if config is None or isinstance(config, dict):
+        return Config.load(config)
+    from .errors import InvalidQuery
+
+    raise InvalidQuery(f"config must be a finrpt_providers.Config or a dict of settings, not {type(config).__name__}")

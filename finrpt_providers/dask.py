@@ -23,6 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, InvalidQuery
+from .provider import DEFAULT_ADJUSTMENT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,23 +149,76 @@ def _meta() -> "pd.DataFrame":
 
 
 def _partition(part: tuple) -> "pd.DataFrame":
-    """One partition: the store's rows of ``days`` (of ``tickers``), adjusted on the worker by
-    the core's market-wide pipeline with the actions fetched once on the client."""
-    from .market import apply_market_actions
+    """One partition: the store's rows of ``days`` (of ``tickers``) through the core's gate,
+    then adjusted on the worker by the one adjustment (:func:`finrpt_providers.pipeline.adjust_long`)
+    with the events and closes prepared once on the client: no worker asks a source."""
+    from .frames import Expect, gate
+    from .pipeline import adjust_long
     from .plugins import registry
 
-    name, provider, dataset, days, tickers, interval, adjustment, actions = part
+    name, provider, dataset, days, tickers, interval, adjustment, prepared = part
     p = registry()[provider].provider.configured(worker_config(name))
     store = p.store()
     table = store.read_tickers(dataset, days, tickers) if tickers is not None else store.read_days(dataset, days)
-    long = p.table_to_long(table)
+    long, bad = gate(p.table_to_long(table), Expect(days[0], days[-1], interval, tickers), provider)
+    if bad:  # the client named them (a store that changed since would be caught here, loudly)
+        import logging
+
+        logging.getLogger(__name__).warning("read_bars: %d ticker(s) of %s..%s left out, their stored bars break "
+                                            "the contract: %s", len(bad), days[0], days[-1], ", ".join(sorted(bad)[:20]))
     if adjustment != "raw" and len(long):
-        long, _failed = apply_market_actions(long, "raw", adjustment, p, actions, interval)
+        splits, dividends, closes, failed = prepared
+        long, _why = adjust_long(long, "raw", adjustment, splits, dividends, daily=False,
+                                 more_closes=lambda _wanted: closes, exclude=set(failed))
     out = long.reset_index()
     return out[list(_meta().columns)]
 
 
-def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = None, adjustment: str = "raw", *,
+def _prepare(cfg: "Config", source, days: list, tickers: list[str] | None, adjustment: str):
+    """What every partition needs to adjust (computed once, here, shipped as data): the
+    market-wide events, splits checked against as-traded closes, the as-traded close of the
+    session before each ex-dividend date, and the tickers that cannot be adjusted (why)."""
+    import pandas as pd
+
+    from . import calendar
+    from .frames import Expect, gate
+    from .market import checked_splits, market_actions
+    from .plugins import guard
+    from .timebase import ET, session_days
+
+    splits, dividends, src, refused = market_actions(cfg, days[0], cfg.today())
+    if tickers is not None:
+        splits = splits[splits.index.get_level_values(0).isin(tickers)]
+        dividends = dividends[dividends.index.get_level_values(0).isin(tickers)]
+    befores = sorted({calendar.session_before(ex.date()) for ex in dividends.index.get_level_values(1)} - {None})
+    # events up to today adjust the range: their closes may lie after it (one read of the span)
+    split_days = [ex.date() for ex in splits.index.get_level_values(1)]
+    lo = min([days[0], *befores])
+    hi = min(max([days[-1], *befores, *split_days]), cfg.today())
+    daily, bad = gate(guard(source, "fetch_market()", source.fetch_market, lo, hi, "1d", "raw"),
+                      Expect(lo, hi, "1d", tickers), source.name)
+    failed = {t: str(e) for t, e in bad.items()}
+    present = set(daily.index.get_level_values(0)) if len(daily) else set()
+    splits, why = checked_splits(splits, refused, src, lambda: daily, "raw", pd.Timestamp(days[0], tz=ET), present)
+    failed.update(why)
+    if adjustment == "total":
+        failed.update({t: r for t, r in refused.get("dividends", {}).items() if t in present})
+    stamps = session_days(daily.index.get_level_values(1))
+    wanted = stamps.isin(pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in befores]))
+    closes = pd.Series(daily["close"].to_numpy()[wanted], index=pd.MultiIndex.from_arrays(
+        [daily.index.get_level_values(0)[wanted], stamps[wanted]]))
+    if adjustment == "total" and len(dividends):  # a dividend without its close: the ticker fails, named
+        from .pipeline import adjust_long
+
+        inside = (stamps >= pd.Timestamp(days[0], tz=ET)) & (stamps <= pd.Timestamp(days[-1], tz=ET))
+        _adj, why = adjust_long(daily[inside], "raw", "total", splits, dividends,
+                                daily=False, more_closes=lambda _w: closes, exclude=set(failed))
+        failed.update(why)
+    return (splits, dividends, closes, failed), src
+
+
+def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = None,
+              adjustment: str = DEFAULT_ADJUSTMENT, *,
               config: "Config | dict | None" = None, client=None, provider: str | None = None):
     """The store's bars as a ``dask.dataframe.DataFrame``: columns ``ticker``, ``timestamp``
     (bar start, New York) and the bar columns; one partition per session (minute bars) or
@@ -174,14 +228,16 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     ``adjustment`` "splits" or "total" applies the same factors as ``get_prices``
     (``finrpt_providers.adjust``: splits by ex-date, dividends against the close of the
     session before each ex-date), from the market-wide corporate-actions source,
-    computed once here and shipped with the partitions as data. Runs on ``client`` (or
+    computed once here and shipped with the partitions as data; a ticker whose events
+    cannot be applied is left out, named with the reason in the result's ``attrs["failed"]``
+    (as ``get_market`` does). The default is ``get_prices``'s: "splits". Runs on ``client`` (or
     the current default client; without one, dask's local scheduler)."""
     require()
     import dask.dataframe as dd
 
     from . import calendar
-    from .chain import resolve_config
-    from .market import market_actions, market_actions_source
+    from .config import resolve_config
+    from .market import market_actions_source
     from .provider import normalize_adjustment, normalize_ticker, to_date
 
     cfg = resolve_config(config)
@@ -202,23 +258,30 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
         except (ImportError, ValueError):
             client = None
     name = share_config(cfg, client)
-    actions = None
+    prepared, failed, src = None, {}, ""
     if adjustment != "raw":
         if market_actions_source(cfg) is None:
             raise ConfigurationError("adjusting needs a market-wide corporate-actions source (a provider with "
                                      "fetch_market_actions, ready): none is; configure one, or ask adjustment='raw'")
-        splits, dividends, src = market_actions(cfg, days[0], cfg.today())
-        if tickers is not None:
-            splits = splits[splits.index.get_level_values(0).isin(tickers)]
-            dividends = dividends[dividends.index.get_level_values(0).isin(tickers)]
-        actions = (splits, dividends, src)
+        prepared, src = _prepare(cfg, source, days, tickers, adjustment)
+        failed = prepared[3]
+        if failed:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "read_bars: %d ticker(s) left out, their corporate actions could not be applied (see "
+                "bars.attrs['failed']): %s", len(failed), ", ".join(sorted(failed)[:20]))
     per_year = source.store().per_year(dataset)
     groups: dict[Any, list[dt.date]] = {}
     for d in days:
         groups.setdefault(d.year if per_year else d, []).append(d)
     interval = "1d" if per_year else "1m"
-    parts = [(name, source.name, dataset, ds, tickers, interval, adjustment, actions) for ds in groups.values()]
-    return dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
+    parts = [(name, source.name, dataset, ds, tickers, interval, adjustment, prepared) for ds in groups.values()]
+    out = dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
+    # a dask DataFrame has no attrs of its own: these sit on the returned object (not on frames
+    # derived from it), as get_market's do on its frame
+    object.__setattr__(out, "attrs", {"adjustment": adjustment, "failed": failed, "actions": src})
+    return out
 
 
 def _store_provider(cfg: "Config", dataset: str, name: str | None):

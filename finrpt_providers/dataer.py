@@ -84,7 +84,7 @@ class DataerMixin:
 
     # -- the work ---------------------------------------------------------------------
     def _config(self) -> Config:
-        from .chain import resolve_config
+        from .config import resolve_config
 
         return resolve_config(self.finrpt_config)
 

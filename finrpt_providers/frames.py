@@ -51,7 +51,7 @@ class Expect:
 
     start: dt.date
     end: dt.date
-    interval: str = "1d"
+    interval: str | None = "1d"
     tickers: Collection[str] | None = None
     hours: tuple[int, int] = EXTENDED_HOURS
 
@@ -241,7 +241,9 @@ def gate(frame: Any, expect: Expect, provider: str | None = None, *, ticker: str
     day = wall // DAY_NS
     mark((day < ordinal(expect.start)) | (day > ordinal(expect.end)), 6)
     minute = (wall % DAY_NS) // MINUTE_NS
-    if expect.daily:
+    if expect.interval is None:
+        pass  # any bar length: only the range is known
+    elif expect.daily:
         mark(wall % DAY_NS != 0, 7)
     else:
         mark((minute < expect.hours[0]) | (minute >= expect.hours[1]) | (wall % MINUTE_NS != 0), 8)

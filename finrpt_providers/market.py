@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
 from .frames import Expect, empty_long, gate, one_ticker, tickers_of
-from .provider import PriceProvider, PriceQuery
+from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery
 from .timebase import ET, session_days
 
 if TYPE_CHECKING:
@@ -36,14 +36,15 @@ if TYPE_CHECKING:
 log = redact.logger(__name__)
 
 
-def get_market(start: Any, end: Any = None, *, interval: str = "1d", adjustment: str = "splits",
+def get_market(start: Any, end: Any = None, *, interval: str = "1d", adjustment: str = DEFAULT_ADJUSTMENT,
                providers: Sequence[str] | str | None = None, config: Config | dict | None = None) -> pd.DataFrame:
     """Every ticker's bars for the session ``start`` (or ``start`` to ``end``, inclusive):
     one long frame indexed by (``ticker``, ``timestamp``), sorted, bar columns and dtypes as
     for one ticker. ``attrs``: ``provider`` and ``sources`` by ticker, ``failed`` (tickers
     left out and why), ``attempts`` (every provider considered), ``actions`` (the source
     of market-wide corporate actions, when used)."""
-    from .chain import bounded, resolve_config
+    from .chain import bounded
+    from .config import resolve_config
 
     cfg = resolve_config(config)
     if isinstance(providers, str):
@@ -211,36 +212,16 @@ def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Seri
     return splits, dividends, source.name, refused
 
 
-def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider,
-                         actions: tuple, interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str]]:
-    """``frame`` (bars of ``interval`` as ``provider`` serves them, ``have``) adjusted to
-    ``want`` with ``actions`` (from :func:`market_actions`) by the one adjustment
-    (:func:`finrpt_providers.pipeline.adjust_long`): (frame, tickers left out and why).
-    Splits in the range are checked against DAILY as-traded closes (the frame's own for
-    daily bars; for intraday bars the provider's daily market of those sessions)."""
-    import numpy as np
+def checked_splits(splits: pd.Series, refused: dict, source_name: str, daily, have: str, first_day,
+                   present: set[str]) -> tuple[pd.Series, dict[str, str]]:
+    """Market-wide splits of the ``present`` tickers checked against daily closes (``daily()``:
+    a long frame of daily bars as ``have``, asked only when a split needs checking) by the
+    single-ticker rules (:func:`finrpt_providers.actions.validate_splits`): (the splits to
+    apply, ticker -> why it cannot be adjusted)."""
     import pandas as pd
 
     from .actions import validate_splits
-    from .pipeline import adjust_long
-    from .plugins import guard
 
-    splits, dividends, source_name = actions[0], actions[1], actions[2]
-    refused = actions[3] if len(actions) > 3 else {}
-    if not len(frame):
-        return frame, {}
-    stamps = frame.index.get_level_values("timestamp")
-    first_day = session_days(stamps[[int(stamps.argmin())]])[0]
-    last_day = session_days(stamps[[int(stamps.argmax())]])[0]
-    daily_cache: list = []
-
-    def daily() -> pd.DataFrame:
-        if not daily_cache:
-            daily_cache.append(frame if interval == "1d" else guard(
-                provider, "fetch_market()", provider.fetch_market, first_day.date(), last_day.date(), "1d", have))
-        return daily_cache[0]
-
-    present = set(tickers_of(frame))
     failed: dict[str, str] = {t: why for t, why in refused.get("splits", {}).items() if t in present}
     checked = []
     sp_tickers = splits.index.get_level_values(0) if len(splits) else pd.Index([])
@@ -270,6 +251,40 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
             [pd.Index([t] * len(sp), dtype="object"), sp.index], names=splits.index.names)) for t, sp in checked]
         splits = pd.concat(parts) if len(parts) > 1 else rest
 
+    return splits, failed
+
+
+def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider,
+                         actions: tuple, interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str]]:
+    """``frame`` (bars of ``interval`` as ``provider`` serves them, ``have``) adjusted to
+    ``want`` with ``actions`` (from :func:`market_actions`) by the one adjustment
+    (:func:`finrpt_providers.pipeline.adjust_long`): (frame, tickers left out and why).
+    Splits in the range are checked against DAILY as-traded closes (the frame's own for
+    daily bars; for intraday bars the provider's daily market of those sessions)."""
+    import numpy as np
+    import pandas as pd
+
+    from .actions import validate_splits
+    from .pipeline import adjust_long
+    from .plugins import guard
+
+    splits, dividends, source_name = actions[0], actions[1], actions[2]
+    refused = actions[3] if len(actions) > 3 else {}
+    if not len(frame):
+        return frame, {}
+    stamps = frame.index.get_level_values("timestamp")
+    first_day = session_days(stamps[[int(stamps.argmin())]])[0]
+    last_day = session_days(stamps[[int(stamps.argmax())]])[0]
+    daily_cache: list = []
+
+    def daily() -> pd.DataFrame:
+        if not daily_cache:
+            daily_cache.append(frame if interval == "1d" else guard(
+                provider, "fetch_market()", provider.fetch_market, first_day.date(), last_day.date(), "1d", have))
+        return daily_cache[0]
+
+    splits, failed = checked_splits(splits, refused, source_name, lambda: daily(), have, first_day,
+                                    set(tickers_of(frame)))
     def more_closes(wanted: dict[str, list[dt.date]]) -> pd.Series | None:
         if "1d" not in provider.intervals:
             return None

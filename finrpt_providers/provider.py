@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from .errors import DataIntegrityError, InvalidQuery, ProviderError, UnsupportedQuery
+from .frames import BAR_COLUMNS, FLOAT_COLUMNS, empty_bars
+from .timebase import ET, session_days, wall_ns
 from .intervals import BASE_INTERVALS, INTERVAL_MINUTES, INTERVALS, MINUTE_INTERVALS, normalize_interval
 
 if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` light
@@ -28,10 +30,9 @@ if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` ligh
     from .config import Config, Setting
     from .stream import LiveFeed
 
-ET = "America/New_York"
-BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "transactions")
-FLOAT_COLUMNS = BAR_COLUMNS[:6]
 ADJUSTMENTS = ("raw", "splits", "total")
+#: the adjustment every surface uses when none is asked (Massive's adjusted=true, yfinance's Close)
+DEFAULT_ADJUSTMENT = "splits"
 EARLIEST_DATE = dt.date(1900, 1, 1)
 
 # US tickers as the SIP feeds and Massive write them: a root of letters/digits and an
@@ -121,7 +122,7 @@ class PriceQuery:
     start: dt.date
     end: dt.date
     interval: str = "1d"
-    adjustment: str = "splits"
+    adjustment: str = DEFAULT_ADJUSTMENT
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -396,120 +397,17 @@ def _et_midnight(day: dt.date):
     return pd.Timestamp(day, tz=ET)
 
 
-def empty_bars() -> pd.DataFrame:
-    """An empty frame with the exact bar-frame schema."""
-    import pandas as pd
-    idx = pd.DatetimeIndex([], dtype=f"datetime64[ns, {ET}]", name="timestamp")
-    df = pd.DataFrame({c: pd.Series(dtype="float64", index=idx) for c in FLOAT_COLUMNS}, index=idx)
-    df["transactions"] = pd.Series(dtype="Int64", index=idx)
-    return df
-
-
-_ET_NS = f"datetime64[ns, {ET}]"
-_DAY_NS = 86_400 * 10**9
-_EPOCH = dt.date(1970, 1, 1)
-
-
-def _ordinal(day: dt.date) -> int:
-    return (day - _EPOCH).days
-
-
-def wall_ns(index) -> Any:
-    """New York wall-clock time of a tz-aware DatetimeIndex as int64 ns since 1970-01-01
-    (``// 86_400e9`` is the session day): what ``normalize()`` gives, without its
-    frequency inference (the costly part on the warm path)."""
-    import numpy as np
-
-    return np.asarray(index.tz_convert(ET).tz_localize(None).as_unit("ns").asi8)
-
-
-def session_days(index) -> Any:
-    """The session day (00:00 New York) of each stamp of a tz-aware DatetimeIndex: what
-    ``index.normalize()`` gives, without its frequency inference."""
-    import pandas as pd
-
-    wall = wall_ns(index)
-    return pd.DatetimeIndex((wall - wall % _DAY_NS).view("M8[ns]")).tz_localize(ET)
-
-
 def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: str | None = None) -> pd.DataFrame:
-    """Check ``df`` against the bar-frame contract and return it normalised.
+    """Check one ticker's ``df`` against the bar-frame contract (and ``query``'s sessions,
+    interval and hours) and return it normalised: :func:`finrpt_providers.frames.gate` for
+    a basket of one. Lossless fixes are made (column order, int -> float, index unit and
+    tz conversion, sort); anything else raises :class:`DataIntegrityError` naming the bar."""
+    from .frames import Expect, check_bars
 
-    Lossless fixes are made (column order, int -> float, index unit and tz
-    conversion, sort); anything else raises :class:`DataIntegrityError` naming the
-    problem, so a provider bug never reaches a user as a quietly wrong frame.
-    """
-    import numpy as np
-    import pandas as pd
-
-    def bad(msg: str) -> DataIntegrityError:
-        return DataIntegrityError(f"bar frame breaks the contract: {msg}", provider=provider)
-
-    if not isinstance(df, pd.DataFrame):
-        raise bad(f"expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in BAR_COLUMNS if c not in df.columns]
-    if missing:
-        raise bad(f"missing column(s) {', '.join(missing)}")
-    if not isinstance(df.index, pd.DatetimeIndex):
-        raise bad(f"index must be a DatetimeIndex, got {type(df.index).__name__}")
-    if df.index.tz is None:
-        raise bad("index is tz-naive: localise it (bars are stamped in America/New_York)")
-    attrs = dict(df.attrs)
-    # Lossless fixes only where needed: a frame already in the contract's dtypes (what our
-    # providers build) is checked, not converted (the warm path validates every answer).
-    out = df.loc[:, list(BAR_COLUMNS)] if list(df.columns) != list(BAR_COLUMNS) else df.copy(deep=False)
-    idx = out.index
-    if str(idx.dtype) != _ET_NS:
-        idx = idx.tz_convert(ET).as_unit("ns")
-    if idx.name != "timestamp":
-        idx = idx.rename("timestamp")
-    if idx is not out.index:
-        out.index = idx
-    for c in FLOAT_COLUMNS:
-        if out[c].dtype != "float64":
-            try:
-                out[c] = out[c].astype("float64")
-            except (TypeError, ValueError) as e:
-                raise bad(f"column {c} is not numeric ({e})") from None
-    tx = out["transactions"]
-    if str(tx.dtype) != "Int64":
-        try:
-            if tx.dtype.kind == "f" and not np.all(np.isnan(tx.to_numpy()) | (tx.to_numpy() % 1 == 0)):
-                raise bad("transactions has fractional values")
-            out["transactions"] = tx.astype("Int64")
-        except (TypeError, ValueError) as e:
-            raise bad(f"transactions is not integer ({e})") from None
-    if not out.index.is_monotonic_increasing:
-        out = out.sort_index()
-    if out.index.has_duplicates:
-        raise bad(f"duplicate timestamps, first {out.index[out.index.duplicated()][0]}")
-    if len(out):
-        prices = np.column_stack([out[c].to_numpy() for c in ("open", "high", "low", "close")])
-        if not np.isfinite(prices).all():
-            row = ~np.isfinite(prices).all(axis=1)
-            what = "missing" if np.isnan(prices[row]).any() else "infinite"
-            raise bad(f"{what} prices at {out.index[row][0]}")
-        if (prices <= 0).any():
-            raise bad(f"non-positive prices at {out.index[(prices <= 0).any(axis=1)][0]}")
-        o, h, lo, c = prices.T
-        tol = 1e-6 * h
-        broken = (h + tol < np.maximum.reduce([o, c, lo])) | (lo - tol > np.minimum(o, c))
-        if broken.any():
-            i = int(np.argmax(broken))
-            raise bad(f"high/low do not bound open/close at {out.index[i]} (o={o[i]} h={h[i]} l={lo[i]} c={c[i]})")
-        vol = out["volume"].to_numpy()
-        if not np.isfinite(vol).all():  # a bar without a volume is not a bar: never summed as 0
-            i = int(np.argmax(~np.isfinite(vol)))
-            raise bad(f"{'missing' if np.isnan(vol[i]) else 'infinite'} volume at {out.index[i]}")
-        if (vol < 0).any():
-            raise bad(f"negative volume at {out.index[int(np.argmax(vol < 0))]}")
-        if query is not None:
-            wall = wall_ns(out.index)  # New York wall clock, ns since 1970-01-01 00:00
-            if query.interval == "1d" and (wall % _DAY_NS).any():
-                raise bad("daily bars must be stamped 00:00 ET of their session date")
-            day = wall // _DAY_NS
-            outside = (day < _ordinal(query.start)) | (day > _ordinal(query.end))
-            if outside.any():
-                raise bad(f"bar {out.index[outside][0]} is outside the asked range {query.start}..{query.end}")
-    out.attrs = attrs
-    return out
+    if query is None:
+        expect = Expect(EARLIEST_DATE, dt.date(9999, 12, 31), None)
+        ticker = str(df.attrs.get("ticker") or "bars") if hasattr(df, "attrs") else "bars"
+    else:
+        expect = Expect(query.start, query.end, query.interval)
+        ticker = query.ticker
+    return check_bars(df, expect, ticker, provider)

@@ -48,7 +48,8 @@ def key_data(ticker: str, end_date: Any = None, config: Config | dict | None = N
     finrpt's; default: today). Values are JSON-safe; ``None`` where no source knows them."""
     import pandas as pd
 
-    from .chain import get_prices, resolve_config
+    from .chain import get_prices
+    from .config import resolve_config
     from .yf import Ticker
 
     cfg = resolve_config(config)
@@ -76,7 +77,8 @@ def performance(ticker: str, start: Any, end_date: Any = None, config: Config | 
     """Daily total-return closes from ``start`` to the session before ``end_date``
     (exclusive): ``[{"date": "YYYY-MM-DD", "close": 123.45, "rebased": 100.0}, ...]``,
     ``rebased`` = close / first close x 100, rounded to 2 decimals. JSON-safe."""
-    from .chain import get_prices, resolve_config
+    from .chain import get_prices
+    from .config import resolve_config
 
     cfg = resolve_config(config)
     bars = get_prices(ticker, start, _end(end_date, cfg), adjustment="total", config=cfg)

@@ -49,7 +49,7 @@ def _not_implemented(what: str, instead: str) -> NotImplementedError:
 
 
 def _config(config: Config | dict | None) -> Config:
-    from .chain import resolve_config
+    from .config import resolve_config
 
     return resolve_config(config)
 

@@ -95,7 +95,7 @@ def table_to_long(table) -> pd.DataFrame:
     """Stored rows of many tickers -> the long frame indexed by (ticker, timestamp), sorted."""
     import pandas as pd
 
-    from ...chain import long_frame
+    from ...frames import long_frame
 
     if table is None or table.num_rows == 0:
         return long_frame({})
@@ -180,7 +180,7 @@ class MassiveFlatFilesProvider(PriceProvider):
 def _stream_ticker(dataset: str, ticker: str, date: Any, config: Config | dict | None) -> Iterator[pd.DataFrame]:
     import pandas as pd
 
-    from ...chain import resolve_config
+    from ...config import resolve_config
 
     cfg = resolve_config(config)
     ticker = normalize_ticker(ticker)
@@ -242,7 +242,7 @@ def sync(start: Any, end: Any = None, *, datasets: Any = ("day_aggs_v1",), confi
     fetch one file per task (:mod:`.cluster`). Returns an Outcome per dataset (``fetched``,
     ``missing``, ``bytes``, ``csv_bytes``)."""
     from ... import calendar
-    from ...chain import resolve_config
+    from ...config import resolve_config
     from .files import AGG_DATASETS
     from .mirror import sync as mirror_sync
 

@@ -625,7 +625,7 @@ def _grouped_to_long(results: list[dict], day: dt.date) -> pd.DataFrame:
     """Grouped daily results of ``day`` -> the long frame, stamped 00:00 New York of ``day``."""
     import pandas as pd
 
-    from ...chain import long_frame
+    from ...frames import long_frame
 
     if not results:
         return long_frame({})
@@ -730,7 +730,7 @@ class MassiveRESTProvider(PriceProvider):
         import pandas as pd
 
         from ... import calendar
-        from ...chain import long_frame
+        from ...frames import long_frame
 
         if interval != "1d":
             raise UnsupportedQuery(f"Massive's grouped bars are daily: no {interval} market", provider=NAME)

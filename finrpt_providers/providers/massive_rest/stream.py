@@ -257,30 +257,71 @@ def _closed_why(e: BaseException) -> str:
 
 def events_to_bars(rows: list[dict]) -> "pd.DataFrame":
     """Aggregate events -> a long bar frame (ticker, timestamp): start-of-bar New York time,
-    float volume, the bar's VWAP; no trade count (the events carry none)."""
+    float volume, the bar's VWAP; no trade count (the events carry none).
+
+    Nothing is judged here: the stream passes every frame through :func:`~finrpt_providers.frames.gate`,
+    which refuses a bad bar for its ticker alone. So a field that is not a number becomes
+    NaN and a start that is not one becomes NaT (the gate names the ticker's bar), and only
+    an event without a ticker symbol (nobody to blame) is left out, with a warning."""
     import numpy as np
     import pandas as pd
 
-    from ...errors import DataIntegrityError
     from ...provider import ET
 
     n = len(rows)
-    try:
+    fields = (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))
+    try:  # the common case: well-formed events, one pass per column
         t = np.fromiter((r["s"] for r in rows), dtype="int64", count=n)
-        cols = {k: np.fromiter((r[c] for r in rows), dtype="float64", count=n)
-                for k, c in (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))}
+        if n and int(np.abs(t).max()) >= _LIMIT_MS:
+            raise OverflowError("s")
+        cols = {k: np.fromiter((r[c] for r in rows), dtype="float64", count=n) for k, c in fields}
         cols["vwap"] = np.fromiter((np.nan if r.get("vw") is None else r["vw"] for r in rows), dtype="float64",
                                    count=n)
-        syms = [str(r["sym"]) for r in rows]
-    except (KeyError, TypeError, ValueError, OverflowError) as e:
-        raise DataIntegrityError(f"malformed aggregate event from Massive's WebSocket ({type(e).__name__}: {e})",
-                                 provider=NAME) from None
-    stamps = pd.to_datetime(t, unit="ms", utc=True).tz_convert(ET).as_unit("ns")
-    df = pd.DataFrame(cols, index=pd.MultiIndex.from_arrays([syms, stamps], names=["ticker", "timestamp"]))
+        syms = [r["sym"] for r in rows]
+        if not all(type(x) is str and x for x in syms):
+            raise TypeError("sym")
+        bad_t = None
+    except (KeyError, TypeError, ValueError, OverflowError):
+        rows, t, cols, syms, bad_t = _malformed(rows, fields)
+        n = len(rows)
+    stamps = (t * 1_000_000).view("M8[ns]")
+    if bad_t is not None and bad_t.any():
+        stamps = stamps.copy()
+        stamps[bad_t] = np.datetime64("NaT")
+    stamps = pd.DatetimeIndex(stamps).tz_localize("UTC").tz_convert(ET)
+    df = pd.DataFrame(cols, index=pd.MultiIndex.from_arrays([pd.Index(syms, dtype="object"), stamps],
+                                                            names=["ticker", "timestamp"]))
     df["transactions"] = pd.array([pd.NA] * n, dtype="Int64")
-    bad = ~((df["low"] <= df[["open", "close"]].min(axis=1)) & (df["high"] >= df[["open", "close"]].max(axis=1))
-            & (df["volume"] >= 0))
-    if bad.any():
-        raise DataIntegrityError(f"Massive's WebSocket sent an impossible bar for {df.index[bad.argmax()]} "
-                                 "(low above open/close, high below them, or negative volume)", provider=NAME)
     return df
+
+
+#: starts (Unix ms) at or beyond this are no instant a bar can have (datetime64[ns] ends in 2262)
+_LIMIT_MS = 9_000_000_000_000
+
+
+def _number(v: Any) -> float:
+    import math
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return math.nan
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
+def _malformed(rows: list[dict], fields) -> tuple:
+    """The slow path for a message with a malformed event: field by field."""
+    import numpy as np
+
+    kept = [r for r in rows if isinstance(r.get("sym"), str) and r.get("sym")]
+    if len(kept) < len(rows):
+        log.warning("stream: left out %d aggregate event(s) without a ticker symbol", len(rows) - len(kept))
+    n = len(kept)
+    starts = [r.get("s") for r in kept]
+    bad_t = np.array([isinstance(s, bool) or not isinstance(s, int) or not -_LIMIT_MS < s < _LIMIT_MS
+                      for s in starts], dtype=bool)
+    t = np.array([0 if b else s for s, b in zip(starts, bad_t)], dtype="int64")
+    cols = {k: np.array([_number(r.get(c)) for r in kept], dtype="float64") for k, c in fields}
+    cols["vwap"] = np.array([np.nan if r.get("vw") is None else _number(r["vw"]) for r in kept], dtype="float64")
+    return kept, t, cols, [r["sym"] for r in kept], bad_t
