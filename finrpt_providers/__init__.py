@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from .actions import corporate_actions as get_actions
 from .chain import get_prices
 from .market import get_market
 from .config import Config
@@ -104,7 +105,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "get_prices", "get_market", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
+    "get_prices", "get_market", "get_actions", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "PluginError", "AllProvidersFailed",

@@ -574,3 +574,39 @@ def _ratio_text(ratio: float) -> str:
     if ratio >= 1:
         return f"{ratio:g}-for-1"
     return f"1-for-{1 / ratio:g}"
+
+
+def happened(acts: Actions, today: dt.date) -> Actions:
+    """Events announced for after today (a declared dividend's ex-date ahead) have not
+    happened: they adjust nothing yet (and their "session before" has no close)."""
+    import pandas as pd
+
+    now = pd.Timestamp(today, tz=ET)
+    if (acts.splits.index <= now).all() and (acts.dividends.index <= now).all():
+        return acts
+    div = acts.dividends[acts.dividends.index <= now]
+    div.attrs = dict(acts.dividends.attrs)
+    return dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now], dividends=div)
+
+
+def corporate_actions(ticker: str, *, config: Config | dict | None = None) -> pd.DataFrame:
+    """``ticker``'s splits and cash dividends that have happened, from the configured sources
+    (FINRPT_ACTIONS_PROVIDERS, else the chain's providers that serve them): yfinance's
+    ``Ticker.actions`` layout, the basis every surface shares (``yf``, OpenBB): index ``Date``
+    (ex-dates, 00:00 New York), ``Dividends`` split-adjusted to today (as Yahoo shows them)
+    and ``Stock Splits`` (4.0 for 4-for-1). ``attrs``: ``source``, ``refused`` (records not
+    served: a non-USD amount without a rate). Exported as ``finrpt_providers.get_actions``."""
+    import pandas as pd
+
+    from .config import resolve_config
+    from .provider import normalize_ticker
+
+    cfg = resolve_config(config)
+    acts = happened(get_actions(normalize_ticker(ticker), cfg), cfg.today())
+    div, sp = served_dividends(acts), acts.splits
+    idx = div.index.union(sp.index)
+    out = pd.DataFrame({"Dividends": div.reindex(idx, fill_value=0.0),
+                        "Stock Splits": sp.reindex(idx, fill_value=0.0)}, index=idx.rename("Date"))
+    out.attrs = {"source": acts.source, "refused": {str(k.date()): v for k, v in
+                                                   (acts.dividends.attrs.get("refused") or {}).items()}}
+    return out

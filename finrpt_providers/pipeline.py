@@ -316,19 +316,7 @@ def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
     return df if keep.all() else df[keep]
 
 
-def happened(acts: actions.Actions, today: dt.date) -> actions.Actions:
-    """Events announced for after today (a declared dividend's ex-date ahead) have not
-    happened: they adjust nothing yet (and their "session before" has no close)."""
-    import dataclasses
-
-    import pandas as pd
-
-    now = pd.Timestamp(today, tz=ET)
-    if (acts.splits.index <= now).all() and (acts.dividends.index <= now).all():
-        return acts
-    div = acts.dividends[acts.dividends.index <= now]
-    div.attrs = dict(acts.dividends.attrs)
-    return dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now], dividends=div)
+happened = actions.happened
 
 
 def as_traded_closes(provider: PriceProvider) -> actions.Closes:

@@ -267,21 +267,18 @@ class Ticker:
         return acts.splits, acts.dividends
 
     def _all_events(self):
-        from .actions import get_actions
-        from .pipeline import happened
+        from .actions import get_actions, happened
 
         return happened(get_actions(self._ours, self._cfg, None), self._cfg.today())
 
     @property
     def dividends(self) -> pd.Series:
-        """Cash dividends by ex-date (in today's split basis, as Yahoo's), named ``Dividends``."""
-        import numpy as np
+        """Cash dividends by ex-date in the one served basis (today's split basis, as Yahoo's:
+        :func:`finrpt_providers.actions.served_dividends`), named ``Dividends``."""
+        from .actions import served_dividends
 
-        acts = self._all_events()
-        later = acts.splits
-        cash = [c / (float(np.prod(later[later.index > ex].to_numpy())) if len(later) else 1.0)
-                for ex, c in acts.dividends.items()]
-        return self._event_series(acts.dividends.index, cash, "Dividends")
+        d = served_dividends(self._all_events())
+        return self._event_series(d.index, list(d.to_numpy()), "Dividends")
 
     @property
     def splits(self) -> pd.Series:

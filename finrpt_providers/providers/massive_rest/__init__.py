@@ -449,25 +449,26 @@ class MassiveClient:
         return pd.Series([v for _, v in ordered], dtype="float64", name="ratio",
                          index=pd.DatetimeIndex([pd.Timestamp(d) for d, _ in ordered], dtype="datetime64[ns]").tz_localize(ET))
 
-    def dividends(self, ticker: str) -> pd.Series:
-        """Cash dividend per share as declared (as traded then) by ex-date (ET), all history."""
+    def dividends(self, ticker: str) -> pd.DataFrame:
+        """Cash dividend records as declared (as traded then) by ex-date (ET), all history: one
+        row per record with its ``cash`` and ``currency``. The core normalises them (a record
+        listed twice counts once, a regular and a special on one day add up, a non-USD amount
+        is never taken as dollars): :func:`finrpt_providers.actions.normalise_dividends`."""
         import pandas as pd
 
         rows = self._reference("/stocks/v1/dividends", "/v3/reference/dividends", ticker,
                                "ex_dividend_date.asc")
-        items: dict[dt.date, float] = {}
+        days, cash, currency = [], [], []
         for r in rows:
             try:
-                day = dt.date.fromisoformat(r["ex_dividend_date"])
-                cash = float(r["cash_amount"])
+                days.append(dt.date.fromisoformat(r["ex_dividend_date"]))
+                cash.append(float(r["cash_amount"]))
             except (KeyError, TypeError, ValueError) as e:
                 raise DataIntegrityError(f"malformed dividend record for {ticker}: {e}", provider=NAME) from None
-            if r.get("currency", "USD") not in ("USD", None):
-                log.warning("%s dividend on %s is in %s; used as if in USD", ticker, day, r.get("currency"))
-            items[day] = items.get(day, 0.0) + cash  # a regular and a special on one day add up
-        ordered = sorted(items.items())
-        return pd.Series([v for _, v in ordered], dtype="float64", name="cash",
-                         index=pd.DatetimeIndex([pd.Timestamp(d) for d, _ in ordered], dtype="datetime64[ns]").tz_localize(ET))
+            currency.append(r.get("currency") or "USD")
+        idx = pd.DatetimeIndex([pd.Timestamp(d) for d in days], dtype="datetime64[ns]").tz_localize(ET)
+        return pd.DataFrame({"cash": pd.Series(cash, dtype="float64", index=idx),
+                             "currency": pd.Series(currency, dtype="object", index=idx)}).sort_index(kind="stable")
 
 
 def _read_body(resp, shown: str) -> bytes:
@@ -762,22 +763,29 @@ class MassiveRESTProvider(PriceProvider):
         splits = client._market_reference("/stocks/v1/splits", "/v3/reference/splits", "execution_date", since)
         divs = client._market_reference("/stocks/v1/dividends", "/v3/reference/dividends", "ex_dividend_date", since)
 
-        def series(rows, date_key, value, name):
-            items: dict[tuple[str, pd.Timestamp], float] = {}
+        def records(rows, date_key, value, name):
+            names, days, values, currency = [], [], [], []
             for r in rows:
                 try:
-                    key = (str(r["ticker"]), pd.Timestamp(dt.date.fromisoformat(r[date_key]), tz=ET))
+                    day = dt.date.fromisoformat(r[date_key])
                     v = value(r)
+                    t = str(r["ticker"])
                 except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
                     raise DataIntegrityError(f"malformed market-wide {name} record: {e}", provider=NAME) from None
-                if key[1].date() > since:
-                    items[key] = items.get(key, 0.0) + v if name == "dividend" else v
-            idx = pd.MultiIndex.from_tuples(sorted(items), names=["ticker", "ex_date"]) if items else \
-                pd.MultiIndex.from_arrays([[], pd.DatetimeIndex([], tz=ET)], names=["ticker", "ex_date"])
-            return pd.Series([items[k] for k in sorted(items)], index=idx, dtype="float64", name=name)
+                if day > since:
+                    names.append(t)
+                    days.append(pd.Timestamp(day))
+                    values.append(v)
+                    currency.append(r.get("currency") or "USD")
+            idx = pd.MultiIndex.from_arrays([pd.Index(names, dtype="object"),
+                                             pd.DatetimeIndex(days, dtype="datetime64[ns]").tz_localize(ET)],
+                                            names=["ticker", "ex_date"])
+            return pd.DataFrame({"cash" if name == "dividend" else "ratio": pd.Series(values, index=idx, dtype="float64"),
+                                 "currency": pd.Series(currency, index=idx, dtype="object")})
 
-        return (series(splits, "execution_date", lambda r: float(r["split_to"]) / float(r["split_from"]), "split"),
-                series(divs, "ex_dividend_date", lambda r: float(r["cash_amount"]), "dividend"))
+        # records as listed: the core normalises them (actions.normalise_market)
+        return (records(splits, "execution_date", lambda r: float(r["split_to"]) / float(r["split_from"]), "split"),
+                records(divs, "ex_dividend_date", lambda r: float(r["cash_amount"]), "dividend"))
 
     def fetch_actions(self, ticker: str) -> tuple[pd.Series, pd.Series]:
         client = self.client()

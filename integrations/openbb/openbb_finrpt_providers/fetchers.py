@@ -155,8 +155,10 @@ def _actions(symbol: str, credentials: dict[str, str] | None):
     from finrpt_providers.actions import get_actions
 
     cfg = config_for(credentials)
+    from finrpt_providers.actions import happened
+
     try:
-        return get_actions(symbol, cfg), cfg
+        return happened(get_actions(symbol, cfg), cfg.today()), cfg
     except fp.ProviderError as e:
         raise openbb_error(e) from None
 
@@ -208,14 +210,16 @@ class FinrptHistoricalDividendsFetcher(
     @staticmethod
     def extract_data(query: FinrptHistoricalDividendsQueryParams, credentials: dict[str, str] | None,
                      **kwargs: Any) -> list[dict]:
+        from finrpt_providers.actions import served_dividends
+
         acts, _cfg = _actions(query.symbol, credentials)
         out = [{"symbol": query.symbol, "ex_dividend_date": ex.date(), "amount": float(cash)}
-               for ex, cash in acts.dividends.items()
+               for ex, cash in served_dividends(acts).items()
                if (query.start_date is None or ex.date() >= query.start_date)
                and (query.end_date is None or ex.date() <= query.end_date)]
         if not out:
             raise EmptyDataError(f"no dividends of {query.symbol} in the range from {acts.source}")
-        return out  # cash as declared (as traded on the ex-date)
+        return out  # split-adjusted to today, as yfinance and finrpt_providers.yf show them
 
     @staticmethod
     def transform_data(query: FinrptHistoricalDividendsQueryParams, data: list[dict], **kwargs: Any
