@@ -199,7 +199,10 @@ def _prepare(cfg: "Config", source, days: list, tickers: list[str] | None, adjus
                       Expect(lo, hi, "1d", tickers), source.name)
     failed = {t: str(e) for t, e in bad.items()}
     present = set(daily.index.get_level_values(0)) if len(daily) else set()
-    splits, why = checked_splits(splits, refused, src, lambda: daily, "raw", pd.Timestamp(days[0], tz=ET), present)
+    from .frames import one_ticker
+
+    splits, why = checked_splits(splits, refused, src, lambda t, _sessions: one_ticker(daily, t), "raw",
+                                 pd.Timestamp(days[0], tz=ET), present)
     failed.update(why)
     if adjustment == "total":
         failed.update({t: r for t, r in refused.get("dividends", {}).items() if t in present})

@@ -214,8 +214,8 @@ def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Seri
 
 def checked_splits(splits: pd.Series, refused: dict, source_name: str, daily, have: str, first_day,
                    present: set[str]) -> tuple[pd.Series, dict[str, str]]:
-    """Market-wide splits of the ``present`` tickers checked against daily closes (``daily()``:
-    a long frame of daily bars as ``have``, asked only when a split needs checking) by the
+    """Market-wide splits of the ``present`` tickers checked against daily closes
+    (``daily(ticker, sessions)``: that ticker's daily bars as ``have`` on those sessions) by the
     single-ticker rules (:func:`finrpt_providers.actions.validate_splits`): (the splits to
     apply, ticker -> why it cannot be adjusted)."""
     import pandas as pd
@@ -229,7 +229,7 @@ def checked_splits(splits: pd.Series, refused: dict, source_name: str, daily, ha
         sp = splits.xs(t, level=0)
 
         def as_traded(_t: str, sessions: list, _sp: pd.Series = sp, _t0: str = t) -> pd.Series:
-            one = one_ticker(daily(), _t0)
+            one = daily(_t0, sessions)
             days = session_days(one.index)
             closes = one["close"].to_numpy()
             if have == "splits":
@@ -275,16 +275,28 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
     stamps = frame.index.get_level_values("timestamp")
     first_day = session_days(stamps[[int(stamps.argmin())]])[0]
     last_day = session_days(stamps[[int(stamps.argmax())]])[0]
-    daily_cache: list = []
+    sessions_read: dict[dt.date, pd.DataFrame] = {}
 
-    def daily() -> pd.DataFrame:
-        if not daily_cache:
-            daily_cache.append(frame if interval == "1d" else guard(
-                provider, "fetch_market()", provider.fetch_market, first_day.date(), last_day.date(), "1d", have))
-        return daily_cache[0]
+    def daily(ticker: str, sessions: list) -> pd.DataFrame:
+        """``ticker``'s daily bars on ``sessions``: the frame's own when it is daily and holds
+        them, else the provider's market of each session (read once, shared by every ticker)."""
+        held = one_ticker(frame, ticker) if interval == "1d" else None
+        have_days = set(session_days(held.index).date) if held is not None else set()
+        parts = [held] if held is not None and len(held) else []
+        for d in sorted(set(sessions) - have_days):
+            if d not in sessions_read:
+                try:
+                    sessions_read[d] = guard(provider, "fetch_market()", provider.fetch_market, d, d, "1d", have)
+                except ProviderError as e:
+                    log.info("market: daily closes of %s unavailable from %s (%s)", d, provider.name, e)
+                    sessions_read[d] = empty_long()
+            part = one_ticker(sessions_read[d], ticker)
+            if len(part):
+                parts.append(part)
+        return pd.concat(parts).sort_index() if len(parts) > 1 else (parts[0] if parts else one_ticker(frame, ""))
 
-    splits, failed = checked_splits(splits, refused, source_name, lambda: daily(), have, first_day,
-                                    set(tickers_of(frame)))
+    present = set(tickers_of(frame))
+    splits, failed = checked_splits(splits, refused, source_name, daily, have, first_day, present)
     def more_closes(wanted: dict[str, list[dt.date]]) -> pd.Series | None:
         if "1d" not in provider.intervals:
             return None

@@ -123,6 +123,10 @@ class FakeMassiveREST(FakeHTTPServer):
         # and ticker -> ratio replacing the market's own ratio (a wrong listing)
         self.extra_splits: list[tuple[str, str, float]] = []
         self.split_ratio_override: dict[str, float] = {}
+        # dividend records added to the listing as a flawed feed has them: (ticker, "YYYY-MM-DD", cash,
+        # currency); repeat_dividends lists every record of these tickers twice, verbatim
+        self.extra_dividends: list[tuple[str, str, float, str]] = []
+        self.repeat_dividends: set[str] = set()
         self._count = 0
         self._count_lock = threading.Lock()
         self._frames: dict[tuple[str, str, bool], pd.DataFrame] = {}
@@ -152,7 +156,7 @@ class FakeMassiveREST(FakeHTTPServer):
         fresh = FakeMassiveREST(self.market, self.api_key)
         for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
                   "fail_status", "delay", "page_size", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
-                  "repeat_cursor", "extra_splits", "split_ratio_override", "next_url_base", "next_url_ticker",
+                  "repeat_cursor", "extra_splits", "split_ratio_override", "extra_dividends", "repeat_dividends", "next_url_base", "next_url_ticker",
                   "next_url_extra", "echo_next", "results_order", "endless", "huge_body_mb", "nested_next",
                   "poison", "intraday_until", "reference_status", "reference_404_after_first"):
             setattr(self, k, getattr(fresh, k))
@@ -362,9 +366,14 @@ class FakeMassiveREST(FakeHTTPServer):
                         row["historical_adjustment_factor"] = float(1 / max(m._split_factor(t, (ex - pd.Timedelta(days=1)).date()), 1e-9))
                     rows.append(row)
             else:
-                for ex, cash in m.dividends(t).items():
+                listed = [(ex, cash, "USD") for ex, cash in m.dividends(t).items()]
+                listed += [(pd.Timestamp(d, tz="America/New_York"), c, cur) for tt, d, c, cur in self.extra_dividends
+                           if tt == t]
+                if t in self.repeat_dividends:
+                    listed = [x for x in listed for _ in (0, 1)]
+                for ex, cash, currency in listed:
                     ex_d = ex.date()
-                    row = {"ticker": t, "cash_amount": float(cash), "currency": "USD",
+                    row = {"ticker": t, "cash_amount": float(cash), "currency": currency,
                            "ex_dividend_date": ex_d.isoformat(), "record_date": (ex_d + dt.timedelta(days=1)).isoformat(),
                            "pay_date": (ex_d + dt.timedelta(days=14)).isoformat(),
                            "declaration_date": (ex_d - dt.timedelta(days=20)).isoformat(), "frequency": 4}
