@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import calendar, redact
 from .errors import DataIntegrityError, InvalidQuery, ProviderError, ProviderUnavailable, UnsupportedQuery
-from .provider import ET
+from .timebase import ET
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -599,7 +599,7 @@ def corporate_actions(ticker: str, *, config: Config | dict | None = None) -> pd
     import pandas as pd
 
     from .config import resolve_config
-    from .provider import normalize_ticker
+    from .query import normalize_ticker
 
     cfg = resolve_config(config)
     acts = happened(get_actions(normalize_ticker(ticker), cfg), cfg.today())

@@ -6,7 +6,7 @@ import bisect
 import datetime as dt
 from functools import lru_cache
 
-ET = "America/New_York"
+from .timebase import ET, wall_today as today_et  # noqa: F401 (the one ET, the one wall clock)
 
 
 @lru_cache(maxsize=4)
@@ -58,8 +58,3 @@ def session_hours(day: dt.date):
     ts = pd.Timestamp(day)
     return cal.session_open(ts).tz_convert(ET), cal.session_close(ts).tz_convert(ET)
 
-
-def today_et() -> dt.date:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo(ET)).date()

@@ -22,7 +22,7 @@ from .chain import expected_sessions, get_prices
 from .config import resolve_config
 from .errors import InvalidQuery, ProviderError
 from .intervals import is_period, period_start, widen
-from .provider import DEFAULT_ADJUSTMENT, PriceQuery
+from .query import DEFAULT_ADJUSTMENT, PriceQuery
 
 if TYPE_CHECKING:
     import pandas as pd

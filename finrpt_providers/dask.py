@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, InvalidQuery
-from .provider import DEFAULT_ADJUSTMENT
+from .query import DEFAULT_ADJUSTMENT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,7 +138,7 @@ def worker_config(name: str | None = None) -> "Config":
 def _meta() -> "pd.DataFrame":
     import pandas as pd
 
-    from .provider import ET
+    from .timebase import ET
 
     return pd.DataFrame({
         "ticker": pd.Series(dtype="object"), "timestamp": pd.Series(dtype=f"datetime64[ns, {ET}]"),
@@ -241,7 +241,7 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     from . import calendar
     from .config import resolve_config
     from .market import market_actions_source
-    from .provider import normalize_adjustment, normalize_ticker, to_date
+    from .query import normalize_adjustment, normalize_ticker, to_date
 
     cfg = resolve_config(config)
     first, last = to_date(start, "start"), to_date(end, "end")

@@ -261,10 +261,8 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
     (:func:`finrpt_providers.pipeline.adjust_long`): (frame, tickers left out and why).
     Splits in the range are checked against DAILY as-traded closes (the frame's own for
     daily bars; for intraday bars the provider's daily market of those sessions)."""
-    import numpy as np
     import pandas as pd
 
-    from .actions import validate_splits
     from .pipeline import adjust_long
     from .plugins import guard
 
@@ -274,7 +272,6 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
         return frame, {}
     stamps = frame.index.get_level_values("timestamp")
     first_day = session_days(stamps[[int(stamps.argmin())]])[0]
-    last_day = session_days(stamps[[int(stamps.argmax())]])[0]
     sessions_read: dict[dt.date, pd.DataFrame] = {}
 
     def daily(ticker: str, sessions: list) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from .frames import Expect, empty_bars, gate, is_long, long_frame, tickers_of
 from .intervals import INTERVALS, base_interval, is_period, resample_long
 from .plugins import guard
 from .provider import PriceProvider, PriceQuery
-from .timebase import DAY_NS, ET, days_index, from_ordinal, midnight, ordinal, session_days, wall_ns
+from .timebase import DAY_NS, days_index, from_ordinal, midnight, ordinal, session_days, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,9 @@ log = redact.logger(__name__)
 
 
 def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[PriceQuery | None, str | None]:
-    """(the native query to ask ``provider``, None) or (None, why it cannot answer). No I/O."""
+    """(the native query to ask ``provider``, None) or (None, why it cannot answer). No I/O.
+    The native question is checked by the provider's own :meth:`PriceProvider.cannot_serve`
+    (a plugin may override it to refuse what its declarations cannot say)."""
     reason = provider.not_ready_reason(deep=True)
     if reason:
         return None, reason
@@ -62,9 +64,9 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
             return None, actions.none_available_message(provider.config,
                                                         f"{query.adjustment} from {provider.name}'s {adjustment} bars")
     native = query.replace(interval=interval, adjustment=adjustment)
-    earliest = provider.earliest(native, today)
-    if earliest is not None and native.start < earliest:
-        return None, f"{native.interval} bars only from {earliest} (asked from {native.start})"
+    reason = provider.cannot_serve(native, today)
+    if reason:
+        return None, reason
     return native, None
 
 
@@ -152,7 +154,6 @@ def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQue
                    ) -> tuple[pd.DataFrame, dict[str, ProviderError], dict[str, str]]:
     """``long`` (as ``native.adjustment``) -> ``want``, with each ticker's corporate actions from
     the configured sources (validated against as-traded closes: :mod:`actions`)."""
-    import numpy as np
 
     cfg = provider.config
     today = cfg.today()

@@ -1,11 +1,8 @@
-"""The provider base class, the validated query, and the bar frame with its check.
+"""The provider base class: what a price source declares and implements.
 
-The bar frame (what every provider, the chain and the CLI return):
-
-* index: ``DatetimeIndex`` named ``timestamp``, ``datetime64[ns, America/New_York]``,
-  the START of each bar; daily bars sit at 00:00 of the session date; sorted, unique;
-* columns ``open high low close volume vwap`` as float64 and ``transactions`` as
-  nullable ``Int64``; ``vwap``/``transactions`` are missing where a source lacks them.
+The question it answers is a :class:`~finrpt_providers.query.PriceQuery`; the frame it
+returns is the bar frame of :mod:`finrpt_providers.frames` (re-exported here with the
+names providers have always imported from this module).
 """
 
 from __future__ import annotations
@@ -13,156 +10,28 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-import dataclasses
 import datetime as dt
-import re
 from typing import TYPE_CHECKING, Any, ClassVar
-from zoneinfo import ZoneInfo
 
-from .errors import DataIntegrityError, InvalidQuery, ProviderError, UnsupportedQuery
-from .frames import BAR_COLUMNS, FLOAT_COLUMNS, empty_bars
-from .timebase import ET, session_days, wall_ns
-from .intervals import BASE_INTERVALS, INTERVAL_MINUTES, INTERVALS, MINUTE_INTERVALS, normalize_interval
+from .errors import ProviderError, UnsupportedQuery
+from .frames import BAR_COLUMNS, FLOAT_COLUMNS, empty_bars  # noqa: F401 (re-exported)
+from .intervals import INTERVALS
+from .query import (  # noqa: F401 (re-exported: the question is part of a provider's interface)
+    ADJUSTMENTS,
+    DEFAULT_ADJUSTMENT,
+    EARLIEST_DATE,
+    PriceQuery,
+    normalize_adjustment,
+    normalize_ticker,
+    to_date,
+)
+from .timebase import ET, session_days, wall_ns  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` light
     import pandas as pd
 
     from .config import Config, Setting
     from .stream import LiveFeed
-
-ADJUSTMENTS = ("raw", "splits", "total")
-#: the adjustment every surface uses when none is asked (Massive's adjusted=true, yfinance's Close)
-DEFAULT_ADJUSTMENT = "splits"
-EARLIEST_DATE = dt.date(1900, 1, 1)
-
-# US tickers as the SIP feeds and Massive write them: a root of letters/digits and an
-# optional share class after a dot (BRK.B); Massive also uses lower-case letters
-# inside some symbols (preferreds such as "JPMpC"), so case is kept when mixed.
-_TICKER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}(\.[A-Za-z0-9]{1,5})?$")
-
-
-def normalize_ticker(ticker: Any) -> str:
-    """Check a US ticker and return it in SIP spelling (``brk-b`` -> ``BRK.B``)."""
-    if not isinstance(ticker, str):
-        raise InvalidQuery(f"ticker must be a string such as 'AAPL', not {type(ticker).__name__}")
-    if ticker == "":
-        raise InvalidQuery("ticker is empty: pass a symbol such as 'AAPL' or 'BRK.B'")
-    if any(ord(c) < 32 or ord(c) == 127 for c in ticker):
-        raise InvalidQuery(f"ticker {ticker!r} contains control characters: pass a plain symbol such as 'AAPL'")
-    if any(c.isspace() for c in ticker):
-        raise InvalidQuery(f"ticker {ticker!r} contains whitespace: remove it (e.g. 'AAPL', not ' AAPL')")
-    if "/" in ticker or "\\" in ticker or ".." in ticker:
-        raise InvalidQuery(f"ticker {ticker!r} contains a path separator: pass a plain symbol such as 'BRK.B'")
-    # Yahoo writes share classes with a dash; accept it and use the SIP dot.
-    candidate = ticker.replace("-", ".") if ticker.count("-") == 1 else ticker
-    if not _TICKER_RE.match(candidate):
-        hint = ""
-        if re.match(r"^\d{6}(\.(SS|SZ))?$", ticker, re.IGNORECASE):
-            hint = " (it looks like an A-share code; this package serves US equities only)"
-        raise InvalidQuery(
-            f"ticker {ticker!r} is not a US ticker{hint}: use letters and digits, with an optional "
-            "share class after one dot, e.g. 'AAPL' or 'BRK.B'"
-        )
-    return candidate.upper() if candidate == candidate.lower() else candidate
-
-
-def to_date(value: Any, what: str) -> dt.date:
-    """A 'YYYY-MM-DD' string, date, datetime or pandas Timestamp as a session date (ET)."""
-    if value is None or (not isinstance(value, str) and _is_missing(value)):  # NaT, NaN, pd.NA
-        raise InvalidQuery(f"{what} is missing ({value!r}): give a date such as '2024-01-02'")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidQuery(f"{what} {value!r} is not a date: write it as 'YYYY-MM-DD'") from None
-    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp, without importing pandas
-        value = value.to_pydatetime()
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(ZoneInfo(ET)).replace(tzinfo=None)
-        if value.time() != dt.time(0):
-            raise InvalidQuery(
-                f"{what} {value.isoformat()} has a time of day: ranges are whole sessions, so pass a "
-                "date and slice the returned frame by time (df.loc['2024-01-02 09:30':])"
-            )
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    raise InvalidQuery(f"{what} must be 'YYYY-MM-DD', a date or a datetime, not {type(value).__name__}")
-
-
-def _is_missing(value: Any) -> bool:
-    try:
-        return bool(value != value)  # NaT and NaN are not equal to themselves
-    except (TypeError, ValueError):  # pd.NA refuses to be a bool
-        return True
-
-
-def normalize_adjustment(adjustment: Any) -> str:
-    if isinstance(adjustment, str) and adjustment.strip().lower() in ADJUSTMENTS:
-        return adjustment.strip().lower()
-    raise InvalidQuery(
-        f"adjustment {adjustment!r} is not supported: use 'raw' (as traded), 'splits' "
-        "(split-adjusted) or 'total' (splits and dividends)"
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class PriceQuery:
-    """A validated question: one ticker, an inclusive range of session dates (ET).
-
-    Construct it with any accepted spelling; the fields hold the normalised values.
-    Everything that does not depend on the date today is checked here, so a bad
-    question fails before any I/O (the chain checks "not in the future" against the
-    configured clock).
-    """
-
-    ticker: str
-    start: dt.date
-    end: dt.date
-    interval: str = "1d"
-    adjustment: str = DEFAULT_ADJUSTMENT
-
-    def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("ticker", normalize_ticker(self.ticker))
-        set_("start", to_date(self.start, "start"))
-        set_("end", to_date(self.end, "end"))
-        set_("interval", normalize_interval(self.interval))
-        set_("adjustment", normalize_adjustment(self.adjustment))
-        if self.start > self.end:
-            raise InvalidQuery(f"start {self.start} is after end {self.end}: swap them (both are inclusive)")
-        if self.start < EARLIEST_DATE:
-            raise InvalidQuery(f"start {self.start} is before {EARLIEST_DATE}: no US price data exists that far back")
-
-    def check_not_future(self, today: dt.date) -> None:
-        """InvalidQuery when the range starts after ``today`` (the configured clock's date)."""
-        if self.start > today + dt.timedelta(days=1):
-            raise InvalidQuery(f"start {self.start} is in the future (today is {today}): no bars exist yet")
-
-    @property
-    def intraday(self) -> bool:
-        return self.interval in MINUTE_INTERVALS
-
-    def replace(self, **changes: Any) -> "PriceQuery":
-        """A copy with ``changes``, each checked as the constructor checks it (only the changed
-        fields are normalised again: a basket makes one per ticker per provider)."""
-        if any(k not in _NORMALISE for k in changes):
-            return dataclasses.replace(self, **changes)
-        out = copy.copy(self)
-        for k, v in changes.items():
-            object.__setattr__(out, k, _NORMALISE[k](v))
-        if ("start" in changes or "end" in changes) and (out.start > out.end or out.start < EARLIEST_DATE):
-            return dataclasses.replace(self, **changes)  # the constructor's error, word for word
-        return out
-
-    def describe(self) -> str:
-        return f"{self.ticker} {self.interval} {self.adjustment} {self.start}..{self.end}"
-
-
-_NORMALISE = {"ticker": normalize_ticker, "start": lambda v: to_date(v, "start"), "end": lambda v: to_date(v, "end"),
-              "interval": normalize_interval, "adjustment": normalize_adjustment}
 
 
 class PriceProvider:

@@ -56,6 +56,15 @@ def session_days(index) -> Any:
     return days_index(wall_ns(index) // DAY_NS)
 
 
+def wall_today() -> dt.date:
+    """Today's date in New York by the machine's clock. Only :meth:`Config.today` calls it
+    (when FINRPT_PROVIDERS_TODAY is not set): everything else asks the configuration, so
+    a pinned today is never mixed with the wall clock."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(ET)).date()
+
+
 def midnight(day: dt.date) -> Any:
     """``day`` at 00:00 New York as a pandas Timestamp."""
     import pandas as pd

@@ -25,6 +25,9 @@ TESTING = "finrpt_providers.testing"
 PROVIDERS = "finrpt_providers.providers"
 PLUGIN_LIST = "finrpt_providers.plugins"  # loads the built-in providers by name: the one allowed place
 PUBLIC = "finrpt_providers"  # __init__: re-exports the core (and the finrpt surface, lazily)
+# The bottom of the core: modules that import nothing of the package but each other.
+BASE = ("errors", "redact", "timebase", "calendar", "query", "frames", "adjust", "intervals", "deadline",
+        "hookspecs", "text")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -35,16 +38,32 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path, root: Path) -> set[str]:
+def _typing_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside ``if TYPE_CHECKING:`` blocks (annotations only: never run)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for sub in node.body:
+                for inner in ast.walk(sub):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        out.add(id(inner))
+    return out
+
+
+def imports_of(path: Path, root: Path, runtime_only: bool = False) -> set[str]:
     """Every module ``path`` imports: top-level or in functions, relative resolved, and
-    dotted package names written in strings (importlib.import_module, lazy tables)."""
+    dotted package names written in strings (importlib.import_module, lazy tables).
+    ``runtime_only`` leaves out imports made for type checkers only."""
     name = module_name(path, root)
     is_pkg = path.name == "__init__.py"
     package = name if is_pkg else name.rsplit(".", 1)[0]
     tree = ast.parse(path.read_text())
     out: set[str] = set()
     top = root.name
+    skip = _typing_only(tree) if runtime_only else set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -107,6 +126,12 @@ def violations(root: Path) -> list[str]:
             elif mine == "surface":
                 if theirs not in ("surface",):
                     why = f"the finrpt surface imports the {theirs.split(':')[0]} layer"
+            elif mine == "cli":
+                if theirs.startswith("provider"):
+                    why = "the CLI imports a provider (its commands come through register_commands)"
+            elif mine == "testing":
+                if theirs == "cli":
+                    why = "testing imports the CLI (the CLI uses testing for --sandbox, not the reverse)"
             if why:
                 found.append(f"{mod} -> {target}: {why}")
     return found
@@ -114,6 +139,99 @@ def violations(root: Path) -> list[str]:
 
 def test_import_contracts_hold():
     assert violations(PACKAGE) == []
+
+
+def _existing_module(name: str, root: Path) -> str:
+    """``a.b.c`` (maybe a name inside module ``a.b``) -> the module that exists."""
+    parts = name.split(".")
+    base = root.parent
+    while parts and not ((base / Path(*parts)).with_suffix(".py").exists()
+                         or (base / Path(*parts) / "__init__.py").exists()):
+        parts.pop()
+    return ".".join(parts)
+
+
+def core_graph(root: Path) -> dict[str, set[str]]:
+    """Core module -> the core modules it imports when it runs (in functions too)."""
+    top = root.name
+    graph: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        mod = module_name(path, root)
+        if layer(mod, top) != "core":
+            continue
+        targets = {_existing_module(t, root) for t in imports_of(path, root, runtime_only=True)}
+        graph[mod] = {t for t in targets if t and t != mod and layer(t, top) == "core"}
+    return graph
+
+
+def circles(root: Path) -> list[list[str]]:
+    """Groups of core modules that import each other, directly or round a loop (Tarjan's
+    strongly connected components of the runtime import graph)."""
+    graph = core_graph(root)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def base_violations(root: Path) -> list[str]:
+    """Base modules importing anything of the package beyond the base."""
+    top = root.name
+    base = {f"{top}.{b}" for b in BASE}
+    out = []
+    for mod, targets in core_graph(root).items():
+        if mod in base:
+            out += [f"{mod} -> {t}" for t in sorted(targets - base)]
+    return out
+
+
+def test_no_circle_among_core_modules():
+    assert circles(PACKAGE) == []
+
+
+def test_the_base_imports_only_the_base():
+    assert base_violations(PACKAGE) == []
+
+
+def test_the_circle_check_fails_on_a_tree_with_a_core_circle(tmp_path):
+    pkg = tmp_path / ROOT
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "chain.py").write_text("from . import pipeline\n")
+    (pkg / "pipeline.py").write_text("def f():\n    from .market import g\n")  # inside a function: still a circle
+    (pkg / "market.py").write_text("from .chain import x\n")
+    (pkg / "frames.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .chain import x\n"
+                                   "def f():\n    from .config import y\n")
+    (pkg / "config.py").write_text("")
+    assert circles(pkg) == [[f"{ROOT}.chain", f"{ROOT}.market", f"{ROOT}.pipeline"]]
+    assert base_violations(pkg) == [f"{ROOT}.frames -> {ROOT}.config"]  # the typing-only import is no edge
 
 
 def test_the_import_check_fails_when_a_contract_is_broken(tmp_path):
@@ -126,8 +244,13 @@ def test_the_import_check_fails_when_a_contract_is_broken(tmp_path):
     (pkg / "providers" / "beta" / "__init__.py").write_text("thing = 1\n")
     (pkg / "store.py").write_text("def f():\n    from .providers.alpha import x\n")
     (pkg / "chain.py").write_text("import importlib\nM = 'finrpt_providers.cli'\n")
-    (pkg / "cli.py").write_text("")
+    (pkg / "cli.py").write_text("def f():\n    from .providers.beta import thing\n")
+    (pkg / "testing").mkdir()
+    (pkg / "testing" / "__init__.py").write_text("")
+    (pkg / "testing" / "demo.py").write_text("from ..cli import f\n")
     found = violations(pkg)
+    assert any(v.startswith("finrpt_providers.cli -> finrpt_providers.providers.beta") for v in found)
+    assert any(v.startswith("finrpt_providers.testing.demo -> finrpt_providers.cli") for v in found)
     assert any(v.startswith("finrpt_providers.providers.alpha -> finrpt_providers.providers.beta") for v in found)
     assert any(v.startswith("finrpt_providers.store -> finrpt_providers.providers.alpha") for v in found)
     assert any(v.startswith("finrpt_providers.chain -> finrpt_providers.cli") for v in found)

@@ -13,7 +13,7 @@ def run_demo(plot: str) -> int:
 
     from .. import list_providers
     from ..chain import get_prices
-    from ..cli import _table
+    from ..text import table as _table
     from .sandbox import require_sandbox_extra, sandbox
 
     require_sandbox_extra()

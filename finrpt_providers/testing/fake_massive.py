@@ -57,7 +57,8 @@ import numpy as np
 import pandas as pd
 
 from .. import calendar
-from ..provider import ET, INTERVAL_MINUTES
+from ..intervals import INTERVAL_MINUTES
+from ..timebase import ET
 from .http import FakeHTTPServer, Request, Response
 from .market import SyntheticMarket
 

@@ -375,7 +375,7 @@ class MassiveClient:
         """Raw result dicts for [start, end], sorted by time, without duplicates (in whatever
         order the server sent them: a bar is never dropped for arriving out of order)."""
         from ... import calendar
-        from ...provider import INTERVAL_MINUTES
+        from ...intervals import INTERVAL_MINUTES
 
         mult, span = TIMESPANS[interval]
         windows = _windows(start, end, None if interval == "1d" else WINDOW_SESSIONS)

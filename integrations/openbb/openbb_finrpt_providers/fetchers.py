@@ -92,8 +92,10 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
 
     @staticmethod
     def transform_query(params: dict[str, Any]) -> FinrptEquityHistoricalQueryParams:
+        from finrpt_providers.config import resolve_config
+
         q = dict(params)
-        today = dt.date.today()
+        today = resolve_config(None).today()  # the configured today (FINRPT_PROVIDERS_TODAY), not the machine's
         q.setdefault("start_date", None)
         q.setdefault("end_date", None)
         if q["end_date"] is None:
