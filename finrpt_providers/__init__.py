@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .actions import corporate_actions as get_actions
+from .company import get_info, get_statements
 from .chain import get_prices
 from .market import get_market
 from .config import Config
@@ -105,7 +106,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "get_prices", "get_market", "get_actions", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
+    "get_prices", "get_market", "get_actions", "get_statements", "get_info", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "PluginError", "AllProvidersFailed",

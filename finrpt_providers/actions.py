@@ -71,47 +71,18 @@ def clear_cache() -> None:
 
 
 def source_order(config: Config, capability: str = "serves_actions") -> list[str]:
-    """The sources of a capability to try, in order (names of registered providers): the
-    configured list (FINRPT_ACTIONS_PROVIDERS, or FINRPT_STATEMENTS_PROVIDERS for
-    ``serves_statements``), else the providers of the configured chain that serve it, in
-    the chain's order. Never a provider nobody configured: a source is contacted only
-    because the user's configuration names it."""
-    from .plugins import registry
+    """The sources of a capability to try, in order (:func:`finrpt_providers.plugins.source_names`)."""
+    from .plugins import source_names
 
-    reg = registry()
-    configured = config.statements_providers if capability == "serves_statements" else config.actions_providers
-    if configured is not None:
-        return configured
-    return [n for n in config.providers if n in reg and getattr(reg[n].provider, capability, False)]
+    return source_names(config, capability.removeprefix("serves_"))
 
 
 def available(config: Config) -> tuple[list[str], list[str]]:
     """(ready sources in order, why each other one is not) without any I/O."""
-    from .plugins import registry
+    from .plugins import sources
 
-    from .plugins import guard
-
-    reg = registry()
-    ready, why = [], []
-    for name in source_order(config):
-        entry = reg.get(name)
-        if entry is None:
-            why.append(f"{name}: not installed")
-            continue
-        try:
-            p = guard(entry.provider, "configured()", entry.provider.configured, config)
-            reason = guard(p, "not_ready_reason()", p.not_ready_reason)
-        except ProviderError as e:
-            why.append(f"{name}: {e}")
-            continue
-        if not p.serves_actions:
-            why.append(f"{name}: serves no corporate actions")
-            continue
-        if reason:
-            why.append(f"{name}: {reason}")
-            continue
-        ready.append(name)
-    return ready, why
+    ready, why = sources(config, "actions")
+    return [p.name for p in ready], why
 
 
 def none_available_message(config: Config, what: str) -> str:
@@ -124,7 +95,7 @@ def none_available_message(config: Config, what: str) -> str:
         tried = "FINRPT_ACTIONS_PROVIDERS is empty"
     else:
         tried = f"no provider of the chain ({', '.join(config.providers) or 'none'}) serves them"
-    serving = sorted(n for n, e in registry().items() if getattr(e.provider, "serves_actions", False))
+    serving = sorted(n for n, e in registry().items() if e.provider.serves("actions"))
     hint = f" (installed sources: {', '.join(serving)})" if serving else ""
     return (f"{what} needs splits and dividends and no configured corporate-actions source is usable ({tried}): "
             f"list one in FINRPT_ACTIONS_PROVIDERS{hint}, or ask adjustment='raw'")
@@ -415,10 +386,10 @@ def get_actions_many(tickers: list[str], config: Config, closes: Closes | None =
 
 def _configured(ready: list[str], config: Config) -> list[tuple[str, Any]]:
     """The ready sources, configured once (a basket asks them for every ticker)."""
-    from .plugins import registry
+    from .plugins import sources
 
-    reg = registry()
-    return [(n, reg[n].provider.configured(config)) for n in ready]
+    found, _why = sources(config, "actions", ready)
+    return [(p.name, p) for p in found]
 
 
 def _first_valid(ticker: str, sources: list[tuple[str, Any]], closes: Closes | None, since: Any) -> Actions:

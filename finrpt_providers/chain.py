@@ -299,7 +299,7 @@ def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any] 
     """``provider``'s native answers, per ticker: a frame, or the exception that ticker met;
     or, from a provider serving baskets as one long frame, that frame. A provider that
     serves baskets is asked once; any other once per ticker."""
-    if len(natives) > 1 and type(provider).fetch_basket is not PriceProvider.fetch_basket:
+    if len(natives) > 1 and provider.serves("basket"):
         try:
             got = guard(provider, "fetch_basket()", provider.fetch_basket, natives)
         except ProviderError as e:

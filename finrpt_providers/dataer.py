@@ -269,33 +269,12 @@ def statements(cfg: Config, ticker: str, end_exclusive: dt.date) -> dict[str, pd
     that serves them and is ready (empty frames, with a logged reason, when none does)."""
     import pandas as pd
 
-    from .actions import source_order
-    from .plugins import guard, registry
+    from .company import get_statements
 
-    empty = {k: pd.DataFrame() for k in _STATEMENTS}
-    reg = registry()
-    frames = None
-    for name in source_order(cfg, "serves_statements"):
-        entry = reg.get(name)
-        if entry is None or not entry.provider.serves_statements:
-            continue
-        try:  # a plugin's bug or exit is that plugin's failure (see plugins.guard)
-            provider = guard(entry.provider, "configured()", entry.provider.configured, cfg)
-            reason = guard(provider, "not_ready_reason()", provider.not_ready_reason)
-            if reason:
-                log.info("statements: %s not ready (%s)", name, reason)
-                continue
-            frames = guard(provider, "fetch_statements()", provider.fetch_statements, ticker)
-            if not isinstance(frames, dict):
-                raise DataIntegrityError(f"{name}.fetch_statements() returned {type(frames).__name__}, not a dict",
-                                         provider=name)
-            break
-        except ProviderError as e:
-            frames = None
-            log.warning("statements for %s from %s unavailable (%s)", ticker, name, e)
-    if frames is None:
+    frames, source = get_statements(ticker, config=cfg)
+    if not source:
         log.info("statements: no source serves them (FINRPT_STATEMENTS_PROVIDERS); empty frames")
-        return empty
+        return {k: pd.DataFrame() for k in _STATEMENTS}
     out = {}
     cutoff = pd.Timestamp(end_exclusive)
     for key, kind in _STATEMENTS.items():

@@ -129,7 +129,7 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
 
 def _plan(provider: PriceProvider, query: PriceQuery, cfg: Config) -> tuple[str | None, str]:
     """(the adjustment to ask ``provider`` for, "") or (None, why it cannot answer). No I/O."""
-    if not provider.serves_market:
+    if not provider.serves("market"):
         return None, "does not serve whole-market cross-sections"
     reason = provider.not_ready_reason(deep=True)
     if reason:
@@ -150,21 +150,10 @@ def _plan(provider: PriceProvider, query: PriceQuery, cfg: Config) -> tuple[str 
 
 def market_actions_source(cfg: Config) -> PriceProvider | None:
     """The first ready provider (actions order) serving market-wide corporate actions."""
-    from .actions import source_order
-    from .plugins import registry
+    from .plugins import sources
 
-    reg = registry()
-    for name in source_order(cfg):
-        entry = reg.get(name)
-        if entry is None or type(entry.provider).fetch_market_actions is PriceProvider.fetch_market_actions:
-            continue
-        try:
-            p = entry.provider.configured(cfg)
-            if p.not_ready_reason() is None:
-                return p
-        except (Exception, SystemExit):  # a broken plugin is not a source
-            continue
-    return None
+    ready, _why = sources(cfg, "market_actions")
+    return ready[0] if ready else None
 
 
 def validate_long(df: Any, query: PriceQuery, days: list[dt.date], provider: str) -> pd.DataFrame:

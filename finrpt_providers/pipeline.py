@@ -324,22 +324,20 @@ def as_traded_closes(provider: PriceProvider) -> actions.Closes:
     """A function giving as-traded daily closes on given sessions, for validating splits:
     from ``provider`` when it serves raw bars, else from the first ready provider of the
     configured chain that does; None from the function when there is none."""
-    from .plugins import registry
+    from .plugins import sources
 
     def closes(ticker: str, sessions: list[dt.date]) -> pd.Series | None:
-        candidates = [provider] if "raw" in provider.native_adjustments("1d") and "1d" in provider.intervals else []
-        reg = registry()
-        for name in provider.config.providers if provider.config is not None else []:
-            entry = reg.get(name)
-            if entry is None or name == provider.name:
-                continue
+        def raw_daily(p: PriceProvider) -> bool:
             try:
-                p = guard(entry.provider, "configured()", entry.provider.configured, provider.config)
-                if "raw" in p.native_adjustments("1d") and "1d" in p.intervals and p.not_ready_reason() is None:
-                    candidates.append(p)
-            except (Exception, SystemExit) as e:  # a broken plugin is not a source of closes
-                log.info("%s left out as a source of as-traded closes (%s)", name, e)
-        for p in candidates:
+                return bool(guard(p, "native_adjustments()", p.native_adjustments, "1d")
+                            and "raw" in p.native_adjustments("1d") and "1d" in p.intervals)
+            except ProviderError as e:  # a broken plugin is not a source of closes
+                log.info("%s left out as a source of as-traded closes (%s)", p.name, e)
+                return False
+
+        others = [] if provider.config is None else \
+            [p for p in sources(provider.config, None)[0] if p.name != provider.name and raw_daily(p)]
+        for p in ([provider] if raw_daily(provider) else []) + others:
             try:
                 return guard(p, "fetch_sessions()", p.fetch_sessions, ticker, sessions, "raw")["close"]
             except ProviderError as e:

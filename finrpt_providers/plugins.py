@@ -134,6 +134,49 @@ def guard(provider: PriceProvider, what: str, fn, *args, **kwargs):
                           provider=provider.name) from None
 
 
+#: where each capability's sources are configured (else: the chain's providers, in its order)
+_SOURCE_SETTING = {"actions": "actions_providers", "market_actions": "actions_providers",
+                   "statements": "statements_providers"}
+
+
+def source_names(config, capability: str | None) -> list[str]:
+    """The providers to ask for ``capability``, in order: the configured list
+    (FINRPT_ACTIONS_PROVIDERS for actions, FINRPT_STATEMENTS_PROVIDERS for statements), else
+    the configured chain (FINRPT_PRICE_PROVIDERS). Never a provider nobody configured."""
+    attr = _SOURCE_SETTING.get(capability or "")
+    listed = getattr(config, attr) if attr else None
+    return list(listed) if listed is not None else list(config.providers)
+
+
+def sources(config, capability: str | None, names: list[str] | None = None
+            ) -> tuple[list[PriceProvider], list[str]]:
+    """THE lookup of "the providers that can serve ``capability`` now": (the ready ones,
+    configured, in order; why each other one is not). ``names`` overrides the configured
+    order. A plugin whose checks raise (or exit) is reported, never a crash. No I/O."""
+    reg = registry()
+    ready: list[PriceProvider] = []
+    why: list[str] = []
+    for name in (names if names is not None else source_names(config, capability)):
+        entry = reg.get(name)
+        if entry is None:
+            why.append(f"{name}: not installed")
+            continue
+        if capability is not None and not entry.provider.serves(capability):
+            why.append(f"{name}: serves no {capability.replace('_', '-')}")
+            continue
+        try:
+            p = guard(entry.provider, "configured()", entry.provider.configured, config)
+            reason = guard(p, "not_ready_reason()", p.not_ready_reason)
+        except ProviderError as e:
+            why.append(f"{name}: {e}")
+            continue
+        if reason:
+            why.append(f"{name}: {reason}")
+            continue
+        ready.append(p)
+    return ready, why
+
+
 def default_providers() -> list[str]:
     """The default chain: the built-in plugins' providers, in DEFAULT_PLUGINS order (defined
     once, here)."""

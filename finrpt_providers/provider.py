@@ -52,12 +52,20 @@ class PriceProvider:
     adjustments: ClassVar[frozenset[str]] = frozenset(ADJUSTMENTS)
     #: True when :meth:`fetch_actions` serves splits and cash dividends
     serves_actions: ClassVar[bool] = False
-    #: True when :meth:`fetch_statements` serves quarterly financial statements
+    #: True when :meth:`fetch_statements` serves financial statements
     serves_statements: ClassVar[bool] = False
+    #: the statement frequencies :meth:`fetch_statements` serves ("quarterly", "yearly")
+    statement_frequencies: ClassVar[frozenset[str]] = frozenset({"quarterly"})
     #: True when :meth:`fetch_info` serves a company's descriptive fields (name, exchange...)
     serves_info: ClassVar[bool] = False
     #: True when :meth:`fetch_market` serves every ticker of a session at once
     serves_market: ClassVar[bool] = False
+    #: True when :meth:`fetch_market_actions` lists every ticker's events at once (set for you
+    #: when a subclass implements the method)
+    serves_market_actions: ClassVar[bool] = False
+    #: True when :meth:`fetch_basket` answers many tickers in one go (set for you when a
+    #: subclass implements the method)
+    serves_basket: ClassVar[bool] = False
     #: True when :meth:`open_stream` serves live bars (see :mod:`finrpt_providers.stream`)
     serves_stream: ClassVar[bool] = False
     #: True when it keeps a Parquet store of every ticker (:meth:`store`, :meth:`table_to_long`),
@@ -73,6 +81,19 @@ class PriceProvider:
     description: ClassVar[str] = ""
 
     config: "Config | None" = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Capabilities are read from the serves_* flags only; a plugin that implements one of
+        # these optional methods without its flag declares it by doing so.
+        super().__init_subclass__(**kwargs)
+        for flag, method in (("serves_basket", "fetch_basket"), ("serves_market_actions", "fetch_market_actions")):
+            if flag not in cls.__dict__ and method in cls.__dict__:
+                setattr(cls, flag, True)
+
+    def serves(self, capability: str) -> bool:
+        """True when this provider declares ``capability`` (``actions``, ``statements``, ``info``,
+        ``market``, ``market_actions``, ``basket``, ``stream``, ``store``)."""
+        return bool(getattr(self, "keeps_store" if capability == "store" else f"serves_{capability}", False))
 
     def configured(self, config: "Config") -> "PriceProvider":
         """A shallow copy bound to ``config`` (the registered instance stays untouched)."""
@@ -175,8 +196,8 @@ class PriceProvider:
     def fetch_statements(self, ticker: str) -> dict[str, pd.DataFrame]:
         """Quarterly ``income``, ``balance_sheet`` and ``cash_flow`` frames (line items as rows,
         period ends as columns). Only when ``serves_statements``. A provider that also has
-        yearly statements accepts ``frequency="yearly"`` (a keyword; the core asks for it
-        only by keyword and treats a TypeError as "not served")."""
+        yearly statements declares ``"yearly"`` in :attr:`statement_frequencies` and accepts
+        ``frequency="yearly"`` (a keyword; the core asks for it only by keyword)."""
         raise UnsupportedQuery(f"{self.name} does not serve financial statements", provider=self.name)
 
     def fetch_info(self, ticker: str) -> dict[str, Any]:

@@ -315,8 +315,9 @@ class Ticker:
         """The first provider in the chain serving company information (a log line names it);
         at least ``symbol`` and ``currency`` when none does."""
         if self._info is None:
-            got, source = _first_serving(self._cfg, "serves_info", "fetch_info", self._ours)
-            info = dict(got) if isinstance(got, dict) else {}
+            from .company import get_info
+
+            info, source = get_info(self._ours, config=self._cfg)
             info.setdefault("symbol", self.ticker)
             info.setdefault("currency", "USD")
             log.info("%s: info from %s", self.ticker, source or "no source (symbol and currency only)")
@@ -326,11 +327,11 @@ class Ticker:
     def _statement(self, kind: str, frequency: str) -> pd.DataFrame:
         import pandas as pd
 
-        kwargs = {} if frequency == "quarterly" else {"frequency": frequency}
-        got, source = _first_serving(self._cfg, "serves_statements", "fetch_statements", self._ours, **kwargs)
+        from .company import get_statements
+
+        got, source = get_statements(self._ours, frequency=frequency, config=self._cfg)
         log.info("%s: %s %s statement from %s", self.ticker, frequency, kind, source or "no source (empty)")
-        frame = got.get(kind) if isinstance(got, dict) else None
-        return frame.copy() if isinstance(frame, pd.DataFrame) else pd.DataFrame()
+        return got[kind].copy()
 
     # yfinance's statement attributes: (kind, frequency) each, with yfinance's row labels
     income_stmt = financials = _statement_attr("income", "yearly")
@@ -344,32 +345,6 @@ class Ticker:
         if name.startswith("_"):
             raise AttributeError(name)
         raise _not_implemented(f"Ticker.{name}", f"yfinance.Ticker(...).{name}")
-
-
-def _first_serving(cfg: Config, flag: str, method: str, ticker: str, **kwargs: Any) -> tuple[Any, str]:
-    """(answer, provider name) from the first ready provider of the chain with ``flag``;
-    (None, "") when none answers (each refusal logged)."""
-    from .plugins import guard, registry
-
-    from .actions import source_order
-
-    reg = registry()
-    for name in source_order(cfg, flag) if flag == "serves_statements" else cfg.providers:
-        entry = reg.get(name)
-        if entry is None or not getattr(entry.provider, flag, False):
-            continue
-        try:
-            p = guard(entry.provider, "configured()", entry.provider.configured, cfg)
-            reason = guard(p, "not_ready_reason()", p.not_ready_reason)
-            if reason:
-                log.info("%s not ready for %s (%s)", name, method, reason)
-                continue
-            return guard(p, f"{method}()", getattr(p, method), ticker, **kwargs), name
-        except ProviderError as e:
-            log.warning("%s of %s from %s unavailable (%s)", method, ticker, name, e)
-        except TypeError as e:  # a plugin without the keyword (e.g. yearly statements)
-            log.info("%s: %s does not take %s (%s)", method, name, ", ".join(kwargs), e)
-    return None, ""
 
 
 def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, actions: bool = False,

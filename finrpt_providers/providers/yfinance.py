@@ -174,6 +174,7 @@ class YFinanceProvider(PriceProvider):
     adjustments = frozenset({"splits", "total"})
     serves_actions = True
     serves_statements = True
+    statement_frequencies = frozenset({"quarterly", "yearly"})
     settings = SETTINGS
     requires = ("yfinance",)
     description = "Yahoo Finance via yfinance (free, no key; rate limited; whole-share volumes)"

@@ -792,6 +792,7 @@ class MassiveRESTProvider(PriceProvider):
         return client.splits(ticker), client.dividends(ticker)
 
     serves_statements = True
+    statement_frequencies = frozenset({"quarterly", "yearly"})
 
     def fetch_statements(self, ticker: str, frequency: str = "quarterly") -> dict:
         """Massive's financials (``/vX/reference/financials``: SEC filings' XBRL mapped to
