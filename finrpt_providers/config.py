@@ -156,11 +156,11 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             help="providers to try, in order (default: the built-in ones, in the order they are listed in "
                  "plugins.DEFAULT_PLUGINS)"),
     Setting("FINRPT_ACTIONS_PROVIDERS", "chain", "actions", "list",
-            help="where splits and dividends come from, in order (default: the providers that serve them, "
-                 "in chain order, then the other installed ones; empty list: none)"),
+            help="where splits and dividends come from, in order (default: the providers of the chain that "
+                 "serve them, in chain order; never one that is not configured; empty list: none)"),
     Setting("FINRPT_STATEMENTS_PROVIDERS", "chain", "statements", "list",
-            help="where financial statements come from, in order (default: the providers that serve them, "
-                 "in chain order, then the other installed ones; empty list: none)"),
+            help="where financial statements come from, in order (default: the providers of the chain that "
+                 "serve them, in chain order; never one that is not configured; empty list: none)"),
     Setting("FINRPT_PROVIDERS_TODAY", "chain", "today", "date",
             help="pin the date 'today' in New York (the sandbox and tests do)"),
     Setting("FINRPT_PROVIDERS_CACHE_DIR", "store", "path", "location",
