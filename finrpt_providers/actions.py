@@ -71,10 +71,16 @@ def clear_cache() -> None:
 
 
 def source_order(config: Config, capability: str = "serves_actions") -> list[str]:
-    """The sources of a capability to try, in order (:func:`finrpt_providers.plugins.source_names`)."""
-    from .plugins import source_names
+    """The sources of a capability to try, in order: the configured list, else the chain's
+    providers that serve it (:func:`finrpt_providers.plugins.source_names`)."""
+    from .plugins import registry, source_names
 
-    return source_names(config, capability.removeprefix("serves_"))
+    capability = capability.removeprefix("serves_")
+    names = source_names(config, capability)
+    if getattr(config, "actions_providers" if capability == "actions" else "statements_providers") is not None:
+        return names
+    reg = registry()
+    return [n for n in names if n in reg and reg[n].provider.serves(capability)]
 
 
 def available(config: Config) -> tuple[list[str], list[str]]:

@@ -357,6 +357,15 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
         log.warning("a live stream has %s bars of %s from %s, but the answer ends at %s: the minutes between are "
                     "not known, so the stream's bars are not joined", name, query.ticker, live.index[0], edge)
         return df, sources
+    # the stream's bars pass the gate again here (as every frame entering an answer does): a
+    # bar the gate refuses means the stream's bars are not joined, with a warning saying why
+    from .frames import Expect, gate
+
+    checked, bad = gate(live, Expect(query.start, query.end, "1m"), name, ticker=query.ticker)
+    if bad:
+        log.warning("a live stream's bars of %s are not joined: %s", query.ticker, bad[query.ticker])
+        return df, sources
+    live = checked.droplevel(0)
     width = pd.Timedelta(minutes=INTERVAL_MINUTES[query.interval])
     bars = resample_minutes(live, query.interval)
     bars = bars[bars.index + width <= live.index[-1] + minute]  # closed buckets only

@@ -535,8 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.sandbox and args.func is not cmd_demo:
             from .testing.sandbox import sandbox
 
-            with sandbox() as (cfg, _market):
-                args.sandbox_config = cfg
+            with sandbox() as box:
+                # live bars replay the market's last session: the stream's today is that session
+                args.sandbox_config = box.stream_config if args.func is cmd_stream else box.config
                 return args.func(args)
         return args.func(args)
     except InvalidQuery as e:

@@ -136,12 +136,14 @@ def _plan(provider: PriceProvider, query: PriceQuery, cfg: Config) -> tuple[str 
         return None, reason
     if query.interval not in provider.intervals:
         return None, f"interval {query.interval} not served for the market (serves {', '.join(sorted(provider.intervals))})"
-    native = provider.native_adjustments(query.interval)
-    if query.adjustment in native:
-        return query.adjustment, ""
-    have = next((a for a in ("raw", "splits") if a in native), None)
+    from .pipeline import native_adjustment
+
+    have = native_adjustment(provider, query.interval, query.adjustment)
+    if have == query.adjustment:
+        return have, ""
     if have is None:
-        return None, f"adjustment {query.adjustment} not derivable from {', '.join(sorted(native))}"
+        return None, (f"adjustment {query.adjustment} not derivable from "
+                      f"{', '.join(sorted(provider.native_adjustments(query.interval)))}")
     if market_actions_source(cfg) is None:
         return None, (f"cannot adjust the market to {query.adjustment}: no ready provider serves market-wide "
                       "corporate actions (fetch_market_actions); ask for adjustment='raw', or configure one")

@@ -52,13 +52,11 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
             served = ", ".join(sorted(provider.intervals, key=INTERVALS.index))
             return None, f"interval {interval} not served (serves {served})"
         interval = base
-    adjustment = query.adjustment
-    native = provider.native_adjustments(interval)
-    if adjustment not in native:
-        adjustment = next((a for a in ("raw", "splits") if a in native), None)
-        if adjustment is None:
-            return None, (f"adjustment {query.adjustment} not served at {interval}, and not derivable from "
-                          f"{', '.join(sorted(native)) or 'nothing'}")
+    adjustment = native_adjustment(provider, interval, query.adjustment)
+    if adjustment is None:
+        return None, (f"adjustment {query.adjustment} not served at {interval}, and not derivable from "
+                      f"{', '.join(sorted(provider.native_adjustments(interval))) or 'nothing'}")
+    if adjustment != query.adjustment:
         ready, _why = actions.available(provider.config)
         if not ready:
             return None, actions.none_available_message(provider.config,
@@ -68,6 +66,16 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
     if reason:
         return None, reason
     return native, None
+
+
+def native_adjustment(provider: PriceProvider, interval: str, want: str) -> str | None:
+    """What to ask ``provider`` for at ``interval`` to answer ``want``: ``want`` itself when served
+    natively, else what it derives from (raw, else splits); None when nothing it serves does.
+    The one place this choice is made (one ticker, baskets and markets)."""
+    native = provider.native_adjustments(interval)
+    if want in native:
+        return want
+    return next((a for a in ("raw", "splits") if a in native), None)
 
 
 def fetch(provider: PriceProvider, query: PriceQuery, today: dt.date, native: PriceQuery | None = None

@@ -13,11 +13,36 @@ today); this module owns what every live feed needs the same way:
   after a capped, jittered backoff, re-authenticated and re-subscribed; after
   FINRPT_STREAM_MAX_RECONNECTS failed attempts in a row the stream fails with
   :class:`~finrpt_providers.errors.ProviderUnavailable`;
-* **exactly once, in order**: per ticker, a bar at or before the last one delivered is
-  dropped; the first bar after a reconnect that leaves a hole behind it makes the
+* **one gate**: every frame the feed receives, and every frame a fill returns, passes
+  :func:`~finrpt_providers.frames.gate` before anything else looks at it (before the
+  dedupe, the hole detection and the bars kept for the chain), expecting the session
+  being streamed (the configured clock's day, ``config.today()``), the stream's
+  interval, the subscribed tickers (any, for ``"*"``) and the extended hours
+  (04:00-20:00 New York). A bad bar (missing, infinite, zero or negative price, high/low
+  not bounding open/close, infinite or negative volume, another session's stamp,
+  outside the hours) or two bars of one start with different values in one frame is an
+  **error event for its ticker**: a WARNING names the ticker and the reason, the next
+  frame delivered carries it in ``attrs["errors"]`` (ticker -> message), and none of that
+  ticker's bars of that frame is delivered (neither of a conflicting pair: which one is
+  right cannot be told). The ticker's bars in later frames keep flowing, and a refused
+  bar never moves the ticker's last delivered start. Like a reconnect, an error event
+  makes the ticker's next good bar, if it leaves a hole behind it, fill the hole first
+  (so a refused minute comes from REST when REST has it; when the fill brings none of
+  the hole's bars, the hole is named in ``attrs["gaps"]``). Two identical bars of one
+  start in one frame are delivered once;
+* **exactly once, in order**: per ticker, a bar whose start is at or before the last one
+  delivered is not delivered again: an exact re-send of a delivered bar (same start, same
+  values) is dropped silently; the same start with other values is an error event (as
+  above); a **late bar** (a start the stream skipped, arriving after a later one) is
+  reported, not delivered out of order: a WARNING, and the next frame's ``attrs["late"]``
+  (ticker -> the late bars' start Timestamps). (For ``1s`` streams, delivered bars are
+  remembered for the last ten minutes per ticker; an older start is reported as late.) The
+  first bar after a reconnect that leaves a hole behind it makes the
   feed fill the hole (Massive: from REST) before that bar is delivered, and a log line
   says what was filled. Only bars strictly between the last delivered one and the
-  first new one are filled, so every filled bar is closed. A fill that fails leaves the
+  first new one are filled, so every filled bar is closed. Filled bars pass the same
+  gate (expecting the holes' tickers): a bad one is an error event for its ticker, whose
+  filled bars are then not delivered. A fill that fails, or is refused, leaves the
   hole named in the next frame's ``attrs["gaps"]`` and in a warning: never silent;
 * **a slow consumer**: when FINRPT_STREAM_QUEUE frames wait unread, the reader thread
   blocks (one warning per episode): nothing is dropped. If the server gives up on
@@ -34,6 +59,7 @@ bars BEFORE an ex-date, and no ex-date after today is known).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import queue
 import random
 import threading
@@ -42,7 +68,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import redact
-from .errors import ConfigurationError, InvalidQuery, ProviderError, ProviderUnavailable
+from .errors import ConfigurationError, DataIntegrityError, InvalidQuery, ProviderError, ProviderUnavailable
+from .timebase import EXTENDED_HOURS, MINUTE_NS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +82,12 @@ log = redact.logger(__name__)
 STREAM_INTERVALS = {"1m": 60_000_000_000, "1s": 1_000_000_000}
 #: the wildcard: every ticker the feed has
 EVERY = "*"
+#: before any bar (the last delivered start of a ticker never seen)
+_NEVER = -(1 << 62)
+#: delivered second bars remembered per ticker (to tell a re-send from a late bar): ten minutes'
+_RECENT_SECONDS = 600
+#: a ticker's remembered frames are merged into one when they are this many
+_MERGE_AT = 64
 
 
 class ConnectionLost(Exception):
@@ -152,7 +185,7 @@ def stream(tickers: str | Iterable[str], *, interval: str = "1m", config: "Confi
     ``source`` ("stream" or "fill"), ``interval``. Close it (or use ``with``) when done.
     Bad arguments raise InvalidQuery here, before any connection; connection errors
     surface at the first read."""
-    from .chain import resolve_config
+    from .config import resolve_config
 
     names = _tickers(tickers)
     ivl = _interval(interval)
@@ -180,8 +213,12 @@ class Stream:
         self._backoff_cap = max(self._backoff, 30.0)
         self._last: dict[str, int] = {}  # ticker -> last delivered bar start (ns)
         self._pending: set[str] = set()  # tickers whose next bar may follow a hole
+        self._refused: set[str] = set()  # pending because bars were refused: a hole left is named
         self._gaps: dict[str, tuple[Any, Any]] = {}  # holes a fill could not close, for the next frame
-        self._today: dict[str, list[pd.DataFrame]] = {}  # 1m bars delivered, for the chain
+        self._errors: dict[str, str] = {}  # ticker -> why its bars were refused, for the next frame
+        self._late: dict[str, list[Any]] = {}  # ticker -> late bars' starts not delivered, for the next frame
+        self._today: dict[str, list[pd.DataFrame]] = {}  # bars delivered in the session (1m: for the chain)
+        self._kept: dict[str, int] = {}  # ticker -> rows in _today[ticker]
         self._closed = threading.Event()
         self._behind = False
         self.connections = 0
@@ -263,6 +300,7 @@ class Stream:
             for t in gone:
                 self._subs.pop(t, None)
                 self._pending.discard(t)
+                self._refused.discard(t)
         if gone and self.connections:
             try:
                 self._feed.unsubscribe(gone)
@@ -339,63 +377,178 @@ class Stream:
                 pass
             self._put(None)
 
+    # -- the gate ----------------------------------------------------------------------
+    def _session(self) -> dt.date:
+        """The session being streamed: the configured clock's day (New York)."""
+        today = getattr(self._config, "today", None)
+        if callable(today):
+            return today()
+        from .calendar import today_et
+
+        return today_et()
+
+    def _check(self, frame: pd.DataFrame, tickers: Sequence[str] | None,
+               source: str) -> tuple[pd.DataFrame, dict[str, str]]:
+        """``frame`` through :func:`frames.gate` (the session, the stream's interval, ``tickers``,
+        the extended hours): the bars that passed (a sorted long frame), and ticker -> why
+        its bars were refused (each also an error event: a warning and ``attrs["errors"]``).
+        Raises DataIntegrityError when ``frame`` is no bar frame at all."""
+        from .frames import Expect, gate
+
+        day = self._session()
+        expect = Expect(day, day, self.interval, tickers=tickers, hours=EXTENDED_HOURS)
+        if self._step % MINUTE_NS == 0:
+            clean, failed = gate(frame, expect, self.provider, identical_duplicates="drop")
+        else:
+            clean, failed = _gate_seconds(frame, expect, self.provider, self._step)
+        why = {t: str(e) for t, e in failed.items()}
+        if why:
+            self._error_events(why, source)
+        return clean, why
+
+    def _error_events(self, why: dict[str, str], source: str) -> None:
+        for t, msg in list(why.items())[:20]:
+            log.warning("stream: refused %s bar(s) of %s from %s: %s", source, t, self.provider, msg)
+        if len(why) > 20:
+            log.warning("stream: refused %s bar(s) of %d more ticker(s) from %s (see attrs['errors'])", source,
+                        len(why) - 20, self.provider)
+        with self._lock:
+            for t, msg in why.items():
+                had = self._errors.get(t)
+                self._errors[t] = msg if had is None else f"{had}; {msg}"
+            if source == "stream":  # the ticker's next bar fills what was refused (as after a reconnect)
+                again = {t for t in why if t in self._last}
+                self._pending |= again
+                self._refused |= again
+
+    # -- delivering ------------------------------------------------------------------------
     def _deliver(self, frame: pd.DataFrame) -> None:
+        import numpy as np
+
+        from .frames import runs
+
+        if frame is None or frame.empty:
+            return
+        with self._lock:
+            wanted = None if EVERY in self._subs else list(self._subs)
+        frame, _ = self._check(frame, wanted, "stream")
+        if frame.empty:
+            return
+        names = frame.index.get_level_values(0)
+        starts = frame.index.get_level_values(1).asi8
+        codes, uniq = names.factorize()  # the gate sorted by ticker: one run per ticker
+        with self._lock:
+            prev = np.array([self._last.get(t, _NEVER) for t in uniq], dtype=np.int64)
+        fresh = starts > prev[codes]
+        if not fresh.all():
+            self._seen_before(frame[~fresh])
+            frame = frame[fresh]
+            if frame.empty:
+                return
+            names = frame.index.get_level_values(0)
+            starts = frame.index.get_level_values(1).asi8
+            codes, uniq = names.factorize()
+        first, stop = runs(codes)
+        firsts = dict(zip(uniq[codes[first]], starts[first].tolist()))
+        with self._lock:
+            holes = {t: (self._last[t], s) for t, s in firsts.items()
+                     if t in self._pending and s - self._last[t] > self._step}
+            named = {t for t in holes if t in self._refused}
+            self._pending -= set(firsts)
+            self._refused -= set(firsts)
+        if holes:
+            self._fill(holes, named)
+        with self._lock:
+            self._last.update(zip(uniq[codes[first]], starts[stop - 1].tolist()))
+        self._emit(frame, "stream")
+
+    def _seen_before(self, old: pd.DataFrame) -> None:
+        """Bars (gated) starting at or before their ticker's last delivered one: an exact
+        re-send is dropped silently, the same start with other values is an error event,
+        any other start is a late bar, reported (rare: per ticker, not on the happy path)."""
         import numpy as np
         import pandas as pd
 
-        if frame.empty:
-            return
-        frame = frame.sort_index()
-        names = frame.index.get_level_values(0)
-        starts = frame.index.get_level_values(1).asi8
-        with self._lock:
-            wanted = None if EVERY in self._subs else set(self._subs)
-            last = self._last
-            keep = np.fromiter(((wanted is None or t in wanted) and s > last.get(t, -1 << 62)
-                                for t, s in zip(names, starts)), dtype=bool, count=len(frame))
-            if not keep.all():
-                frame = frame[keep]
-                if frame.empty:
-                    return
-                names = frame.index.get_level_values(0)
-                starts = frame.index.get_level_values(1).asi8
-            firsts: dict[str, int] = {}
-            for t, s in zip(names, starts):
-                firsts.setdefault(t, s)
-            holes = {t: (last[t], s) for t, s in firsts.items()
-                     if t in self._pending and s - last[t] > self._step}
-            self._pending -= set(firsts)
-        if holes:
-            self._fill(holes)
-        ends = pd.Series(starts, index=names).groupby(level=0, sort=False).max()
-        with self._lock:
-            for t, s in ends.items():
-                self._last[t] = int(s)
-        self._emit(frame, "stream")
+        from .frames import BAR_COLUMNS, split_long
 
-    def _fill(self, holes: dict[str, tuple[int, int]]) -> None:
+        conflicts: dict[str, str] = {}
+        late: dict[str, list[Any]] = {}
+        for t, part in split_long(old).items():
+            with self._lock:
+                kept = list(self._today.get(t, ()))
+            sent = pd.concat(kept) if kept else None
+            if sent is not None and not sent.index.is_unique:
+                sent = sent[~sent.index.duplicated(keep="last")]
+            known = part.index.isin(sent.index) if sent is not None else np.zeros(len(part), dtype=bool)
+            if known.any():
+                again = part[known]
+                ref = sent.loc[again.index]
+                a = again[list(BAR_COLUMNS)].astype("float64").to_numpy()
+                b = ref[list(BAR_COLUMNS)].astype("float64").to_numpy()
+                same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+                if not same.all():
+                    i = int(np.flatnonzero(~same)[0])
+                    conflicts[t] = (f"{t}: the bar {again.index[i]} was sent again with other values than the one "
+                                    f"delivered (delivered o={b[i, 0]} h={b[i, 1]} l={b[i, 2]} c={b[i, 3]} "
+                                    f"v={b[i, 4]}; now o={a[i, 0]} h={a[i, 1]} l={a[i, 2]} c={a[i, 3]} v={a[i, 4]}): "
+                                    "the delivered one stands")
+            if not known.all():
+                late[t] = list(part.index[~known])
+        if conflicts:
+            self._error_events(conflicts, "re-sent")
+        if late:
+            for t, stamps in list(late.items())[:20]:
+                log.warning("stream: %d late bar(s) of %s from %s not delivered (they arrived after a later bar; "
+                            "see attrs['late']): %s", len(stamps), t, self.provider,
+                            ", ".join(f"{x:%H:%M:%S}" for x in stamps[:5]))
+            if len(late) > 20:
+                log.warning("stream: late bars of %d more ticker(s) from %s not delivered (see attrs['late'])",
+                            len(late) - 20, self.provider)
+            with self._lock:
+                for t, stamps in late.items():
+                    self._late.setdefault(t, []).extend(stamps)
+
+    def _fill(self, holes: dict[str, tuple[int, int]], named: set[str] = frozenset()) -> None:
+        """Fill ``holes`` (ticker -> (after, before), ns) from the feed; a hole of a ticker in
+        ``named`` (bars were refused in it, so it held bars) is named in ``attrs["gaps"]``
+        when the fill brings none of its bars."""
+        import numpy as np
         import pandas as pd
 
         span = {t: (pd.Timestamp(a, tz="UTC").tz_convert("America/New_York"),
                     pd.Timestamp(b, tz="UTC").tz_convert("America/New_York")) for t, (a, b) in holes.items()}
         try:
             got = self._feed.fill(span)
-        except ProviderError as e:
+            if got is not None and not got.empty:
+                got, refused = self._check(got, list(holes), "fill")
+            else:
+                refused = {}
+        except ProviderError as e:  # a DataIntegrityError too: not a bar frame at all
             log.warning("stream: could not fill the bars missed while reconnecting (%s): missing for %s", e,
                         _describe(span))
             with self._lock:
                 self._gaps.update(span)
             return
+        if refused:
+            kept = {t: span[t] for t in refused if t in span}
+            log.warning("stream: the bars filled for %s were refused (see attrs['errors']): missing for %s",
+                        ", ".join(sorted(kept)), _describe(kept))
+            with self._lock:
+                self._gaps.update(kept)
         if got is not None and not got.empty:
-            names = got.index.get_level_values(0)
+            codes, uniq = got.index.get_level_values(0).factorize()
             starts = got.index.get_level_values(1).asi8
-            import numpy as np
-
-            lo = np.array([holes.get(t, (1 << 62, 0))[0] for t in names])
-            hi = np.array([holes.get(t, (0, -(1 << 62)))[1] for t in names])
-            got = got[(starts > lo) & (starts < hi)].sort_index()
-            got = got[~got.index.duplicated()]
+            lo = np.array([holes[t][0] for t in uniq], dtype=np.int64)[codes]
+            hi = np.array([holes[t][1] for t in uniq], dtype=np.int64)[codes]
+            got = got[(starts > lo) & (starts < hi)]
         n = 0 if got is None else len(got)
+        empty = named - set(refused) - (set(got.index.get_level_values(0)) if n else set())
+        if empty:
+            kept = {t: span[t] for t in sorted(empty)}
+            log.warning("stream: the bars refused for %s could not be filled (the fill has none): missing for %s",
+                        ", ".join(kept), _describe(kept))
+            with self._lock:
+                self._gaps.update(kept)
         self.filled += n
         log.info("stream: filled %d bar(s) missed while reconnecting from %s: %s", n, self.provider,
                  _describe(span))
@@ -403,8 +556,7 @@ class Stream:
             self._emit(got, "fill")
 
     def _emit(self, frame: pd.DataFrame, source: str) -> None:
-        if self.interval == "1m":
-            self._remember(frame)
+        self._remember(frame)
         out = frame
         if self._single:
             out = frame.droplevel(0)
@@ -412,6 +564,10 @@ class Stream:
         with self._lock:
             if self._gaps:
                 out.attrs["gaps"], self._gaps = self._gaps, {}
+            if self._errors:
+                out.attrs["errors"], self._errors = self._errors, {}
+            if self._late:
+                out.attrs["late"], self._late = self._late, {}
         self._put(out)
 
     def _put(self, item: Any) -> None:
@@ -437,24 +593,99 @@ class Stream:
 
     # -- today's bars for the chain ---------------------------------------------------
     def _remember(self, frame: pd.DataFrame) -> None:
+        """Keep the delivered bars (a gated, sorted long frame) of the session: 1m ones for
+        the chain; second bars for the last ten minutes only (to tell a re-send from a late bar)."""
+        import pandas as pd
+
+        from .frames import split_long
+
         day = frame.index.get_level_values(1)[-1].date()
+        cap = None if self.interval == "1m" else _RECENT_SECONDS
         with self._lock:
-            for t, part in frame.groupby(level=0, sort=False):
+            for t, part in split_long(frame).items():
                 kept = self._today.setdefault(t, [])
                 if kept and kept[-1].index[-1].date() != day:
                     kept.clear()  # a new session: yesterday's bars are history now
-                kept.append(part.droplevel(0))
+                    self._kept[t] = 0
+                kept.append(part)
+                n = self._kept[t] = self._kept.get(t, 0) + len(part)
+                if len(kept) >= _MERGE_AT or (cap is not None and n > cap + 4 * _MERGE_AT):
+                    merged = pd.concat(kept)
+                    if cap is not None and len(merged) > cap:
+                        merged = merged.iloc[-cap:]
+                    kept[:] = [merged]
+                    self._kept[t] = len(merged)
 
     def bars_today(self, ticker: str) -> pd.DataFrame | None:
-        """The 1m bars this stream delivered for ``ticker`` in its latest session, in order."""
+        """The 1m bars this stream delivered for ``ticker`` in its latest session, in order
+        (only bars that passed the gate; None for a stream of other bars)."""
         import pandas as pd
 
+        if self.interval != "1m":
+            return None
         with self._lock:
             kept = list(self._today.get(ticker, ()))
         if not kept:
             return None
         day = kept[-1].index[-1].date()
         return pd.concat([k for k in kept if k.index[0].date() == day]).sort_index()
+
+
+def _gate_seconds(frame: pd.DataFrame, expect: Any, provider: str, step: int) -> tuple[pd.DataFrame, dict]:
+    """:func:`frames.gate` for bars shorter than a minute (the gate wants minute stamps):
+    the bars are gated in groups of one offset within the minute, stamped at their
+    minute (unique within a group as the stamps are in the frame), then put back at
+    their own instant; a bar off the interval's grid fails its ticker; a ticker failing
+    in one group loses its bars of every group. Messages name the bar's own instant."""
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from .frames import LONG_INDEX, empty_long, gate, is_long
+    from .timebase import ET, wall_ns
+
+    if not is_long(frame):
+        return gate(frame, expect, provider, identical_duplicates="drop")  # raises: not a long frame
+    stamps = frame.index.get_level_values(1)
+    if not isinstance(stamps, pd.DatetimeIndex) or stamps.tz is None:
+        return gate(frame, expect, provider, identical_duplicates="drop")  # raises, naming what is wrong
+    stamps = stamps.tz_convert(ET).as_unit("ns")
+    off = np.where(stamps.isna(), 0, wall_ns(stamps) % MINUTE_NS)
+    names = frame.index.get_level_values(0)
+    failed: dict[str, DataIntegrityError] = {}
+    grid = off % step != 0
+    if grid.any():
+        for t in pd.unique(names[grid]):
+            i = int(np.flatnonzero(grid & (names == t))[0])
+            failed[t] = DataIntegrityError(f"bar frame breaks the contract: {t}: bar {stamps[i]} is off the "
+                                           f"{step // 10**9} s grid", provider=provider)
+    parts = []
+    when = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d")
+    for o in np.unique(off[~grid]):
+        rows = np.flatnonzero((off == o) & ~grid)
+        part = frame.iloc[rows]
+        part.index = pd.MultiIndex.from_arrays([names[rows], stamps[rows] - pd.Timedelta(int(o), "ns")],
+                                               names=list(LONG_INDEX))
+        clean, bad = gate(part, expect, provider, identical_duplicates="drop")
+        for t, e in bad.items():
+            if t not in failed:
+                msg = when.sub(lambda m, o=o: str(pd.Timestamp(m.group(0)) + pd.Timedelta(int(o), "ns")),
+                               str(e).split(": ", 1)[1] if str(e).startswith(f"{provider}:") else str(e))
+                failed[t] = DataIntegrityError(msg, provider=provider)
+        if len(clean):
+            clean.index = pd.MultiIndex.from_arrays(
+                [clean.index.get_level_values(0), clean.index.get_level_values(1) + pd.Timedelta(int(o), "ns")],
+                names=list(LONG_INDEX))
+            parts.append(clean)
+    if not parts:
+        return empty_long(), failed
+    out = parts[0] if len(parts) == 1 else pd.concat(parts)
+    if failed:
+        out = out[~out.index.get_level_values(0).isin(list(failed))]
+    out = out.sort_index() if len(parts) > 1 else out
+    out.attrs = {}
+    return out, failed
 
 
 def _describe(span: dict[str, tuple[Any, Any]]) -> str:

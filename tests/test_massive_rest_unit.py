@@ -295,7 +295,8 @@ def test_corporate_actions_new_endpoints_legacy_fallback_pagination_and_cache():
     assert splits.tolist() == [4.0] and splits.index[0] == pd.Timestamp("2020-08-31", tz="America/New_York")
     assert "ticker=AAPL" in responses.calls[0].request.url and "limit=5000" in responses.calls[0].request.url
     divs = client.dividends("AAPL")
-    assert divs.tolist() == [0.77, 0.82]  # sorted by ex-date across pages
+    assert divs["cash"].tolist() == [0.77, 0.82]  # sorted by ex-date across pages (records as listed)
+    assert divs["currency"].tolist() == ["USD", "USD"]
     n = len(responses.calls)
     from finrpt_providers import actions
 

@@ -163,12 +163,14 @@ def test_actions_are_fetched_once_per_source_and_ticker(full_config, rest):
     assert len(refs) == 2  # one splits and one dividends request, then the one cache answers
 
 
-def test_the_source_order_defaults_to_the_chain_then_the_rest(full_config):
-    builtins = {"massive_flatfiles", "massive_rest", "yfinance"}  # a third-party plugin may be on the path too
-    assert [n for n in actions.source_order(full_config) if n in builtins] == ["massive_rest", "yfinance"]
+def test_the_source_order_defaults_to_the_chain_and_never_beyond_it(full_config):
+    assert actions.source_order(full_config) == ["massive_rest", "yfinance"]
     no_key = full_config.merged({"MASSIVE_API_KEY": ""})
-    assert [n for n in actions.available(no_key)[0] if n in builtins] == ["yfinance"]
+    assert actions.available(no_key)[0] == ["yfinance"]
     assert actions.source_order(full_config.merged({"FINRPT_ACTIONS_PROVIDERS": "yfinance"})) == ["yfinance"]
+    # yfinance out of the chain: never asked for corporate actions, whatever is installed
+    only_files = full_config.merged({"FINRPT_PRICE_PROVIDERS": "massive_flatfiles"})
+    assert actions.source_order(only_files) == [] and actions.available(only_files)[0] == []
 
 
 def test_total_needs_the_close_of_the_session_right_before_the_ex_date(full_config, ff, market):

@@ -194,8 +194,13 @@ class ProviderConformance:
     def test_corporate_actions(self, provider, market):
         if not provider.serves_actions:
             pytest.skip(f"{provider.name} serves no corporate actions")
+        from ..actions import normalise_dividends, normalise_splits
+
         for ticker in self.tickers:
             splits, dividends = provider.fetch_actions(ticker)
+            # what the core makes of the records (a frame of records or a Series, repeats removed)
+            splits = normalise_splits(splits, provider.name, ticker)
+            dividends = normalise_dividends(dividends, provider.name, ticker)
             for got, want, what in ((splits, market.splits(ticker), "splits"),
                                     (dividends, market.dividends(ticker), "dividends")):
                 lo, hi = pd.Timestamp(market.start, tz="America/New_York"), pd.Timestamp(market.end, tz="America/New_York")

@@ -90,7 +90,7 @@ def _live_demo(box) -> bool:
           "60 minutes a second; the connection is cut after 4 messages")
     box.ws.drop_after = 4
     got = []
-    with stream(["AAPL", "SPY"], config=box.config) as live:
+    with stream(["AAPL", "SPY"], config=box.stream_config) as live:
         for frame in live:
             got.append(frame)
             if frame.attrs["source"] == "fill":

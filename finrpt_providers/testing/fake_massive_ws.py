@@ -25,6 +25,23 @@ Fault switches (attributes; each ``*_after`` fires on one connection, then reset
 * ``stall_after = N``: after N data messages, nothing more is sent and nothing read (no
   pong: the client's ping times out);
 * ``burst = True``: every remaining minute is sent at once, as fast as the socket takes.
+
+Hostile messages (what a broken or adversarial feed sends):
+
+* ``hostile``: a dict ``"HH:MM"`` (a replayed minute, New York, on ``day``) -> the list of
+  messages sent IN PLACE OF that minute's ``AM`` message, in order, when the replay
+  reaches it (so deterministically after the earlier minutes and before the later
+  ones). A message is a list of event dicts (sent as JSON; ``inf``/``nan`` go out as
+  ``Infinity``/``NaN``, which ``json.loads`` reads back) or a str sent verbatim. An
+  empty list withholds the minute. ``"A HH:MM"`` replaces the minute's ``A`` (second)
+  messages the same way. Entries stay until :meth:`reset` (every connection reaching
+  that minute sends them);
+* :meth:`event` builds one event from the replay's truth (values of a minute, stamped at
+  any instant, any field replaced: ``ws.event("AAPL", "09:35", h=inf)``,
+  ``ws.event("AAPL", "09:35", at="2099-06-30 09:35")``; ``kind="A", index=k`` for the
+  minute's k-th second bar); :meth:`minute_events` gives a minute's regular events, to
+  send them along with hostile ones
+  (``ws.hostile["09:35"] = [ws.minute_events("09:35") + [dup]]``).
 """
 
 from __future__ import annotations
@@ -60,6 +77,7 @@ class FakeMassiveWS:
         self.drop_after: int | None = None
         self.stall_after: int | None = None
         self.burst = False
+        self.hostile: dict[str, list[list[dict] | str]] = {}
         # what happened
         self.connections = 0
         self.active = 0
@@ -90,6 +108,34 @@ class FakeMassiveWS:
                           "l": float(row.low), "a": 0.0, "z": 0, "s": s, "e": s + width}
                     by_minute.setdefault(minute, {}).setdefault(kind, []).append(ev)
         return sorted(by_minute), by_minute
+
+    def _minute(self, minute: str | pd.Timestamp) -> pd.Timestamp:
+        if isinstance(minute, str) and len(minute) <= 5:
+            return pd.Timestamp(f"{self.day} {minute}", tz="America/New_York")
+        ts = pd.Timestamp(minute)
+        return ts.tz_localize("America/New_York") if ts.tz is None else ts.tz_convert("America/New_York")
+
+    def minute_events(self, minute: str | pd.Timestamp, tickers: list[str] | None = None,
+                      kind: str = "AM") -> list[dict]:
+        """The ``kind`` events the replay sends for ``minute`` ("HH:MM" on ``day``), copies."""
+        evs = self._bars.get(self._minute(minute), {}).get(kind, ())
+        return [dict(e) for e in evs if tickers is None or e["sym"] in tickers]
+
+    def event(self, ticker: str, minute: str | pd.Timestamp, *, at: str | pd.Timestamp | None = None,
+              kind: str = "AM", index: int = 0, **fields: Any) -> dict:
+        """``ticker``'s ``kind`` event of ``minute`` ("HH:MM" on ``day``, or a Timestamp; the
+        ``index``-th of the minute for ``A``) as the replay has it, stamped at ``at``
+        (default: its own start; a naive time is New York), with ``fields`` (Massive's
+        keys: ``o h l c v vw sym``...) replaced."""
+        found = self.minute_events(minute, [ticker], kind)
+        if len(found) <= index:
+            raise KeyError(f"the replay has no {kind} bar {index} of {ticker} at {minute}")
+        ev = found[index]
+        if at is not None:
+            s = int(self._minute(at).value // 1_000_000)
+            ev["s"], ev["e"] = s, s + ev["e"] - ev["s"]
+        ev.update(fields)
+        return ev
 
     def truth(self, ticker: str, interval: str = "1m") -> pd.DataFrame:
         """What the replay streams for ``ticker`` (all of it), as a bar frame."""
@@ -154,6 +200,7 @@ class FakeMassiveWS:
         self.plan = ("real-time", "delayed")
         self.one_connection = True
         self.drop_after = self.stall_after = None
+        self.hostile = {}
         self.connections = self.active = self.sent_messages = 0
         self.received.clear()
         self._t0 = None
@@ -229,6 +276,9 @@ class FakeMassiveWS:
                         continue
                     groups = [evs] if kind == "AM" else [[e for e in evs if e["s"] == s]
                                                          for s in sorted({e["s"] for e in evs})]
+                    swap = self.hostile.get(f"{minute:%H:%M}" if kind == "AM" else f"A {minute:%H:%M}")
+                    if swap is not None:
+                        groups = list(swap)
                     for group in groups:
                         if self.drop_after is not None and sent >= self.drop_after:
                             self.drop_after = None
@@ -242,7 +292,7 @@ class FakeMassiveWS:
                             await asyncio.sleep(60)
                             ws.transport.abort()
                             return
-                        await ws.send(json.dumps(group))
+                        await ws.send(group if isinstance(group, str) else json.dumps(group))
                         sent += 1
                         self.sent_messages += 1
             if nxt >= len(self._minutes):

@@ -6,7 +6,8 @@
 
 The object yielded unpacks as ``(config, market)`` and also carries the running
 fakes (``.yahoo``, ``.rest``, ``.flatfiles``, ``.ws``: Massive's WebSocket replaying
-the last session from 09:30 at 60 market minutes a second) so a demo or a test can flip their
+the last session from 09:30 at 60 market minutes a second, to be read with
+``.stream_config``, whose today is that session) so a demo or a test can flip their
 switches. Everything listens on 127.0.0.1; nothing reaches the internet. The flat
 files lack the market's last session (as upstream lags a day), so the chain's
 stitching shows. Starting it takes a few seconds (the flat files are rendered).
@@ -37,6 +38,12 @@ class Sandbox:
     rest: FakeMassiveREST
     flatfiles: FakeFlatFiles
     ws: FakeMassiveWS
+
+    @property
+    def stream_config(self) -> Config:
+        """The config for live bars: the WebSocket replays the market's last session, so today
+        is pinned to it (a stream refuses bars of any session but today's)."""
+        return self.config.merged({"FINRPT_PROVIDERS_TODAY": self.market.sessions[-1].isoformat()})
 
     def __iter__(self):
         return iter((self.config, self.market))

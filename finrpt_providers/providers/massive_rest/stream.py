@@ -272,7 +272,7 @@ def events_to_bars(rows: list[dict]) -> "pd.DataFrame":
     fields = (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))
     try:  # the common case: well-formed events, one pass per column
         t = np.fromiter((r["s"] for r in rows), dtype="int64", count=n)
-        if n and int(np.abs(t).max()) >= _LIMIT_MS:
+        if n and ((t >= _LIMIT_MS) | (t <= -_LIMIT_MS)).any():
             raise OverflowError("s")
         cols = {k: np.fromiter((r[c] for r in rows), dtype="float64", count=n) for k, c in fields}
         cols["vwap"] = np.fromiter((np.nan if r.get("vw") is None else r["vw"] for r in rows), dtype="float64",
@@ -317,7 +317,6 @@ def _malformed(rows: list[dict], fields) -> tuple:
     kept = [r for r in rows if isinstance(r.get("sym"), str) and r.get("sym")]
     if len(kept) < len(rows):
         log.warning("stream: left out %d aggregate event(s) without a ticker symbol", len(rows) - len(kept))
-    n = len(kept)
     starts = [r.get("s") for r in kept]
     bad_t = np.array([isinstance(s, bool) or not isinstance(s, int) or not -_LIMIT_MS < s < _LIMIT_MS
                       for s in starts], dtype=bool)
