@@ -566,6 +566,36 @@ def happened(acts: Actions, today: dt.date) -> Actions:
     return dataclasses.replace(acts, splits=acts.splits[acts.splits.index <= now], dividends=div)
 
 
+def closes_from(config: Config, first: Any = None) -> Closes:
+    """A function giving as-traded daily closes on given sessions, for validating splits: from
+    ``first`` (a configured provider: the one that served the bars) when it serves raw daily
+    bars, else from the first ready provider of the configured chain that does (the one
+    lookup, :func:`finrpt_providers.plugins.sources`); None from the function when none can."""
+    from .plugins import guard, sources
+
+    def raw_daily(p) -> bool:
+        try:
+            return bool("1d" in p.intervals and "raw" in guard(p, "native_adjustments()", p.native_adjustments, "1d"))
+        except ProviderError as e:  # a broken plugin is not a source of closes
+            log.info("%s left out as a source of as-traded closes (%s)", p.name, e)
+            return False
+
+    def closes(ticker: str, sessions: list) -> pd.Series | None:
+        chain = [] if config is None else sources(config, None)[0]
+        candidates = ([first] if first is not None else []) + \
+            [p for p in chain if first is None or p.name != first.name]
+        for p in candidates:
+            if not raw_daily(p):
+                continue
+            try:
+                return guard(p, "fetch_sessions()", p.fetch_sessions, ticker, sessions, "raw")["close"]
+            except ProviderError as e:
+                log.info("as-traded closes of %s from %s unavailable (%s)", ticker, p.name, e)
+        return None
+
+    return closes
+
+
 def corporate_actions(ticker: str, *, config: Config | dict | None = None) -> pd.DataFrame:
     """``ticker``'s splits and cash dividends that have happened, from the configured sources
     (FINRPT_ACTIONS_PROVIDERS, else the chain's providers that serve them): yfinance's
@@ -579,7 +609,7 @@ def corporate_actions(ticker: str, *, config: Config | dict | None = None) -> pd
     from .query import normalize_ticker
 
     cfg = resolve_config(config)
-    acts = happened(get_actions(normalize_ticker(ticker), cfg), cfg.today())
+    acts = happened(get_actions(normalize_ticker(ticker), cfg, closes_from(cfg)), cfg.today())
     div, sp = served_dividends(acts), acts.splits
     idx = div.index.union(sp.index)
     out = pd.DataFrame({"Dividends": div.reindex(idx, fill_value=0.0),

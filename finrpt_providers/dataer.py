@@ -116,8 +116,7 @@ class DataerMixin:
     def _actions(cfg: Config, ticker: str, bars: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
         """The validated corporate actions of the chain, checked against the as-traded prices of
         the provider that served the bars (as the pipeline checks them)."""
-        from .actions import available, get_actions
-        from .pipeline import as_traded_closes
+        from .actions import available, closes_from, get_actions
         from .plugins import registry
 
         if not available(cfg)[0]:
@@ -125,7 +124,7 @@ class DataerMixin:
             return None, None
         served = bars.attrs["sources"][0]["provider"] if bars.attrs.get("sources") else None
         entry = registry().get(served) if served else None
-        closes = as_traded_closes(entry.provider.configured(cfg)) if entry is not None else None
+        closes = closes_from(cfg, entry.provider.configured(cfg) if entry is not None else None)
         try:
             acts = get_actions(ticker, cfg, closes, since=bars.index[0].normalize() if len(bars) else None)
             return acts.splits, acts.dividends

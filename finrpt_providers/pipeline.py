@@ -329,27 +329,6 @@ happened = actions.happened
 
 
 def as_traded_closes(provider: PriceProvider) -> actions.Closes:
-    """A function giving as-traded daily closes on given sessions, for validating splits:
-    from ``provider`` when it serves raw bars, else from the first ready provider of the
-    configured chain that does; None from the function when there is none."""
-    from .plugins import sources
-
-    def closes(ticker: str, sessions: list[dt.date]) -> pd.Series | None:
-        def raw_daily(p: PriceProvider) -> bool:
-            try:
-                return bool(guard(p, "native_adjustments()", p.native_adjustments, "1d")
-                            and "raw" in p.native_adjustments("1d") and "1d" in p.intervals)
-            except ProviderError as e:  # a broken plugin is not a source of closes
-                log.info("%s left out as a source of as-traded closes (%s)", p.name, e)
-                return False
-
-        others = [] if provider.config is None else \
-            [p for p in sources(provider.config, None)[0] if p.name != provider.name and raw_daily(p)]
-        for p in ([provider] if raw_daily(provider) else []) + others:
-            try:
-                return guard(p, "fetch_sessions()", p.fetch_sessions, ticker, sessions, "raw")["close"]
-            except ProviderError as e:
-                log.info("as-traded closes of %s from %s unavailable (%s)", ticker, p.name, e)
-        return None
-
-    return closes
+    """As-traded daily closes for validating splits: from ``provider`` when it serves raw bars,
+    else from the configured chain (:func:`finrpt_providers.actions.closes_from`)."""
+    return actions.closes_from(provider.config, provider)

@@ -257,19 +257,19 @@ class Ticker:
         return out
 
     def _events(self, bars: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
-        from .actions import available, get_actions
-        from .provider import session_days
+        from .actions import available, closes_from, get_actions
+        from .timebase import session_days
 
         if not available(self._cfg)[0]:
             log.info("%s: no corporate-actions source: Dividends and Stock Splits are zero", self.ticker)
             return None, None
-        acts = get_actions(self._ours, self._cfg, None, since=session_days(bars.index[:1])[0])
+        acts = get_actions(self._ours, self._cfg, closes_from(self._cfg), since=session_days(bars.index[:1])[0])
         return acts.splits, acts.dividends
 
     def _all_events(self):
-        from .actions import get_actions, happened
+        from .actions import closes_from, get_actions, happened
 
-        return happened(get_actions(self._ours, self._cfg, None), self._cfg.today())
+        return happened(get_actions(self._ours, self._cfg, closes_from(self._cfg)), self._cfg.today())
 
     @property
     def dividends(self) -> pd.Series:

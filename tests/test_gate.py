@@ -188,6 +188,22 @@ def test_dividends_are_served_split_adjusted_on_every_surface(cfg, mkt):
     np.testing.assert_allclose(facade.to_numpy(), shown[shown > 0].to_numpy())
 
 
+def test_a_split_listed_twice_is_one_event_on_every_surface(cfg, fakes, mkt):
+    """Massive's legacy data lists some splits twice a week apart: history, yf's .splits and
+    get_actions resolve it the same way (the date where the as-traded price moves)."""
+    from finrpt_providers import yf
+
+    _ff, rest = fakes
+    rest.extra_splits = [("NVDA", "2025-11-10", 4.0)]
+    want = [pd.Timestamp("2025-11-17", tz="America/New_York")]
+    assert list(fp.get_actions("NVDA", config=cfg).query("`Stock Splits` > 0").index) == want
+    assert list(yf.Ticker("NVDA", config=cfg).splits.index.normalize()) == [w.tz_localize(None).tz_localize(
+        yf.Ticker("NVDA", config=cfg).splits.index.tz) for w in want]
+    got = fp.get_prices("NVDA", "2025-11-03", "2025-11-21", config=cfg, providers=["massive_rest"])
+    np.testing.assert_allclose(got["close"].to_numpy(),
+                               _truth(mkt, "NVDA", dt.date(2025, 11, 3), dt.date(2025, 11, 21), "splits")["close"])
+
+
 def test_a_dividend_in_cad_is_refused_and_named_never_used_as_dollars(cfg, fakes, mkt, caplog):
     _ff, rest = fakes
     rest.extra_dividends = [("AAPL", "2025-12-01", 0.5, "CAD")]

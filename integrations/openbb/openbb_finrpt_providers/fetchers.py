@@ -157,10 +157,10 @@ def _actions(symbol: str, credentials: dict[str, str] | None):
     from finrpt_providers.actions import get_actions
 
     cfg = config_for(credentials)
-    from finrpt_providers.actions import happened
+    from finrpt_providers.actions import closes_from, happened
 
-    try:
-        return happened(get_actions(symbol, cfg), cfg.today()), cfg
+    try:  # a split listed twice is resolved against as-traded closes, as get_prices resolves it
+        return happened(get_actions(symbol, cfg, closes_from(cfg)), cfg.today()), cfg
     except fp.ProviderError as e:
         raise openbb_error(e) from None
 
