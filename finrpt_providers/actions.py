@@ -103,7 +103,8 @@ def none_available_message(config: Config, what: str) -> str:
         tried = f"no provider of the chain ({', '.join(config.providers) or 'none'}) serves them"
     serving = sorted(n for n, e in registry().items() if e.provider.serves("actions"))
     hint = f" (installed sources: {', '.join(serving)})" if serving else ""
-    return (f"{what} needs splits and dividends and no configured corporate-actions source is usable ({tried}): "
+    return (f"{what} needs splits and dividends and no corporate-actions source is usable among the configured "
+            f"ones ({tried}): "
             f"list one in FINRPT_ACTIONS_PROVIDERS{hint}, or ask adjustment='raw'")
 
 

@@ -322,11 +322,11 @@ def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows)
 
 
 _REASONS = {
-    1: lambda ts, o, h, lo, c, v, e: f"missing, infinite or non-positive price at {ts} (o={o} h={h} l={lo} c={c})",
+    1: lambda ts, o, h, lo, c, v, e: f"{_price_problem(o, h, lo, c)} prices at {ts} (o={o} h={h} l={lo} c={c})",
     2: lambda ts, o, h, lo, c, v, e: f"high/low do not bound open/close at {ts} (o={o} h={h} l={lo} c={c})",
     3: lambda ts, o, h, lo, c, v, e: f"missing, infinite or negative volume at {ts} (volume={v})",
     4: lambda ts, *a: f"infinite or non-positive vwap at {ts}",
-    5: lambda ts, *a: f"transactions not a non-negative whole number at {ts}",
+    5: lambda ts, *a: f"fractional, negative or infinite transactions at {ts}",
     6: lambda ts, o, h, lo, c, v, e: f"bar {ts} is outside the asked range {e.start}..{e.end}",
     7: lambda ts, *a: f"daily bar {ts} is not stamped 00:00 New York of its session date",
     8: lambda ts, o, h, lo, c, v, e: (f"bar {ts} starts outside the session's hours "
@@ -335,6 +335,16 @@ _REASONS = {
     9: lambda ts, *a: f"the bar {ts} was sent twice with different values",
     10: lambda ts, *a: f"duplicate bars at {ts}",
 }
+
+
+def _price_problem(*prices: float) -> str:
+    import math
+
+    if any(math.isnan(p) for p in prices):
+        return "missing"
+    if any(math.isinf(p) for p in prices):
+        return "infinite"
+    return "non-positive"
 
 
 def check_bars(frame: Any, expect: Expect, ticker: str, provider: str | None = None) -> pd.DataFrame:

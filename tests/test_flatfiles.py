@@ -62,7 +62,9 @@ def cfg(ff, rest, market, tmp_path):
     return Config.load({**ff.config(), "FINRPT_PROVIDERS_CACHE_DIR": str(tmp_path / "cache"),
                         "FINRPT_PROVIDERS_TODAY": market.today().isoformat(), "MASSIVE_API_KEY": REST_KEY,
                         "MASSIVE_REST_BASE_URL": rest.url, "MASSIVE_REST_BACKOFF": "0.01",
-                        "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"}, environ={})
+                        "FINRPT_PRICE_PROVIDERS": "massive_flatfiles",
+                        # sources come from configuration only: the chain here has none of its own
+                        "FINRPT_ACTIONS_PROVIDERS": "massive_rest,yfinance"}, environ={})
 
 
 def flat(cfg, ticker, start, end, interval="1d", adjustment="raw"):
@@ -353,8 +355,8 @@ def test_total_never_uses_a_wrong_close_when_a_day_file_is_missing(cfg, ff, mark
     prev = dt.date(2026, 3, 9)  # the session before NVDA's 2026-03-10 ex-dividend date
     ff.remove("day_aggs_v1", prev)
     try:
-        with pytest.raises(DataIntegrityError, match="2026-03-10 dividend of NVDA: massive_flatfiles has no close "
-                                                     "for 2026-03-09"):
+        with pytest.raises(DataIntegrityError, match="cannot adjust NVDA to total: no close for 2026-03-09, the "
+                                                     "session before the ex-date of its 2026-03-10 dividend"):
             fp.chain.fetch_one(provider(cfg), "NVDA", "2026-02-02", "2026-02-06", adjustment="total")
         chain = cfg.merged({"FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest"})
         df = fp.get_prices("NVDA", "2026-02-02", "2026-02-06", adjustment="total", config=chain)
