@@ -64,6 +64,20 @@ _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
 
 
+def remember(key: tuple, compute: Callable[[], Any], source: Any = None) -> Any:
+    """``compute()``, kept in the one cache of corporate actions under ``key`` (and the
+    identity of ``source``, a configured provider: its settings, secrets hashed). Failures
+    are not kept."""
+    full = ("remembered", _identity(source) if source is not None else None, *key)
+    with _lock:
+        hit = _cache.get(full)
+    if hit is None:
+        hit = compute()
+        with _lock:
+            _cache[full] = hit
+    return hit
+
+
 def clear_cache() -> None:
     """Forget every cached corporate action (the one cache of the process)."""
     with _lock:
@@ -559,6 +573,8 @@ def happened(acts: Actions, today: dt.date) -> Actions:
     happened: they adjust nothing yet (and their "session before" has no close)."""
     import pandas as pd
 
+    if not len(acts.splits) and not len(acts.dividends):
+        return acts
     now = pd.Timestamp(today, tz=ET)
     if (acts.splits.index <= now).all() and (acts.dividends.index <= now).all():
         return acts

@@ -174,48 +174,74 @@ def _partition(part: tuple) -> "pd.DataFrame":
     return out[list(_meta().columns)]
 
 
-def _prepare(cfg: "Config", source, days: list, tickers: list[str] | None, adjustment: str):
+def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str] | None, adjustment: str):
     """What every partition needs to adjust (computed once, here, shipped as data): the
     market-wide events, splits checked against as-traded closes, the as-traded close of the
-    session before each ex-dividend date, and the tickers that cannot be adjusted (why)."""
+    session before each ex-dividend date, and the tickers that cannot be adjusted (why).
+    Only the tickers with events are read, on the sessions their checks need: from the store
+    when ``dataset`` holds daily bars, else (and for sessions it lacks) the source's daily
+    market of each session."""
+    import numpy as np
     import pandas as pd
 
     from . import calendar
-    from .frames import Expect, gate
+    from .adjust import factors
+    from .frames import Expect, gate, one_ticker, tickers_of
     from .market import checked_splits, market_actions
     from .plugins import guard
-    from .timebase import ET, session_days
+    from .timebase import DAY_NS, ET, ordinal, session_days, wall_ns
 
     splits, dividends, src, refused = market_actions(cfg, days[0], cfg.today())
     if tickers is not None:
         splits = splits[splits.index.get_level_values(0).isin(tickers)]
         dividends = dividends[dividends.index.get_level_values(0).isin(tickers)]
-    befores = sorted({calendar.session_before(ex.date()) for ex in dividends.index.get_level_values(1)} - {None})
-    # events up to today adjust the range: their closes may lie after it (one read of the span)
-    split_days = [ex.date() for ex in splits.index.get_level_values(1)]
-    lo = min([days[0], *befores])
-    hi = min(max([days[-1], *befores, *split_days]), cfg.today())
-    daily, bad = gate(guard(source, "fetch_market()", source.fetch_market, lo, hi, "1d", "raw"),
-                      Expect(lo, hi, "1d", tickers), source.name)
-    failed = {t: str(e) for t, e in bad.items()}
-    present = set(daily.index.get_level_values(0)) if len(daily) else set()
-    from .frames import one_ticker
+    if adjustment != "total":
+        dividends = dividends.iloc[:0]
+    split_tickers = set(splits.index.get_level_values(0))
+    event_tickers = sorted(split_tickers | set(dividends.index.get_level_values(0)))
+    befores = {calendar.session_before(ex.date()) for ex in dividends.index.get_level_values(1)}
+    around = {d for ex in splits.index.get_level_values(1) for d in (calendar.session_before(ex.date()), ex.date())}
+    needed = sorted(d for d in befores | around if d is not None and d <= cfg.today())
+    parts = []
+    if event_tickers and needed:
+        store = source.store()
+        if store.per_year(dataset):
+            parts.append(source.table_to_long(store.read_tickers(dataset, needed, event_tickers)))
+        held = set()
+        for part in parts:
+            held |= {d for d in np.unique(wall_ns(part.index.get_level_values(1)) // DAY_NS)} if len(part) else set()
+        for d in needed:
+            if ordinal(d) not in held:  # a minute dataset, or a session the store lacks
+                got = guard(source, "fetch_market()", source.fetch_market, d, d, "1d", "raw")
+                parts.append(got[got.index.get_level_values(0).isin(event_tickers)])
+    raw = pd.concat([p for p in parts if len(p)]).sort_index() if any(len(p) for p in parts) else None
+    if raw is None:
+        from .frames import empty_long
 
+        raw = empty_long()
+    daily, bad = gate(raw, Expect(needed[0] if needed else days[0], needed[-1] if needed else days[-1], "1d",
+                                  event_tickers), source.name)
+    failed = {t: str(e) for t, e in bad.items()}
+    present = set(tickers_of(daily))
     splits, why = checked_splits(splits, refused, src, lambda t, _sessions: one_ticker(daily, t), "raw",
-                                 pd.Timestamp(days[0], tz=ET), present)
+                                 pd.Timestamp(days[0], tz=ET), split_tickers)
     failed.update(why)
     if adjustment == "total":
         failed.update({t: r for t, r in refused.get("dividends", {}).items() if t in present})
     stamps = session_days(daily.index.get_level_values(1))
-    wanted = stamps.isin(pd.DatetimeIndex([pd.Timestamp(d, tz=ET) for d in befores]))
-    closes = pd.Series(daily["close"].to_numpy()[wanted], index=pd.MultiIndex.from_arrays(
-        [daily.index.get_level_values(0)[wanted], stamps[wanted]]))
-    if adjustment == "total" and len(dividends):  # a dividend without its close: the ticker fails, named
-        from .pipeline import adjust_long
-
-        inside = (stamps >= pd.Timestamp(days[0], tz=ET)) & (stamps <= pd.Timestamp(days[-1], tz=ET))
-        _adj, why = adjust_long(daily[inside], "raw", "total", splits, dividends,
-                                daily=False, more_closes=lambda _w: closes, exclude=set(failed))
+    closes = pd.Series(daily["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
+        [daily.index.get_level_values(0), stamps]))
+    if adjustment == "total" and len(dividends):
+        # a dividend that adjusts the range (ex-date after its first session) without its close
+        # fails its ticker, named: one row per dividend-paying ticker at the range's first day
+        payers = sorted(set(dividends.index.get_level_values(0)) - set(failed))
+        codes = np.arange(len(payers), dtype=np.int64)
+        before = [pd.Timestamp(calendar.session_before(ex.date()) or ex.date(), tz=ET)
+                  for ex in dividends.index.get_level_values(1)]
+        keyed = pd.MultiIndex.from_arrays([dividends.index.get_level_values(0), pd.DatetimeIndex(before)])
+        prev = pd.Series(closes.reindex(keyed).to_numpy(), index=dividends.index)  # by ex-date, as factors takes
+        _p, _v, why = factors(codes, np.full(len(payers), ordinal(days[0]), dtype=np.int64), payers, "raw",
+                              "total", splits, dividends, prev[np.isfinite(prev.to_numpy())])
         failed.update(why)
     return (splits, dividends, closes, failed), src
 
@@ -266,7 +292,7 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
         if market_actions_source(cfg) is None:
             raise ConfigurationError("adjusting needs a market-wide corporate-actions source (a provider with "
                                      "fetch_market_actions, ready): none is; configure one, or ask adjustment='raw'")
-        prepared, src = _prepare(cfg, source, days, tickers, adjustment)
+        prepared, src = _prepare(cfg, source, dataset, days, tickers, adjustment)
         failed = prepared[3]
         if failed:
             import logging

@@ -156,6 +156,11 @@ def gate(frame: Any, expect: Expect, provider: str | None = None, *, ticker: str
     two identical bars (a stream repeating itself); a conflicting pair always fails its
     ticker. Rows of tickers not asked are left out (logged by the caller when it cares).
     Raises DataIntegrityError when ``frame`` is not a bar frame at all."""
+    return _rebuild(*_check(frame, expect, provider, ticker, identical_duplicates))
+
+
+def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None, identical_duplicates: str):
+    """The checks of :func:`gate`: the pieces it (or :func:`check_bars`) builds the answer from."""
     import numpy as np
     import pandas as pd
 
@@ -197,10 +202,22 @@ def gate(frame: Any, expect: Expect, provider: str | None = None, *, ticker: str
     n = len(frame)
     if names is None:
         codes = np.zeros(n, dtype=np.int64)
-        uniques = pd.Index([ticker], dtype="object")
+        uniques = np.array([ticker], dtype=object)
     else:
-        codes, uniques = pd.Index(names).astype(object).factorize()
-        codes = codes.astype(np.int64)
+        # the MultiIndex has factorized the tickers already: codes ranked by name give (ticker,
+        # time) order without touching a string per row
+        level = frame.index.levels[0]
+        raw_codes = np.asarray(frame.index.codes[0], dtype=np.int64)
+        if (raw_codes < 0).any():
+            raise bad("a bar without a ticker")
+        level_names = np.array([str(x) for x in level], dtype=object)
+        if len(level_names) > 1 and not pd.Index(level_names).is_monotonic_increasing:
+            by_name = np.argsort(level_names.astype(str), kind="stable")
+            rank = np.empty(len(by_name), dtype=np.int64)
+            rank[by_name] = np.arange(len(by_name))
+            codes, uniques = rank[raw_codes], level_names[by_name]
+        else:
+            codes, uniques = raw_codes, level_names
     wall = wall_ns(stamps)
     # sort by (ticker, time) when needed: stable, so the first of two duplicates stays first
     order = None
@@ -208,10 +225,8 @@ def gate(frame: Any, expect: Expect, provider: str | None = None, *, ticker: str
         if names is None:
             if not stamps.is_monotonic_increasing:
                 order = np.argsort(stamps.asi8, kind="stable")
-        else:
-            name_arr = np.asarray(uniques, dtype=object)[codes]
-            if not (pd.Index(name_arr).is_monotonic_increasing and _sorted_within(codes, stamps.asi8)):
-                order = np.lexsort((stamps.asi8, name_arr.astype(str)))
+        elif not (bool((np.diff(codes) >= 0).all()) and _sorted_within(codes, stamps.asi8)):
+            order = np.lexsort((stamps.asi8, codes))
     if order is not None:
         codes, wall = codes[order], wall[order]
         stamps = stamps[order]
@@ -271,7 +286,7 @@ def gate(frame: Any, expect: Expect, provider: str | None = None, *, ticker: str
     asked = None if expect.tickers is None else set(expect.tickers)
     foreign = None
     if asked is not None and names is not None:
-        is_asked = np.array([u in asked for u in uniques], dtype=bool)
+        is_asked = np.fromiter((u in asked for u in uniques), dtype=bool, count=len(uniques))
         foreign = ~is_asked[codes]
         keep &= ~foreign
     if not keep.all() and (why != 0).any():
@@ -285,8 +300,7 @@ def gate(frame: Any, expect: Expect, provider: str | None = None, *, ticker: str
         keep &= ~np.isin(codes, bad_codes)
     if drop is not None:
         keep &= ~drop
-    out = _rebuild(frame, names is None, uniques, codes, stamps, cols, txf, keep, frame_rows)
-    return out, failed
+    return frame, names is None, uniques, codes, stamps, cols, txf, keep, frame_rows, failed
 
 
 def _sorted_within(codes: np.ndarray, stamps: np.ndarray) -> bool:
@@ -296,7 +310,8 @@ def _sorted_within(codes: np.ndarray, stamps: np.ndarray) -> bool:
     return bool(np.all(~same | (stamps[1:] >= stamps[:-1])))
 
 
-def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows) -> pd.DataFrame:
+def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows, failed
+             ) -> tuple[pd.DataFrame, dict[str, DataIntegrityError]]:
     """The checked rows as a long frame with the contract's dtypes; the input's own frame
     (a shallow copy) when nothing changed, which is the common case on the warm path."""
     import numpy as np
@@ -309,16 +324,29 @@ def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows)
     if untouched:
         out = frame.copy(deep=False)
         out.attrs = {}
-        return out
+        return out, failed
     sel = slice(None) if allkeep else keep
-    tk = np.asarray(uniques, dtype=object)[codes[sel]]
-    index = pd.MultiIndex.from_arrays([pd.Index(tk, dtype="object"), stamps[sel].rename("timestamp")],
-                                      names=list(LONG_INDEX))
+    kept = codes[sel]
+    present = np.unique(kept)
+    remap = np.zeros(len(uniques), dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    ts = stamps[sel]
+    ts_codes, ts_levels = pd.factorize(ts, sort=True)
+    index = pd.MultiIndex(levels=[pd.Index(np.asarray(uniques, dtype=object)[present], dtype="object"),
+                                  ts_levels.rename("timestamp")],
+                          codes=[remap[kept], ts_codes], names=list(LONG_INDEX), verify_integrity=False)
+    return pd.DataFrame(_columns(cols, txf, sel), index=index), failed
+
+
+def _columns(cols, txf, sel) -> dict:
+    import numpy as np
+    import pandas as pd
+
     data = {c: cols[c][sel] for c in FLOAT_COLUMNS}
     t = txf[sel]
     nan = np.isnan(t)
     data["transactions"] = pd.arrays.IntegerArray(np.where(nan, 0, t).astype("int64"), nan)
-    return pd.DataFrame(data, index=index)
+    return data
 
 
 _REASONS = {
@@ -348,21 +376,37 @@ def _price_problem(*prices: float) -> str:
 
 
 def check_bars(frame: Any, expect: Expect, ticker: str, provider: str | None = None) -> pd.DataFrame:
-    """One ticker's bar frame through :func:`gate`: the checked frame (attrs kept), or the
+    """One ticker's bar frame through the checks of :func:`gate`: the checked frame (attrs
+    kept; the input itself, shallowly copied, when it needed no fix: the warm path), or the
     DataIntegrityError naming its first bad bar."""
-    long, failed = gate(frame, expect, provider, ticker=ticker)
+    import pandas as pd
+
+    parts = _check(frame, expect, provider, ticker, "fail")
+    _frame, _single, _uniques, _codes, stamps, cols, txf, keep, rows, failed = parts
     if ticker in failed:
         raise failed[ticker]
-    out = long.droplevel(0) if len(long) else empty_bars()
-    out.attrs = dict(frame.attrs)
+    attrs = dict(frame.attrs)
+    if rows is None and bool(keep.all()) and list(frame.columns) == list(BAR_COLUMNS) \
+            and all(frame[c].dtype == "float64" for c in FLOAT_COLUMNS) \
+            and str(frame["transactions"].dtype) == "Int64" and frame.index is not None \
+            and str(frame.index.dtype) == ET_DTYPE and frame.index.name == "timestamp":
+        out = frame.copy(deep=False)
+    else:
+        sel = slice(None) if bool(keep.all()) else keep
+        out = pd.DataFrame(_columns(cols, txf, sel), index=stamps[sel].rename("timestamp"))
+    out.attrs = attrs
     return out
 
 
 def tickers_of(long: pd.DataFrame) -> list[str]:
-    """The tickers of a sorted long frame, in order."""
+    """The tickers of a sorted long frame, in order (from the index's codes: no string per row)."""
+    import numpy as np
+
     if not len(long):
         return []
-    return list(long.index.get_level_values(0).unique())
+    codes = np.asarray(long.index.codes[0])
+    used = np.unique(codes)
+    return sorted(str(t) for t in np.asarray(long.index.levels[0], dtype=object)[used])
 
 
 def fail_all(tickers: Iterable[str], error: Exception) -> dict[str, Any]:

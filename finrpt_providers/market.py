@@ -26,7 +26,7 @@ from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
 from .frames import Expect, empty_long, gate, one_ticker, tickers_of
 from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery
-from .timebase import ET, session_days
+from .timebase import DAY_NS, ET, from_ordinal, session_days, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +69,7 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
              attempts: list[dict[str, Any]], note: str):
     """(frame, provider by session, actions source, failed) from the first provider that can
     answer, its missing sessions asked of the ones after it; None when nobody can."""
+    import numpy as np
     import pandas as pd
 
     from .plugins import guard, registry
@@ -110,7 +111,7 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
         if frame.empty:
             record(name, "empty", f"no bars for {query.start}..{query.end}")
             continue
-        got = set(session_days(frame.index.get_level_values("timestamp")).date)
+        got = {from_ordinal(d) for d in np.unique(wall_ns(frame.index.get_level_values("timestamp")) // DAY_NS)}
         record(name, "ok", f"{len(frame)} bars of {frame.index.get_level_values('ticker').nunique()} tickers, "
                f"{len(got)} session(s)" + (f" (adjusted with corporate actions from {source})" if source else ""))
         by_day = {d: name for d in got}
@@ -189,15 +190,23 @@ def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Seri
     :func:`apply_market_actions` wherever the frames are (here, or on a cluster's workers)."""
     import pandas as pd
 
-    from .actions import normalise_market
+    from .actions import normalise_market, remember
     from .plugins import guard
 
     source = market_actions_source(cfg)
     if source is None:
         raise DataIntegrityError("no market-wide corporate-actions source is ready")
     lo, now = pd.Timestamp(since, tz=ET), pd.Timestamp(today, tz=ET)
-    splits, dividends = guard(source, "fetch_market_actions()", source.fetch_market_actions, since)
-    splits, dividends, refused = normalise_market(splits, dividends, source.name)
+
+    def listing():
+        got = guard(source, "fetch_market_actions()", source.fetch_market_actions, since)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise DataIntegrityError(f"{source.name}.fetch_market_actions() returned {type(got).__name__}, not "
+                                     "(splits, dividends)", provider=source.name)
+        return normalise_market(got[0], got[1], source.name)
+
+    # one listing per source, day and today in the process (the one corporate-actions cache)
+    splits, dividends, refused = remember(("market", since, today), listing, source)
     splits = splits[(splits.index.get_level_values(1) > lo) & (splits.index.get_level_values(1) <= now)]
     dividends = dividends[(dividends.index.get_level_values(1) > lo) & (dividends.index.get_level_values(1) <= now)]
     return splits, dividends, source.name, refused
@@ -316,13 +325,13 @@ def _empty() -> pd.DataFrame:
 def _finish(frame: pd.DataFrame, query: PriceQuery, by_day: dict, attempts: list, source: str,
             failed: dict) -> pd.DataFrame:
     frame.attrs = {}
-    tickers = frame.index.get_level_values("ticker")
+    tickers = tickers_of(frame)
     providers = "+".join(dict.fromkeys(by_day[d] for d in sorted(by_day)))
     sources = [{"provider": by_day[d], "session": d} for d in sorted(by_day)]  # one list, shared by every ticker
     frame.attrs.update(
         interval=query.interval, adjustment=query.adjustment, start=query.start, end=query.end,
-        provider={t: providers for t in tickers.unique()},
-        sources={t: sources for t in tickers.unique()},
+        provider=dict.fromkeys(tickers, providers),
+        sources=dict.fromkeys(tickers, sources),
         failed=failed, attempts=attempts, actions=source,
     )
     return frame

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from . import actions, calendar, redact
 from .adjust import _SPAN
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
-from .frames import Expect, empty_bars, gate, is_long, long_frame, tickers_of
+from .frames import Expect, check_bars, empty_bars, gate, is_long, long_frame, tickers_of
 from .intervals import INTERVALS, base_interval, is_period, resample_long
 from .plugins import guard
 from .provider import PriceProvider, PriceQuery
@@ -103,10 +103,11 @@ def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame
     if not isinstance(frame, pd.DataFrame):
         raise DataIntegrityError(f"bar frame breaks the contract: expected a pandas DataFrame, got "
                                  f"{type(frame).__name__}", provider=provider.name)
-    long, failed = gate(clip(frame, native), expect(native, [query.ticker]), provider.name, ticker=query.ticker)
-    if query.ticker in failed:
-        raise failed[query.ticker]
-    long, failed, used = finish_long(provider, query, native, long)
+    bars = check_bars(clip(frame, native), expect(native, [query.ticker]), query.ticker, provider.name)
+    if native.adjustment == query.adjustment and native.interval == query.interval:
+        bars.attrs = {"actions": ""}
+        return bars  # nothing to derive: the checked frame as it is (the warm path)
+    long, failed, used = finish_long(provider, query, native, long_frame({query.ticker: bars}))
     if query.ticker in failed:
         raise failed[query.ticker]
     out = long.droplevel(0) if len(long) else empty_bars()
