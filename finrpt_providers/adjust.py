@@ -76,6 +76,18 @@ def after_product(row_codes: np.ndarray, row_days: np.ndarray, ev_codes: np.ndar
     return out
 
 
+def find(codes: np.ndarray, days: np.ndarray, want_codes: np.ndarray, want_days: np.ndarray) -> np.ndarray:
+    """Position of each (want code, want day) in the table sorted by (``codes``, ``days``), or -1."""
+    import numpy as np
+
+    key = codes * _SPAN + days
+    want = want_codes * _SPAN + want_days
+    at = np.searchsorted(key, want)
+    hit = at < len(key)
+    hit[hit] = key[at[hit]] == want[hit]
+    return np.where(hit, at, -1)
+
+
 def bad_splits(ev_codes: np.ndarray, ev_vals: np.ndarray) -> np.ndarray:
     """Codes of tickers with an impossible split ratio (not finite, not positive)."""
     import numpy as np
@@ -135,11 +147,8 @@ def dividend_factors(row_codes: np.ndarray, row_days: np.ndarray, uniques, divid
     close = np.full(len(dc), np.nan)
     if prev_close is not None and len(prev_close):
         pc, pd_, pv = event_table(prev_close, uniques)
-        key = pc * _SPAN + pd_
-        at = np.searchsorted(key, dc * _SPAN + dd)
-        found = at < len(key)
-        found[found] = key[at[found]] == (dc * _SPAN + dd)[found]
-        close[found] = pv[at[found]]
+        at = find(pc, pd_, dc, dd)
+        close[at >= 0] = pv[at[at >= 0]]
     with np.errstate(invalid="ignore", divide="ignore"):
         f = 1.0 - dv / close
     missing = matters & ~np.isfinite(close)

@@ -24,7 +24,6 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from . import actions, calendar, redact
-from .adjust import _SPAN
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .frames import Expect, check_bars, empty_bars, gate, is_long, long_frame, tickers_of
 from .intervals import INTERVALS, base_interval, is_period, resample_long
@@ -205,7 +204,7 @@ def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, div
     import numpy as np
     import pandas as pd
 
-    from .adjust import PRICE_COLUMNS, after_product, event_table, factors
+    from .adjust import PRICE_COLUMNS, after_product, event_table, factors, find
 
     failed: dict[str, str] = {}
     names = long.index.get_level_values(0)
@@ -226,11 +225,8 @@ def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, div
         sc, sd, sv = event_table(splits, uniques)
         close_at = np.full(len(dc), np.nan)
         if daily and len(dc):
-            key = codes * _SPAN + rows_day
-            at = np.searchsorted(key, dc * _SPAN + before)
-            hit = at < len(key)
-            hit[hit] = key[at[hit]] == (dc * _SPAN + before)[hit]
-            close_at[hit] = long["close"].to_numpy()[at[hit]]
+            at = find(codes, rows_day, dc, before)
+            close_at[at >= 0] = long["close"].to_numpy()[at[at >= 0]]
         need = np.flatnonzero(np.isnan(close_at))
         if len(need):
             wanted: dict[str, list[dt.date]] = {}
@@ -239,12 +235,8 @@ def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, div
             got = more_closes(wanted)
             if got is not None and len(got):
                 gc, gd, gv = event_table(got, uniques)
-                gkey = gc * _SPAN + gd
-                want_key = dc[need] * _SPAN + before[need]
-                at = np.searchsorted(gkey, want_key)
-                hit = at < len(gkey)
-                hit[hit] = gkey[at[hit]] == want_key[hit]
-                close_at[need[hit]] = gv[at[hit]]
+                at = find(gc, gd, dc[need], before[need])
+                close_at[need[at >= 0]] = gv[at[at >= 0]]
         if have == "splits" and len(dc):  # back to as traded on that session
             close_at = close_at * after_product(dc, before, sc, sd, sv)
         prev = pd.Series(close_at, index=pd.MultiIndex.from_arrays(

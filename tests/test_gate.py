@@ -75,7 +75,7 @@ def _bars(days, **override):
 
 
 @pytest.mark.parametrize("column, value, words", [
-    ("high", np.inf, "non-positive price"), ("close", -5.0, "non-positive price"), ("open", 0.0, "non-positive"),
+    ("high", np.inf, "infinite prices"), ("close", -5.0, "non-positive prices"), ("open", 0.0, "non-positive"),
     ("low", np.nan, "missing"), ("volume", np.inf, "volume"), ("volume", -1.0, "volume"),
     ("high", 9.5, "high/low do not bound"),
 ])
