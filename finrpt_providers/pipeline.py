@@ -178,7 +178,12 @@ def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQue
             good[t] = happened(a, today)
             used[t] = a.source
     splits, dividends = actions.long_events(good)
-    refused = {t: why for t, a in good.items() if want == "total" for why in [actions.refused_between(a, first)] if why}
+    refused: dict[str, str] = {}  # dividends not in USD, without a rate: a total return cannot use them
+    if want == "total":
+        for t, a in good.items():
+            why = actions.refused_between(a, first)
+            if why:
+                refused[t] = why
     out, why = adjust_long(long, native.adjustment, want, splits, dividends,
                            daily=native.interval == "1d", more_closes=_closes_by_ticker(provider, native.adjustment),
                            refused=refused, exclude=set(failed))
