@@ -106,6 +106,19 @@ def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def long_index(codes, names, stamps) -> pd.MultiIndex:
+    """The (ticker, timestamp) index from ticker ``codes`` (positions in ``names``, which is
+    sorted) and ``stamps``, built from codes: no Python string per row (a market's year is
+    millions of rows)."""
+    import numpy as np
+    import pandas as pd
+
+    ts_codes, ts_levels = pd.factorize(stamps, sort=True)
+    return pd.MultiIndex(levels=[pd.Index(np.asarray(names, dtype=object), dtype="object"),
+                                 ts_levels.rename("timestamp")],
+                         codes=[np.asarray(codes), ts_codes], names=list(LONG_INDEX), verify_integrity=False)
+
+
 def one_ticker(long: pd.DataFrame, ticker: str) -> pd.DataFrame:
     """``ticker``'s rows of a sorted long frame as a bar frame (an empty one when absent)."""
     if not len(long):
@@ -330,11 +343,7 @@ def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows,
     present = np.unique(kept)
     remap = np.zeros(len(uniques), dtype=np.int64)
     remap[present] = np.arange(len(present))
-    ts = stamps[sel]
-    ts_codes, ts_levels = pd.factorize(ts, sort=True)
-    index = pd.MultiIndex(levels=[pd.Index(np.asarray(uniques, dtype=object)[present], dtype="object"),
-                                  ts_levels.rename("timestamp")],
-                          codes=[remap[kept], ts_codes], names=list(LONG_INDEX), verify_integrity=False)
+    index = long_index(remap[kept], np.asarray(uniques, dtype=object)[present], stamps[sel])
     return pd.DataFrame(_columns(cols, txf, sel), index=index), failed
 
 
