@@ -264,26 +264,22 @@ def normalise_dividends(s: Any, source: str, ticker: str) -> pd.Series:
     return out
 
 
-def long_events(acts: dict[str, "Actions"]) -> tuple[pd.Series, pd.Series]:
-    """Many tickers' events as two long Series by (ticker, ex-date): what
-    :func:`finrpt_providers.adjust.factors` takes (one table for the whole basket)."""
+def long_events(acts: dict[str, "Actions"]):
+    """Many tickers' events as two :class:`finrpt_providers.adjust.Events` (splits, dividends):
+    plain arrays, what :func:`finrpt_providers.adjust.factors` takes (one table for the whole
+    basket, no index built)."""
     import numpy as np
-    import pandas as pd
 
-    def one(get) -> pd.Series:
-        parts = [(t, get(a)) for t, a in acts.items()]
-        parts = [(t, s) for t, s in parts if len(s)]
+    from .adjust import Events
+    from .timebase import DAY_NS, wall_ns
+
+    def one(get) -> Events:
+        parts = [(t, s) for t, a in acts.items() for s in [get(a)] if len(s)]
         if not parts:
-            idx = pd.MultiIndex.from_arrays([pd.Index([], dtype="object"), pd.DatetimeIndex([], tz=ET).as_unit("ns")],
-                                            names=["ticker", "ex_date"])
-            return pd.Series([], index=idx, dtype="float64")
-        names = np.concatenate([np.full(len(s), t, dtype=object) for t, s in parts])
-        stamps = np.concatenate([s.index.tz_convert(ET).as_unit("ns").asi8 for _t, s in parts])
-        vals = np.concatenate([s.to_numpy(dtype="float64") for _t, s in parts])
-        idx = pd.MultiIndex.from_arrays([pd.Index(names, dtype="object"),
-                                         pd.DatetimeIndex(stamps.view("M8[ns]"), tz="UTC").tz_convert(ET)],
-                                        names=["ticker", "ex_date"])
-        return pd.Series(vals, index=idx, dtype="float64")
+            return Events(np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64), np.zeros(0))
+        return Events(np.concatenate([np.full(len(s), t, dtype=object) for t, s in parts]),
+                      np.concatenate([wall_ns(s.index) // DAY_NS for _t, s in parts]),
+                      np.concatenate([s.to_numpy(dtype="float64") for _t, s in parts]))
 
     return one(lambda a: a.splits), one(lambda a: a.dividends)
 

@@ -21,7 +21,7 @@ ex-dates likewise. Which adjustment a query gets, and from what, is decided in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import DataIntegrityError
 from .frames import PRICE_COLUMNS
@@ -34,18 +34,38 @@ if TYPE_CHECKING:
 _SPAN = 1 << 22  # day ordinals stay below this (year 13,000): key = code * _SPAN + day
 
 
-def event_table(events: pd.Series | None, uniques) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(codes, day ordinals, values) of ``events`` (a Series by (ticker, ex-date)) for the
-    tickers in ``uniques`` (their position is the code), sorted by (code, day)."""
+class Events(NamedTuple):
+    """Events of many tickers as plain arrays (what :func:`event_table` reads without building
+    an index): ``tickers`` (object), ex-``days`` (day ordinals, int64), ``values`` (float64)."""
+
+    tickers: Any
+    days: Any
+    values: Any
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.values)
+
+
+def event_table(events: "pd.Series | Events | None", uniques) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, day ordinals, values) of ``events`` (a Series by (ticker, ex-date), or
+    :class:`Events`) for the tickers in ``uniques`` (their position is the code), sorted by
+    (code, day)."""
     import numpy as np
     import pandas as pd
 
     if events is None or not len(events):
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0)
-    codes = pd.Index(uniques).get_indexer(events.index.get_level_values(0))
-    days = wall_ns(events.index.get_level_values(1)) // DAY_NS
-    vals = events.to_numpy(dtype="float64")
+    if isinstance(events, Events):
+        if len(uniques) == 1:  # a basket of one: a comparison, not a hash table
+            codes = np.where(np.asarray(events.tickers, dtype=object) == uniques[0], 0, -1)
+        else:
+            codes = pd.Index(uniques).get_indexer(events.tickers)
+        days, vals = np.asarray(events.days, dtype=np.int64), np.asarray(events.values, dtype="float64")
+    else:
+        codes = pd.Index(uniques).get_indexer(events.index.get_level_values(0))
+        days = wall_ns(events.index.get_level_values(1)) // DAY_NS
+        vals = events.to_numpy(dtype="float64")
     keep = codes >= 0
     codes, days, vals = codes[keep].astype(np.int64), days[keep], vals[keep]
     order = np.lexsort((days, codes))

@@ -30,7 +30,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from . import redact
-from .errors import DataIntegrityError, InvalidQuery, ProviderError, UnsupportedQuery
+from .errors import InvalidQuery, ProviderError, UnsupportedQuery
 
 if TYPE_CHECKING:
     import pandas as pd

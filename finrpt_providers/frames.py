@@ -95,11 +95,12 @@ def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return empty_long()
     order = sorted(frames)
-    if len(order) == 1:
+    if len(order) == 1:  # a basket of one: the index from codes (no per-row strings)
+        import numpy as np
+
         one = frames[order[0]]
         out = one.copy(deep=False)
-        out.index = pd.MultiIndex.from_arrays([pd.Index([order[0]] * len(one), dtype="object"), one.index],
-                                              names=list(LONG_INDEX))
+        out.index = long_index(np.zeros(len(one), dtype=np.int64), [order[0]], one.index)
     else:
         out = pd.concat([frames[t] for t in order], keys=order, names=list(LONG_INDEX))
     out.attrs = {}
@@ -200,10 +201,14 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
     if str(stamps.dtype) != ET_DTYPE:
         stamps = stamps.tz_convert(ET).as_unit("ns")
     cols: dict[str, np.ndarray] = {}
+    dtypes = frame.dtypes
+    in_contract = list(frame.columns) == list(BAR_COLUMNS) and str(dtypes.iloc[6]) == "Int64" \
+        and all(d == "float64" for d in dtypes.iloc[:6])  # the common case: nothing to convert
     for c in FLOAT_COLUMNS:
         s = frame[c]
         try:
-            cols[c] = s.to_numpy(dtype="float64", na_value=np.nan) if s.dtype != "float64" else s.to_numpy()
+            cols[c] = s.to_numpy() if in_contract or s.dtype == "float64" else s.to_numpy(dtype="float64",
+                                                                                          na_value=np.nan)
         except (TypeError, ValueError) as e:
             raise bad(f"column {c} is not numeric ({e})") from None
     tx = frame["transactions"]
@@ -313,7 +318,7 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
         keep &= ~np.isin(codes, bad_codes)
     if drop is not None:
         keep &= ~drop
-    return frame, names is None, uniques, codes, stamps, cols, txf, keep, frame_rows, failed
+    return frame, names is None, uniques, codes, stamps, cols, txf, keep, frame_rows, failed, in_contract
 
 
 def _sorted_within(codes: np.ndarray, stamps: np.ndarray) -> bool:
@@ -323,7 +328,7 @@ def _sorted_within(codes: np.ndarray, stamps: np.ndarray) -> bool:
     return bool(np.all(~same | (stamps[1:] >= stamps[:-1])))
 
 
-def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows, failed
+def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows, failed, in_contract
              ) -> tuple[pd.DataFrame, dict[str, DataIntegrityError]]:
     """The checked rows as a long frame with the contract's dtypes; the input's own frame
     (a shallow copy) when nothing changed, which is the common case on the warm path."""
@@ -331,8 +336,7 @@ def _rebuild(frame, single: bool, uniques, codes, stamps, cols, txf, keep, rows,
     import pandas as pd
 
     allkeep = bool(keep.all())
-    untouched = allkeep and rows is None and not single and list(frame.columns) == list(BAR_COLUMNS) \
-        and all(frame[c].dtype == "float64" for c in FLOAT_COLUMNS) and str(frame["transactions"].dtype) == "Int64" \
+    untouched = allkeep and rows is None and not single and in_contract \
         and str(frame.index.levels[1].dtype) == ET_DTYPE and frame.index.names == list(LONG_INDEX)
     if untouched:
         out = frame.copy(deep=False)
@@ -391,14 +395,12 @@ def check_bars(frame: Any, expect: Expect, ticker: str, provider: str | None = N
     import pandas as pd
 
     parts = _check(frame, expect, provider, ticker, "fail")
-    _frame, _single, _uniques, _codes, stamps, cols, txf, keep, rows, failed = parts
+    _frame, _single, _uniques, _codes, stamps, cols, txf, keep, rows, failed, in_contract = parts
     if ticker in failed:
         raise failed[ticker]
     attrs = dict(frame.attrs)
-    if rows is None and bool(keep.all()) and list(frame.columns) == list(BAR_COLUMNS) \
-            and all(frame[c].dtype == "float64" for c in FLOAT_COLUMNS) \
-            and str(frame["transactions"].dtype) == "Int64" and frame.index is not None \
-            and str(frame.index.dtype) == ET_DTYPE and frame.index.name == "timestamp":
+    if rows is None and in_contract and bool(keep.all()) and str(frame.index.dtype) == ET_DTYPE \
+            and frame.index.name == "timestamp":
         out = frame.copy(deep=False)
     else:
         sel = slice(None) if bool(keep.all()) else keep

@@ -29,7 +29,7 @@ from .frames import Expect, check_bars, empty_bars, gate, is_long, long_frame, t
 from .intervals import INTERVALS, base_interval, is_period, resample_long
 from .plugins import guard
 from .provider import PriceProvider, PriceQuery
-from .timebase import DAY_NS, days_index, from_ordinal, midnight, ordinal, session_days, wall_ns
+from .timebase import DAY_NS, from_ordinal, midnight, ordinal, session_days, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -193,12 +193,13 @@ def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQue
     return out, failed, {t: s for t, s in used.items() if t not in failed}
 
 
-def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, dividends: pd.Series, *,
+def adjust_long(long: pd.DataFrame, have: str, want: str, splits, dividends, *,
                 daily: bool, more_closes, refused: dict[str, str] | None = None,
                 exclude: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """THE adjustment of bars (every path: one ticker, a basket, a market, a Dask partition):
     ``long`` (a sorted long frame served as ``have``) -> ``want`` with events ``splits`` and
-    ``dividends`` (long Series by (ticker, ex-date), validated, happened). Returns the frame
+    ``dividends`` (long Series by (ticker, ex-date), or :class:`~finrpt_providers.adjust.Events`;
+    validated, happened). Returns the frame
     without the tickers that cannot be adjusted, and ticker -> why for those.
 
     ``total`` weighs each dividend against the as-traded close of the session before its
@@ -207,9 +208,8 @@ def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, div
     (ticker, session) of closes as served (``have``). ``refused``: tickers whose dividends
     cannot be used (non-USD without a rate), failed only when a total return needs them."""
     import numpy as np
-    import pandas as pd
 
-    from .adjust import PRICE_COLUMNS, after_product, event_table, factors, find
+    from .adjust import PRICE_COLUMNS, Events, after_product, event_table, factors, find
 
     failed: dict[str, str] = {}
     names = long.index.get_level_values(0)
@@ -244,9 +244,8 @@ def adjust_long(long: pd.DataFrame, have: str, want: str, splits: pd.Series, div
                 close_at[need[at >= 0]] = gv[at[at >= 0]]
         if have == "splits" and len(dc):  # back to as traded on that session
             close_at = close_at * after_product(dc, before, sc, sd, sv)
-        prev = pd.Series(close_at, index=pd.MultiIndex.from_arrays(
-            [pd.Index(np.asarray(uniques, dtype=object)[dc], dtype="object"), days_index(dd)]))
-        prev = prev[np.isfinite(prev.to_numpy())]
+        known = np.isfinite(close_at)
+        prev = Events(np.asarray(uniques, dtype=object)[dc][known], dd[known], close_at[known])
     price, volume, why = factors(codes, rows_day, uniques, have, want, splits, dividends, prev)
     for t, text in why.items():
         failed.setdefault(t, text)

@@ -325,7 +325,6 @@ class Ticker:
         return dict(self._info)
 
     def _statement(self, kind: str, frequency: str) -> pd.DataFrame:
-        import pandas as pd
 
         from .company import get_statements
 

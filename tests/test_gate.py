@@ -177,7 +177,53 @@ def test_a_dividend_listed_twice_counts_once_on_every_path(cfg, fakes, mkt):
     assert list(divs.to_numpy()) == pytest.approx([0.26] * len(declared))
 
 
-def test_dividends_are_served_split_adjusted_on_every_surface(cfg, mkt):
+def _openbb_dividends(cfg, monkeypatch, symbol):
+    fetchers = pytest.importorskip("openbb_finrpt_providers.fetchers")
+    for k, v in cfg._values.items():  # OpenBB's process reads our usual configuration
+        monkeypatch.setenv(k, v)
+    q = fetchers.FinrptHistoricalDividendsFetcher.transform_query({"symbol": symbol})
+    return {r["ex_dividend_date"]: r["amount"]
+            for r in fetchers.FinrptHistoricalDividendsFetcher.extract_data(q, None)}
+
+
+def test_a_dividend_listed_twice_counts_once_in_read_bars_and_openbb(cfg, fakes, mkt, monkeypatch):
+    pytest.importorskip("distributed")
+    from finrpt_providers.dask import read_bars
+    from finrpt_providers.providers.massive_flatfiles import sync
+
+    _ff, rest = fakes
+    rest.repeat_dividends = {"AAPL", "SPY"}
+    first, last = dt.date(2025, 9, 24), DAY
+    sync(first, last, datasets=["day_aggs_v1"], config=cfg)
+    lazy = read_bars("day_aggs_v1", first, last, tickers=["AAPL", "SPY"], adjustment="total", config=cfg)
+    assert lazy.attrs["failed"] == {}
+    bars = lazy.compute()
+    for t in ("AAPL", "SPY"):
+        got = bars[bars["ticker"] == t].set_index("timestamp")
+        np.testing.assert_allclose(got["close"].to_numpy(), _truth(mkt, t, first, last, "total")["close"], rtol=1e-9)
+    shown = _openbb_dividends(cfg, monkeypatch, "AAPL")
+    assert sorted(shown.values()) == pytest.approx([0.26] * len(mkt.dividends("AAPL")))
+
+
+def test_a_dividend_in_cad_is_named_by_read_bars_and_left_out_of_openbb(cfg, fakes, mkt, monkeypatch):
+    pytest.importorskip("distributed")
+    from finrpt_providers.dask import read_bars
+    from finrpt_providers.providers.massive_flatfiles import sync
+
+    _ff, rest = fakes
+    rest.extra_dividends = [("AAPL", "2025-12-01", 0.5, "CAD")]
+    first, last = dt.date(2025, 9, 24), DAY
+    sync(first, last, datasets=["day_aggs_v1"], config=cfg)
+    total = read_bars("day_aggs_v1", first, last, tickers=["AAPL", "SPY"], adjustment="total", config=cfg)
+    assert "CAD" in total.attrs["failed"]["AAPL"] and "SPY" not in total.attrs["failed"]
+    assert set(total.compute()["ticker"]) == {"SPY"}
+    splits = read_bars("day_aggs_v1", first, last, tickers=["AAPL"], adjustment="splits", config=cfg)
+    assert splits.attrs["failed"] == {} and len(splits.compute()) == len(calendar.sessions(first, last))
+    shown = _openbb_dividends(cfg, monkeypatch, "AAPL")
+    assert dt.date(2025, 12, 1) not in shown and 0.5 not in shown.values()
+
+
+def test_dividends_are_served_split_adjusted_on_every_surface(cfg, mkt, monkeypatch):
     """NVDA's pre-split 0.04 is 0.01 in today's basis: yfinance's, our facade's and get_actions'."""
     from finrpt_providers import yf
 
@@ -186,6 +232,8 @@ def test_dividends_are_served_split_adjusted_on_every_surface(cfg, mkt):
     assert len(before) and before.iloc[0] == pytest.approx(0.01)
     facade = yf.Ticker("NVDA", config=cfg).dividends
     np.testing.assert_allclose(facade.to_numpy(), shown[shown > 0].to_numpy())
+    openbb = _openbb_dividends(cfg, monkeypatch, "NVDA")
+    np.testing.assert_allclose([openbb[ex.date()] for ex in shown[shown > 0].index], shown[shown > 0].to_numpy())
 
 
 def test_a_split_listed_twice_is_one_event_on_every_surface(cfg, fakes, mkt):
