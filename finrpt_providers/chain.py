@@ -422,15 +422,14 @@ def _assemble(parts: list[pd.DataFrame], frames: dict[str, pd.DataFrame]) -> pd.
 
 
 def _periods_of_basket(daily: pd.DataFrame, interval: str, today: dt.date) -> pd.DataFrame:
-    """Period bars of each ticker of a long daily frame (attrs kept; partial_last per ticker)."""
+    """Period bars of every ticker of a long daily frame at once (attrs kept; partial_last per
+    ticker, False for a ticker without bars)."""
+    from .intervals import resample_periods_long
+
     attrs = dict(daily.attrs)
-    frames, partial = {}, {}
-    for t in attrs.get("tickers", []):
-        one = daily.xs(t, level="ticker") if t in daily.index.get_level_values("ticker") else empty_bars()
-        frames[t] = resample_periods(one, interval, today)
-        partial[t] = frames[t].attrs.get("partial_last", False)
-    out = long_frame(frames)
-    out.attrs.update(attrs, interval=interval, partial_last=partial)
+    out = resample_periods_long(daily, interval, today)
+    partial = {t: out.attrs.get("partial_last", {}).get(t, False) for t in attrs.get("tickers", [])}
+    out.attrs = {**attrs, "interval": interval, "partial_last": partial}
     return out
 
 

@@ -126,7 +126,8 @@ def resample_minutes(df: pd.DataFrame, interval: str) -> pd.DataFrame:
 def resample_periods(df: pd.DataFrame, interval: str, today: dt.date | None = None) -> pd.DataFrame:
     """Daily bars -> ``1wk``/``1mo``/``3mo`` bars (see the module docstring for the rules).
     With ``today``, ``attrs["partial_last"]`` says whether the last period is still running
-    (today falls in it: its bar ends at the last session so far)."""
+    (today falls in it: its bar ends at the last session so far). One ticker is a basket of
+    one: :func:`resample_periods_long`."""
     import numpy as np
     import pandas as pd
 
@@ -134,27 +135,77 @@ def resample_periods(df: pd.DataFrame, interval: str, today: dt.date | None = No
         out = df.copy()
         out.attrs = {**df.attrs, "interval": interval, **({"partial_last": False} if today else {})}
         return out
-    days = df.index.tz_localize(None).normalize()
-    starts = pd.DatetimeIndex([period_start(d.date(), interval) for d in days.unique()])
-    first_of = dict(zip(days.unique(), starts))
-    keys = pd.DatetimeIndex([first_of[d] for d in days]).tz_localize(df.index.tz).as_unit("ns")
-    g = df.groupby(keys)
-    out = pd.DataFrame({
-        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
-        "volume": g["volume"].sum(),
-    })
-    vw = df["vwap"].to_numpy(dtype="float64")
-    vol = df["volume"].to_numpy(dtype="float64")
-    pv = pd.Series(vw * vol, index=df.index).groupby(keys).sum()
-    all_known = pd.Series(~np.isnan(vw), index=df.index).groupby(keys).all()
-    out["vwap"] = (pv / out["volume"].where(out["volume"] > 0)).where(all_known)
-    tx = df["transactions"]
-    tx_known = tx.notna().groupby(keys).all()
-    out["transactions"] = tx.groupby(keys).sum(min_count=1).astype("Int64").where(tx_known, pd.NA)
-    out.index.name = "timestamp"
+    long = df.copy(deep=False)
+    long.index = pd.MultiIndex(levels=[pd.Index(["_"], dtype="object"), df.index.unique()],
+                               codes=[np.zeros(len(df), dtype=np.int64), df.index.unique().get_indexer(df.index)],
+                               names=["ticker", "timestamp"], verify_integrity=False)
+    got = resample_periods_long(long, interval, today)
+    out = got.droplevel(0)
     out.attrs = {**df.attrs, "interval": interval}
     if today is not None:
-        out.attrs["partial_last"] = period_end(out.index[-1].date(), interval) >= today
+        out.attrs["partial_last"] = got.attrs["partial_last"]["_"]
+    return out
+
+
+def _period_start_days(days, interval: str):
+    """Day ordinals -> the ordinal of their period's first calendar day (numpy, no loop)."""
+    import numpy as np
+
+    if interval == "1wk":
+        return days - (days + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
+    months = days.astype("M8[D]").astype("M8[M]").astype(np.int64)
+    if interval == "3mo":
+        months = months - months % 3
+    elif interval != "1mo":
+        raise ValueError(f"{interval} is not a period interval")
+    return months.astype("M8[M]").astype("M8[D]").astype(np.int64)
+
+
+def resample_periods_long(long: pd.DataFrame, interval: str, today: dt.date | None = None) -> pd.DataFrame:
+    """Daily bars of a sorted long frame -> period bars of every ticker at once (the rules of
+    :func:`resample_periods`: runs of equal (ticker, period) reduced with ``reduceat``).
+    ``attrs["partial_last"]``: ticker -> whether its last period is still running (with ``today``)."""
+    import numpy as np
+    import pandas as pd
+
+    tz = "America/New_York"
+    if not len(long):
+        out = long.copy()
+        out.attrs = {**long.attrs, "interval": interval, **({"partial_last": {}} if today else {})}
+        return out
+    codes = np.asarray(long.index.codes[0], dtype=np.int64)
+    names = long.index.levels[0]
+    stamps = long.index.get_level_values(1).as_unit("ns")
+    days = np.asarray(stamps.tz_convert(tz).tz_localize(None).asi8) // (86_400 * 10**9)
+    start = _period_start_days(days, interval)
+    edge = np.r_[True, (codes[1:] != codes[:-1]) | (start[1:] != start[:-1])]
+    at = np.flatnonzero(edge)
+    last = np.r_[at[1:], len(long)] - 1
+    col = {c: long[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume", "vwap")}
+    vol = np.add.reduceat(col["volume"], at)
+    vw = col["vwap"]
+    all_known = np.minimum.reduceat((~np.isnan(vw)).astype(np.int8), at).astype(bool)
+    pv = np.add.reduceat(np.where(np.isnan(vw), 0.0, vw * col["volume"]), at)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = np.where(all_known & (vol > 0), pv / np.where(vol > 0, vol, 1.0), np.nan)
+    tx = long["transactions"].to_numpy(dtype="float64", na_value=np.nan)
+    tx_known = np.minimum.reduceat((~np.isnan(tx)).astype(np.int8), at).astype(bool)
+    tsum = np.add.reduceat(np.where(np.isnan(tx), 0.0, tx), at)
+    period = pd.DatetimeIndex((start[at] * 86_400 * 10**9).view("M8[ns]")).tz_localize(tz).rename("timestamp")
+    index = pd.MultiIndex.from_arrays([pd.Index(np.asarray(names, dtype=object)[codes[at]], dtype="object"),
+                                       period], names=["ticker", "timestamp"])
+    out = pd.DataFrame({
+        "open": col["open"][at], "high": np.maximum.reduceat(col["high"], at),
+        "low": np.minimum.reduceat(col["low"], at), "close": col["close"][last], "volume": vol, "vwap": vwap,
+        "transactions": pd.arrays.IntegerArray(tsum.astype("int64"), ~tx_known),
+    }, index=index)
+    out.attrs = {**long.attrs, "interval": interval}
+    if today is not None:
+        firsts = np.r_[True, codes[at][1:] != codes[at][:-1]]
+        ends = np.r_[np.flatnonzero(firsts)[1:], len(at)] - 1  # each ticker's last period
+        out.attrs["partial_last"] = {
+            str(names[codes[at][k]]): period_end(dt.date(1970, 1, 1) + dt.timedelta(days=int(start[at][k])),
+                                                 interval) >= today for k in ends}
     return out
 
 
@@ -168,9 +219,9 @@ def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
     if interval == "1m" or not len(long):
         return long
     width = INTERVAL_MINUTES[interval] * 60 * 10**9
-    names = long.index.get_level_values(0)
-    stamps = long.index.get_level_values(1)
-    codes, _u = names.factorize()
+    levels = long.index.levels[0]
+    codes = np.asarray(long.index.codes[0], dtype=np.int64)  # a sorted long frame: one run per ticker
+    stamps = long.index.get_level_values(1).as_unit("ns")
     wall = np.asarray(stamps.tz_localize(None).asi8)
     bucket = wall - wall % width
     edge = np.r_[True, (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])]
@@ -196,6 +247,7 @@ def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
         "open": col["open"][at], "high": np.maximum.reduceat(col["high"], at),
         "low": np.minimum.reduceat(col["low"], at), "close": col["close"][last], "volume": vol, "vwap": vwap,
         "transactions": pd.arrays.IntegerArray(tsum.astype("int64"), tnone),
-    }, index=pd.MultiIndex.from_arrays([names[at], starts.rename("timestamp")], names=["ticker", "timestamp"]))
+    }, index=pd.MultiIndex.from_arrays([pd.Index(np.asarray(levels, dtype=object)[codes[at]], dtype="object"),
+                                        starts.rename("timestamp")], names=["ticker", "timestamp"]))
     out.attrs = dict(long.attrs)
     return out
