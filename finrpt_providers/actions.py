@@ -175,8 +175,22 @@ def _by_ex_date(s: Any, what: str, source: str, ticker: str):
     if not isinstance(s, (pd.Series, pd.DataFrame)) or not isinstance(s.index, pd.DatetimeIndex):
         raise DataIntegrityError(f"{source} returned {what} of {ticker} that are not a Series by ex-date "
                                  f"({type(s).__name__})", provider=source)
-    idx = s.index.tz_localize(ET) if s.index.tz is None else s.index.tz_convert(ET)
-    return idx.normalize().as_unit("ns")
+    return ex_dates(s.index)
+
+
+def ex_dates(index: Any) -> pd.DatetimeIndex:
+    """Ex-dates at 00:00 New York. An ex-date is a DATE: stamps at midnight in whatever zone
+    they carry (UTC midnight, as many feeds write dates) keep their calendar date; other
+    stamps are read in New York (a naive one as New York time)."""
+    import pandas as pd
+
+    idx = pd.DatetimeIndex(index)
+    if idx.tz is None:
+        return idx.normalize().tz_localize(ET).as_unit("ns")
+    own = idx.tz_localize(None)  # the wall clock in the stamps' own zone
+    if len(own) and bool((own == own.normalize()).all()):
+        return own.tz_localize(ET).as_unit("ns")
+    return idx.tz_convert(ET).normalize().as_unit("ns")
 
 
 def normalise_splits(s: Any, source: str, ticker: str) -> pd.Series:
@@ -192,7 +206,13 @@ def normalise_splits(s: Any, source: str, ticker: str) -> pd.Series:
     except (TypeError, ValueError):
         raise DataIntegrityError(f"{source} returned non-numeric splits of {ticker}", provider=source) from None
     out = pd.Series(values, index=idx, name="ratio")
-    out = out[np.isfinite(out.to_numpy()) & (out.to_numpy() != 1)] if len(out) else out
+    impossible = ~(np.isfinite(values) & (values > 0))
+    if impossible.any():  # never dropped: adjusting without it would be silently wrong by its ratio
+        at = idx[impossible][0]
+        raise DataIntegrityError(f"{source} lists a split of {ticker} on {at.date()} with an impossible ratio "
+                                 f"{float(values[impossible][0])!r}: check the listing, or put another source first in "
+                                 "FINRPT_ACTIONS_PROVIDERS", provider=source)
+    out = out[out.to_numpy() != 1] if len(out) else out
     if out.index.has_duplicates:
         frame = out.reset_index().drop_duplicates()
         frame.columns = ["ex", "ratio"]
@@ -245,10 +265,12 @@ def normalise_dividends(s: Any, source: str, ticker: str) -> pd.Series:
         raise DataIntegrityError(f"{source} returned non-numeric dividends of {ticker}", provider=source) from None
     cur = np.array([str(c).strip().upper() or "USD" for c in cur], dtype=object)
     recs = pd.DataFrame({"ex": idx, "amount": amount, "currency": cur, "rate": rate})
-    recs = recs[np.isfinite(recs["amount"]) & (recs["amount"] > 0)]
+    broken = ~(np.isfinite(recs["amount"]) & (recs["amount"] >= 0))  # NaN, inf, negative: refused below
+    recs = recs[broken | (recs["amount"] > 0)]  # a zero is no dividend
     recs = recs.drop_duplicates(subset=["ex", "amount", "currency"])  # the same record listed twice
-    usd = recs["currency"] == "USD"
-    convertible = ~usd & np.isfinite(recs["rate"]) & (recs["rate"] > 0)
+    broken = ~(np.isfinite(recs["amount"]) & (recs["amount"] > 0))
+    usd = (recs["currency"] == "USD") & ~broken
+    convertible = ~usd & ~broken & np.isfinite(recs["rate"]) & (recs["rate"] > 0)
     refused = recs[~usd & ~convertible]
     recs = recs[usd | convertible]
     value = np.where(recs["currency"] == "USD", recs["amount"], recs["amount"] * recs["rate"])
@@ -258,8 +280,8 @@ def normalise_dividends(s: Any, source: str, ticker: str) -> pd.Series:
     out = out.sort_index()
     if len(refused):
         out.attrs["refused"] = {r.ex: f"{r.amount:g} {r.currency}" for r in refused.itertuples()}
-        log.warning("%s lists dividend(s) of %s in another currency without a rate to USD: %s; not used (a "
-                    "non-USD amount is never taken as dollars)", source, ticker,
+        log.warning("%s lists dividend(s) of %s that cannot be used: %s; not used (a non-USD amount without a "
+                    "rate is never taken as dollars; a missing or negative amount is no amount)", source, ticker,
                     ", ".join(f"{v} on {k.date()}" for k, v in out.attrs["refused"].items()))
     return out
 
@@ -300,9 +322,7 @@ def normalise_market(splits: Any, dividends: Any, source: str) -> tuple[pd.Serie
         if not isinstance(obj, (pd.Series, pd.DataFrame)) or not isinstance(obj.index, pd.MultiIndex):
             raise DataIntegrityError(f"{source} returned market-wide {what} that are not indexed by (ticker, "
                                      "ex-date)", provider=source)
-        ex = obj.index.get_level_values(1)
-        ex = pd.DatetimeIndex(ex)
-        ex = (ex.tz_localize(ET) if ex.tz is None else ex.tz_convert(ET)).normalize().as_unit("ns")
+        ex = ex_dates(obj.index.get_level_values(1))
         out = pd.DataFrame({"ticker": np.asarray(obj.index.get_level_values(0), dtype=object), "ex": ex})
         if isinstance(obj, pd.Series):
             out["value"] = obj.to_numpy(dtype="float64")
@@ -317,7 +337,7 @@ def normalise_market(splits: Any, dividends: Any, source: str) -> tuple[pd.Serie
             out["currency"] = [str(c).strip().upper() if isinstance(c, str) and c.strip() else "USD" for c in cur]
             rate_col = next((c for c in _RATE_COLUMNS if c in obj.columns), None)
             out["rate"] = obj[rate_col].to_numpy(dtype="float64") if rate_col else np.nan
-        return out[np.isfinite(out["value"]) & (out["value"] > 0)]
+        return out  # impossible values are named below (a zero dividend is no dividend)
 
     def series(frame: pd.DataFrame, name: str) -> pd.Series:
         idx = pd.MultiIndex.from_arrays([pd.Index(frame["ticker"].to_numpy(), dtype="object"),
@@ -325,18 +345,23 @@ def normalise_market(splits: Any, dividends: Any, source: str) -> tuple[pd.Serie
         return pd.Series(frame["value"].to_numpy(dtype="float64"), index=idx, name=name).sort_index()
 
     sp = records(splits, "splits")
-    sp = sp[sp["value"] != 1].drop_duplicates(subset=["ticker", "ex", "value"])
+    for r in sp[~(np.isfinite(sp["value"]) & (sp["value"] > 0))].itertuples(index=False):
+        bad_splits.setdefault(r.ticker, f"{source} lists a split of {r.ticker} on {r.ex.date()} with an impossible "
+                                        f"ratio {float(r.value)!r}")
+    sp = sp[(sp["value"] != 1) & ~sp["ticker"].isin(list(bad_splits))].drop_duplicates(subset=["ticker", "ex", "value"])
     clash = sp.duplicated(subset=["ticker", "ex"], keep=False)
     for t, ex in sp.loc[clash, ["ticker", "ex"]].drop_duplicates().itertuples(index=False):
         bad_splits.setdefault(t, f"{source} lists splits of {t} with different ratios on {ex.date()}: which one "
                                  "happened cannot be told")
     sp = sp[~sp["ticker"].isin(list(bad_splits))]
-    dv = records(dividends, "dividends").drop_duplicates(subset=["ticker", "ex", "value", "currency"])
-    usd = dv["currency"] == "USD"
-    ok = usd | (np.isfinite(dv["rate"]) & (dv["rate"] > 0))
+    dv = records(dividends, "dividends")
+    dv = dv[dv["value"] != 0].drop_duplicates(subset=["ticker", "ex", "value", "currency"])
+    valid = np.isfinite(dv["value"]) & (dv["value"] > 0)
+    usd = (dv["currency"] == "USD") & valid
+    ok = usd | (valid & np.isfinite(dv["rate"]) & (dv["rate"] > 0))
     for r in dv[~ok].itertuples(index=False):
         refused.setdefault(r.ticker, f"{source} lists a dividend of {r.ticker} of {r.value:g} {r.currency} on "
-                                     f"{r.ex.date()} with no rate to USD (never taken as dollars)")
+                                     f"{r.ex.date()} that cannot be used (no rate to USD, or no valid amount)")
     dv = dv[ok].assign(value=lambda f: np.where(f["currency"] == "USD", f["value"], f["value"] * f["rate"]))
     dv = dv.groupby(["ticker", "ex"], as_index=False, sort=True)["value"].sum()  # regular + special add up
     if refused or bad_splits:
@@ -352,9 +377,9 @@ def refused_between(acts: "Actions", first: Any, last: Any = None) -> str | None
     hits = [f"{v} on {k.date()}" for k, v in refused.items() if k > first and (last is None or k <= last)]
     if not hits:
         return None
-    return (f"{acts.source} lists dividend(s) of {acts.ticker} not in USD and gives no rate ({', '.join(hits)}): "
-            "a total return would take them as dollars; ask adjustment='splits', or put a source giving USD "
-            "amounts first in FINRPT_ACTIONS_PROVIDERS")
+    return (f"{acts.source} lists dividend(s) of {acts.ticker} that cannot be used ({', '.join(hits)}: not in USD "
+            "without a rate, or no valid amount): a total return without them would be wrong; ask "
+            "adjustment='splits', or put another source first in FINRPT_ACTIONS_PROVIDERS")
 
 
 def served_dividends(acts: "Actions") -> pd.Series:
@@ -601,12 +626,25 @@ def closes_from(config: Config, first: Any = None) -> Closes:
             if not raw_daily(p):
                 continue
             try:
-                return guard(p, "fetch_sessions()", p.fetch_sessions, ticker, sessions, "raw")["close"]
+                return checked_sessions(p, ticker, sessions, "raw")["close"]
             except ProviderError as e:
                 log.info("as-traded closes of %s from %s unavailable (%s)", ticker, p.name, e)
         return None
 
     return closes
+
+
+def checked_sessions(provider: Any, ticker: str, sessions: list, adjustment: str) -> pd.DataFrame:
+    """``provider.fetch_sessions(...)`` through the gate (the closes that weigh splits and
+    dividends are bars entering the core like any other): a bad bar is a DataIntegrityError."""
+    from . import calendar
+    from .frames import Expect, check_bars
+    from .plugins import guard
+
+    got = guard(provider, "fetch_sessions()", provider.fetch_sessions, ticker, sessions, adjustment)
+    days = tuple(sorted(set(sessions)))
+    return check_bars(got, Expect(days[0], days[-1], "1d", sessions=tuple(
+        d for d in calendar.sessions(days[0], days[-1]) if d in set(days))), ticker, provider.name)
 
 
 def corporate_actions(ticker: str, *, config: Config | dict | None = None) -> pd.DataFrame:

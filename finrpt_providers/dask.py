@@ -160,7 +160,8 @@ def _partition(part: tuple) -> "pd.DataFrame":
     p = registry()[provider].provider.configured(worker_config(name))
     store = p.store()
     table = store.read_tickers(dataset, days, tickers) if tickers is not None else store.read_days(dataset, days)
-    long, bad = gate(p.table_to_long(table), Expect(days[0], days[-1], interval, tickers), provider)
+    long, bad = gate(p.table_to_long(table), Expect(days[0], days[-1], interval, tickers, sessions=tuple(days)),
+                     provider)
     if bad:  # the client named them (a store that changed since would be caught here, loudly)
         import logging
 
@@ -187,8 +188,10 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
     from . import calendar
     from .adjust import factors
     from .frames import Expect, gate, one_ticker, tickers_of
-    from .market import checked_splits, market_actions
-    from .plugins import guard
+    import logging
+
+    from .errors import ProviderError
+    from .market import checked_splits, market_actions, market_session
     from .timebase import DAY_NS, ET, ordinal, session_days, wall_ns
 
     splits, dividends, src, refused = market_actions(cfg, days[0], cfg.today())
@@ -212,7 +215,11 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
             held |= {d for d in np.unique(wall_ns(part.index.get_level_values(1)) // DAY_NS)} if len(part) else set()
         for d in needed:
             if ordinal(d) not in held:  # a minute dataset, or a session the store lacks
-                got = guard(source, "fetch_market()", source.fetch_market, d, d, "1d", "raw")
+                try:
+                    got = market_session(source, d, "raw")
+                except ProviderError as e:  # its tickers' events then fail, named
+                    logging.getLogger(__name__).info("read_bars: closes of %s unavailable (%s)", d, e)
+                    continue
                 parts.append(got[got.index.get_level_values(0).isin(event_tickers)])
     raw = pd.concat([p for p in parts if len(p)]).sort_index() if any(len(p) for p in parts) else None
     if raw is None:

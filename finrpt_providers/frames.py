@@ -54,6 +54,8 @@ class Expect:
     interval: str | None = "1d"
     tickers: Collection[str] | None = None
     hours: tuple[int, int] = EXTENDED_HOURS
+    #: the exchange's sessions in the range (None: any day in it): a bar on another day fails
+    sessions: tuple[dt.date, ...] | None = None
 
     @property
     def daily(self) -> bool:
@@ -226,8 +228,18 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
         # time) order without touching a string per row
         level = frame.index.levels[0]
         raw_codes = np.asarray(frame.index.codes[0], dtype=np.int64)
-        if (raw_codes < 0).any():
-            raise bad("a bar without a ticker")
+        if (raw_codes < 0).any() or any(not isinstance(x, str) or not x for x in level):
+            # a bar nobody can own fails nobody else: it is left out, loudly
+            owned = np.asarray([isinstance(x, str) and bool(x) for x in level], dtype=bool)
+            orphan = (raw_codes < 0) | ~owned[np.maximum(raw_codes, 0)]
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s: %d bar(s) without a ticker left out (first at %s)", provider or "a provider",
+                int(orphan.sum()), stamps[int(np.argmax(orphan))] if len(stamps) else "?")
+            owned_rows = frame[~orphan]
+            owned_rows.index = owned_rows.index.remove_unused_levels()
+            return _check(owned_rows, expect, provider, ticker, identical_duplicates)
         level_names = np.array([str(x) for x in level], dtype=object)
         if len(level_names) > 1 and not pd.Index(level_names).is_monotonic_increasing:
             by_name = np.argsort(level_names.astype(str), kind="stable")
@@ -273,6 +285,9 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
         mark(~(np.isnan(txf) | ((txf >= 0) & (txf % 1 == 0) & np.isfinite(txf))), 5)
     day = wall // DAY_NS
     mark((day < ordinal(expect.start)) | (day > ordinal(expect.end)), 6)
+    if expect.sessions is not None:
+        mark(~np.isin(day, np.fromiter((ordinal(d) for d in expect.sessions), dtype=np.int64,
+                                       count=len(expect.sessions))), 11)
     minute = (wall % DAY_NS) // MINUTE_NS
     if expect.interval is None:
         pass  # any bar length: only the range is known
@@ -375,6 +390,7 @@ _REASONS = {
                                       f"{e.hours[1] // 60:02d}:{e.hours[1] % 60:02d} New York) or off the minute"),
     9: lambda ts, *a: f"the bar {ts} was sent twice with different values",
     10: lambda ts, *a: f"duplicate bars at {ts}",
+    11: lambda ts, *a: f"bar {ts} is on a day the exchange had no session",
 }
 
 

@@ -163,7 +163,7 @@ def validate_long(df: Any, query: PriceQuery, days: list[dt.date], provider: str
     """A provider's market answer through the one gate (:func:`finrpt_providers.frames.gate`):
     the long frame of every ticker whose bars keep the contract; a ticker with a bad bar is
     left out and named in ``attrs["failed"]`` (never delivered, never dropped silently)."""
-    out, failed = gate(df, Expect(query.start, query.end, query.interval), provider)
+    out, failed = gate(df, Expect(query.start, query.end, query.interval, sessions=tuple(days)), provider)
     if failed:
         log.warning("market: %d ticker(s) from %s left out, their bars break the contract: %s", len(failed), provider,
                     "; ".join(str(e) for e in list(failed.values())[:5]))
@@ -212,6 +212,19 @@ def market_actions(cfg: Config, since: dt.date, today: dt.date) -> tuple[pd.Seri
     return splits, dividends, source.name, refused
 
 
+def market_session(provider: PriceProvider, day: dt.date, adjustment: str) -> pd.DataFrame:
+    """One session of ``provider``'s daily market through the gate (closes that weigh events
+    are bars entering the core like any other): tickers with a bad bar are left out, logged."""
+    from .plugins import guard
+
+    got, bad = gate(guard(provider, "fetch_market()", provider.fetch_market, day, day, "1d", adjustment),
+                    Expect(day, day, "1d", sessions=(day,)), provider.name)
+    if bad:
+        log.warning("market: closes of %d ticker(s) on %s from %s refused: %s", len(bad), day, provider.name,
+                    "; ".join(str(e) for e in list(bad.values())[:3]))
+    return got
+
+
 def checked_splits(splits: pd.Series, refused: dict, source_name: str, daily, have: str, first_day,
                    present: set[str]) -> tuple[pd.Series, dict[str, str]]:
     """Market-wide splits of the ``present`` tickers checked against daily closes
@@ -254,6 +267,37 @@ def checked_splits(splits: pd.Series, refused: dict, source_name: str, daily, ha
     return splits, failed
 
 
+def rescue(splits: pd.Series, dividends: pd.Series, failed: dict[str, str], cfg: Config, closes, since,
+           today: dt.date) -> tuple[pd.Series, pd.Series, dict[str, str]]:
+    """Tickers whose market-wide events could not be used (a split the prices contradict, two
+    ratios on one day) asked of the configured sources one by one, as a single ticker's
+    question asks them (:func:`finrpt_providers.actions.get_actions`: the next source is
+    tried): their events replaced by the first valid answer; the others stay failed."""
+    import pandas as pd
+
+    from .actions import available, get_actions_many, happened
+    from .adjust import as_single
+
+    if not failed or len(available(cfg)[0]) < 2:
+        return splits, dividends, failed
+    got = get_actions_many(sorted(failed), cfg, closes, since=since)
+    ok = {t: happened(a, today) for t, a in got.items() if not isinstance(a, ProviderError)}
+    if not ok:
+        return splits, dividends, failed
+    log.info("market: corporate actions of %s taken from the next configured source", ", ".join(sorted(ok)))
+
+    def swap(events: pd.Series, part) -> pd.Series:
+        keep = events[~events.index.get_level_values(0).isin(list(ok))] if len(events) else events
+        extra = [as_single(part(a), t) for t, a in ok.items() if len(part(a))]
+        if not extra:
+            return keep
+        joined = pd.concat([keep, *[e.set_axis(e.index.set_names(keep.index.names)) for e in extra]])
+        return joined.sort_index()
+
+    return swap(splits, lambda a: a.splits), swap(dividends, lambda a: a.dividends), \
+        {t: why for t, why in failed.items() if t not in ok}
+
+
 def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: PriceProvider,
                          actions: tuple, interval: str = "1d") -> tuple[pd.DataFrame, dict[str, str]]:
     """``frame`` (bars of ``interval`` as ``provider`` serves them, ``have``) adjusted to
@@ -264,7 +308,6 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
     import pandas as pd
 
     from .pipeline import adjust_long
-    from .plugins import guard
 
     splits, dividends, source_name = actions[0], actions[1], actions[2]
     refused = actions[3] if len(actions) > 3 else {}
@@ -283,7 +326,7 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
         for d in sorted(set(sessions) - have_days):
             if d not in sessions_read:
                 try:
-                    sessions_read[d] = guard(provider, "fetch_market()", provider.fetch_market, d, d, "1d", have)
+                    sessions_read[d] = market_session(provider, d, have)
                 except ProviderError as e:
                     log.info("market: daily closes of %s unavailable from %s (%s)", d, provider.name, e)
                     sessions_read[d] = empty_long()
@@ -294,11 +337,22 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
 
     present = set(tickers_of(frame))
     splits, failed = checked_splits(splits, refused, source_name, daily, have, first_day, present)
+    if failed and provider.config is not None:
+        from .actions import closes_from
+
+        splits, dividends, failed = rescue(splits, dividends, failed, provider.config,
+                                           closes_from(provider.config, provider), first_day,
+                                           provider.config.today())
     def more_closes(wanted: dict[str, list[dt.date]]) -> pd.Series | None:
         if "1d" not in provider.intervals:
             return None
         sessions = sorted({d for ds in wanted.values() for d in ds})
-        got = [guard(provider, "fetch_market()", provider.fetch_market, d, d, "1d", have) for d in sessions]
+        got = []
+        for d in sessions:
+            try:
+                got.append(market_session(provider, d, have))
+            except ProviderError as e:  # its tickers' dividends then fail, named ("no close for ...")
+                log.info("market: daily closes of %s unavailable from %s (%s)", d, provider.name, e)
         got = [g for g in got if len(g)]
         if not got:
             return None

@@ -27,7 +27,6 @@ from . import actions, calendar, redact
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .frames import Expect, check_bars, empty_bars, gate, is_long, long_frame, tickers_of
 from .intervals import INTERVALS, base_interval, is_period, resample_long
-from .plugins import guard
 from .provider import PriceProvider, PriceQuery
 from .timebase import DAY_NS, from_ordinal, midnight, ordinal, session_days, wall_ns
 
@@ -90,8 +89,10 @@ def fetch(provider: PriceProvider, query: PriceQuery, today: dt.date, native: Pr
 
 
 def expect(native: PriceQuery, tickers=None) -> Expect:
-    """What the gate admits for an answer to ``native`` (its sessions, interval, tickers)."""
-    return Expect(native.start, native.end, native.interval, tickers)
+    """What the gate admits for an answer to ``native`` (its NYSE sessions, interval, tickers):
+    a bar outside them fails its ticker, named (never clipped away in silence)."""
+    return Expect(native.start, native.end, native.interval, tickers,
+                  sessions=tuple(calendar.sessions(native.start, native.end)))
 
 
 def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame: pd.DataFrame) -> pd.DataFrame:
@@ -102,7 +103,7 @@ def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame
     if not isinstance(frame, pd.DataFrame):
         raise DataIntegrityError(f"bar frame breaks the contract: expected a pandas DataFrame, got "
                                  f"{type(frame).__name__}", provider=provider.name)
-    bars = check_bars(clip(frame, native), expect(native, [query.ticker]), query.ticker, provider.name)
+    bars = check_bars(frame, expect(native, [query.ticker]), query.ticker, provider.name)
     if native.adjustment == query.adjustment and native.interval == query.interval:
         bars.attrs = {"actions": ""}
         return bars  # nothing to derive: the checked frame as it is (the warm path)
@@ -131,7 +132,7 @@ def finish_basket(provider: PriceProvider, queries: list[PriceQuery], natives: l
     q0, n0 = queries[0], natives[0]
     asked = [q.ticker for q in queries]
     try:
-        long, failed = gate(clip_long(frame, n0), expect(n0, asked), provider.name)
+        long, failed = gate(frame, expect(n0, asked), provider.name)
     except ProviderError as e:
         return None, {t: e for t in asked}
     long, more, used = finish_long(provider, q0, n0, long)
@@ -270,7 +271,7 @@ def _closes_by_ticker(provider: PriceProvider, have: str):
         frames = {}
         for t, days in wanted.items():
             try:
-                frames[t] = guard(provider, "fetch_sessions()", provider.fetch_sessions, t, sorted(set(days)), have)
+                frames[t] = actions.checked_sessions(provider, t, sorted(set(days)), have)
             except ProviderError as e:
                 log.info("closes before ex-dates of %s from %s unavailable (%s)", t, provider.name, e)
         if not frames:
@@ -292,34 +293,6 @@ def _no_data(provider: PriceProvider, q: PriceQuery):
 
 
 _is_long = is_long
-
-
-def clip_long(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
-    """:func:`clip` for a long frame."""
-    if not is_long(df) or not len(df):
-        return df
-    ts = df.index.get_level_values("timestamp")
-    if not hasattr(ts, "tz") or ts.tz is None:
-        return df
-    keep = _in_range(ts, query)
-    return df if keep.all() else df[keep]
-
-
-def _in_range(stamps, query: PriceQuery):
-    """True for each stamp whose New York session day is within the query's range."""
-    day = wall_ns(stamps) // DAY_NS
-    return (day >= ordinal(query.start)) & (day <= ordinal(query.end))
-
-
-def clip(df: pd.DataFrame, query: PriceQuery) -> pd.DataFrame:
-    """Drop bars outside the asked sessions (providers may return whole pages)."""
-    import pandas as pd
-
-    if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None \
-            or df.empty:
-        return df
-    keep = _in_range(df.index, query)
-    return df if keep.all() else df[keep]
 
 
 happened = actions.happened

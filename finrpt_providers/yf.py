@@ -257,13 +257,14 @@ class Ticker:
         return out
 
     def _events(self, bars: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
-        from .actions import available, closes_from, get_actions
+        from .actions import available, closes_from, get_actions, happened
         from .timebase import session_days
 
         if not available(self._cfg)[0]:
             log.info("%s: no corporate-actions source: Dividends and Stock Splits are zero", self.ticker)
             return None, None
-        acts = get_actions(self._ours, self._cfg, closes_from(self._cfg), since=session_days(bars.index[:1])[0])
+        acts = happened(get_actions(self._ours, self._cfg, closes_from(self._cfg),
+                                    since=session_days(bars.index[:1])[0]), self._cfg.today())
         return acts.splits, acts.dividends
 
     def _all_events(self):

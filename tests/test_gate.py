@@ -338,3 +338,94 @@ def test_no_source_outside_the_configuration_is_asked(fakes, tmp_path):
         assert trap.connections == 0
     finally:
         trap.close()
+
+
+# -- what a hostile review found, by class --------------------------------------------------------
+def test_an_impossible_split_ratio_fails_the_ticker_never_dropped(cfg, fakes, mkt):
+    _ff, rest = fakes
+    rest.split_ratio_override = {"NVDA": 0.0}
+    with pytest.raises(fp.AllProvidersFailed, match="impossible ratio 0.0"):
+        fp.get_prices("NVDA", "2025-09-24", DAY, providers=["massive_flatfiles"], config=cfg)
+    # Massive REST adjusts natively: the chain moves on to it and says why it had to
+    got = fp.get_prices("NVDA", "2025-09-24", DAY, config=cfg)
+    assert got.attrs["provider"] == "massive_rest" and "impossible ratio" in got.attrs["attempts"][0]["detail"]
+    market = fp.get_market("2025-09-24", DAY, providers=["massive_flatfiles"], config=cfg)
+    assert "impossible ratio" in market.attrs["failed"]["NVDA"]
+    assert "NVDA" not in set(market.index.get_level_values(0)) and "AAPL" in set(market.index.get_level_values(0))
+
+
+def test_a_dividend_without_a_valid_amount_is_refused_and_named(cfg, fakes, mkt):
+    _ff, rest = fakes
+    rest.extra_dividends = [("AAPL", "2025-12-01", -0.3, "USD")]
+    with pytest.raises(fp.AllProvidersFailed, match="cannot be used"):
+        fp.get_prices("AAPL", "2025-09-24", DAY, adjustment="total", providers=["massive_flatfiles"], config=cfg)
+    ok = fp.get_prices("AAPL", "2025-09-24", DAY, adjustment="splits", config=cfg)
+    np.testing.assert_allclose(ok["close"], _truth(mkt, "AAPL", dt.date(2025, 9, 24), DAY, "splits")["close"])
+    market = fp.get_market("2025-09-24", DAY, adjustment="total", providers=["massive_flatfiles"], config=cfg)
+    assert "cannot be used" in market.attrs["failed"]["AAPL"]
+    assert fp.get_actions("AAPL", config=cfg).attrs["refused"] == {"2025-12-01": "-0.3 USD"}
+
+
+def test_an_ex_date_is_a_date_whatever_zone_it_is_written_in():
+    from finrpt_providers.actions import ex_dates
+
+    got = ex_dates(pd.DatetimeIndex(["2026-02-03 00:00", "2026-02-05 00:00"]).tz_localize("UTC"))
+    assert [d.date() for d in got] == [dt.date(2026, 2, 3), dt.date(2026, 2, 5)] and str(got.tz) == "America/New_York"
+    intraday = ex_dates(pd.DatetimeIndex(["2026-02-03 14:30"]).tz_localize("UTC"))  # 09:30 New York
+    assert intraday[0] == pd.Timestamp("2026-02-03", tz="America/New_York")
+    assert ex_dates(pd.DatetimeIndex(["2026-02-03"]))[0] == pd.Timestamp("2026-02-03", tz="America/New_York")
+
+
+def test_the_gate_refuses_a_bar_on_a_day_without_a_session_and_leaves_out_bars_without_a_ticker(caplog):
+    days = [dt.date(2025, 10, 3), dt.date(2025, 10, 4)]  # a Friday and a Saturday
+    long = pd.concat({"AAA": _bars(days), "BBB": _bars(days[:1])}, names=["ticker", "timestamp"])
+    out, failed = gate(long, Expect(days[0], days[1], "1d", sessions=(days[0],)), "p")
+    assert list(failed) == ["AAA"] and "no session" in str(failed["AAA"])
+    assert sorted(set(out.index.get_level_values(0))) == ["BBB"]
+    orphan = long.copy()
+    orphan.index = pd.MultiIndex.from_tuples([(None if i == 0 else t, ts) for i, (t, ts) in enumerate(long.index)],
+                                             names=["ticker", "timestamp"])
+    out, failed = gate(orphan, Expect(days[0], days[1], "1d"), "p")
+    assert failed == {} and len(out) == 2 and "without a ticker" in caplog.text
+
+
+def test_bars_outside_the_asked_range_fail_the_ticker_on_every_door(register_plugin, mkt):
+    """A provider answering more sessions than asked: named, never clipped away in silence."""
+    from finrpt_providers import PriceProvider, hookimpl
+
+    class Sloppy(PriceProvider):
+        name = "sloppy"
+        adjustments = frozenset({"raw"})
+
+        def fetch(self, query):
+            first = query.start - dt.timedelta(days=1 if query.start.weekday() else 3)
+            bars = mkt.truth(query.ticker, first, query.end, "1d", "raw")
+            return bars if query.ticker == "NVDA" else bars[bars.index >= pd.Timestamp(query.start, tz=bars.index.tz)]
+
+    class Plugin:
+        @hookimpl
+        def register_price_providers(self, register):
+            register(Sloppy())
+
+    register_plugin(Plugin(), name="sloppy-plugin")
+    cfg = Config.load({"FINRPT_PRICE_PROVIDERS": "sloppy", "FINRPT_PROVIDERS_TODAY": "2026-04-01"}, environ={})
+    with pytest.raises(fp.AllProvidersFailed, match="outside the asked range"):
+        fp.get_prices("NVDA", "2025-10-01", "2025-10-03", adjustment="raw", config=cfg)
+    got = fp.get_prices(["NVDA", "AAPL"], "2025-10-01", "2025-10-03", adjustment="raw", config=cfg, errors="omit")
+    assert "outside the asked range" in got.attrs["failed"]["NVDA"]
+    np.testing.assert_allclose(got.xs("AAPL", level="ticker")["close"],
+                               _truth(mkt, "AAPL", dt.date(2025, 10, 1), dt.date(2025, 10, 3), "raw")["close"])
+
+
+def test_closes_that_weigh_events_pass_the_gate_too():
+    from finrpt_providers.market import market_session
+
+    class Broken:
+        name = "broken"
+        config = None
+
+        def fetch_market(self, *a):
+            return None
+
+    with pytest.raises(fp.DataIntegrityError, match="expected a pandas DataFrame"):
+        market_session(Broken(), dt.date(2025, 10, 1), "raw")
