@@ -42,7 +42,8 @@ def main() -> None:
             FakeMassiveREST(market, api_key="k") as rest:
         cfg = Config.load({**ff.config(), "MASSIVE_API_KEY": "k", "MASSIVE_REST_BASE_URL": rest.url,
                            "FINRPT_PROVIDERS_TODAY": market.today().isoformat(), "FINRPT_PROVIDERS_CACHE_DIR": cache,
-                           "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"}, environ={})
+                           "FINRPT_PRICE_PROVIDERS": "massive_flatfiles",
+                           "FINRPT_ACTIONS_PROVIDERS": "massive_rest"}, environ={})
         provider = registry()["massive_flatfiles"].provider.configured(cfg)
         query = fp.PriceQuery(TICKER, START, END, "1d", "raw")
         fp.get_prices(TICKER, START, END, adjustment="total", config=cfg)  # fills the store and the actions cache
