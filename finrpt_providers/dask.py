@@ -169,8 +169,14 @@ def _partition(part: tuple) -> "pd.DataFrame":
                                             "the contract: %s", len(bad), days[0], days[-1], ", ".join(sorted(bad)[:20]))
     if adjustment != "raw" and len(long):
         splits, dividends, closes, failed = prepared
-        long, _why = adjust_long(long, "raw", adjustment, splits, dividends, daily=False,
-                                 more_closes=lambda _wanted: closes, exclude=set(failed))
+        long, why = adjust_long(long, "raw", adjustment, splits, dividends, daily=False,
+                                more_closes=lambda _wanted: closes, exclude=set(failed))
+        if why:  # the client's preparation should have named them: never a silent loss
+            import logging
+
+            logging.getLogger(__name__).warning("read_bars: %d ticker(s) of %s..%s left out on the worker, their "
+                                                "corporate actions could not be applied: %s", len(why), days[0],
+                                                days[-1], "; ".join(f"{t}: {w}" for t, w in sorted(why.items())[:5]))
     out = long.reset_index()
     return out[list(_meta().columns)]
 

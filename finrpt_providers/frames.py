@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataIntegrityError
@@ -434,10 +434,6 @@ def tickers_of(long: pd.DataFrame) -> list[str]:
     codes = np.asarray(long.index.codes[0])
     used = np.unique(codes)
     return sorted(str(t) for t in np.asarray(long.index.levels[0], dtype=object)[used])
-
-
-def fail_all(tickers: Iterable[str], error: Exception) -> dict[str, Any]:
-    return {t: error for t in tickers}
 
 
 __all__ = ["BAR_COLUMNS", "FLOAT_COLUMNS", "PRICE_COLUMNS", "Expect", "gate", "check_bars", "empty_bars",

@@ -100,25 +100,19 @@ def widen(start: dt.date, end: dt.date, interval: str) -> tuple[dt.date, dt.date
 
 
 def resample_minutes(df: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """1m bars -> ``interval`` bars in ET, clock-aligned, labelled by bar start.
-
-    open/close: first/last; high/low: max/min; volume and transactions: summed; vwap:
-    volume-weighted over the minutes that have one (missing when none has).
-    """
+    """1m bars -> ``interval`` bars in ET, clock-aligned, labelled by bar start: one ticker as a
+    basket of one (:func:`resample_long`, whose rules these are)."""
+    import numpy as np
     import pandas as pd
 
     if interval == "1m" or df.empty:
         return df
-    keys = df.index.floor(f"{INTERVAL_MINUTES[interval]}min")
-    g = df.groupby(keys)
-    out = pd.DataFrame({
-        "open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(), "close": g["close"].last(),
-        "volume": g["volume"].sum(),
-    })
-    pv = (df["vwap"] * df["volume"]).groupby(keys).sum(min_count=1)
-    out["vwap"] = pv / out["volume"].where(out["volume"] > 0)
-    out["transactions"] = g["transactions"].sum(min_count=1).astype("Int64")
-    out.index.name = "timestamp"
+    long = df.copy(deep=False)
+    idx = df.index.as_unit("ns")
+    long.index = pd.MultiIndex(levels=[pd.Index(["_"], dtype="object"), idx.unique()],
+                               codes=[np.zeros(len(df), dtype=np.int64), idx.unique().get_indexer(idx)],
+                               names=["ticker", "timestamp"], verify_integrity=False)
+    out = resample_long(long, interval).droplevel(0)
     out.attrs = dict(df.attrs)
     return out
 
@@ -169,6 +163,8 @@ def resample_periods_long(long: pd.DataFrame, interval: str, today: dt.date | No
     import pandas as pd
 
     tz = "America/New_York"
+    if len(long) and not long.index.is_monotonic_increasing:  # runs below need (ticker, time) order
+        long = long.sort_index()
     if not len(long):
         out = long.copy()
         out.attrs = {**long.attrs, "interval": interval, **({"partial_last": {}} if today else {})}
@@ -218,6 +214,8 @@ def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
 
     if interval == "1m" or not len(long):
         return long
+    if not long.index.is_monotonic_increasing:  # runs below need (ticker, time) order
+        long = long.sort_index()
     width = INTERVAL_MINUTES[interval] * 60 * 10**9
     levels = long.index.levels[0]
     codes = np.asarray(long.index.codes[0], dtype=np.int64)  # a sorted long frame: one run per ticker
@@ -229,16 +227,18 @@ def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
     last = np.r_[at[1:], len(long)] - 1
     col = {c: long[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume", "vwap")}
     vol = np.add.reduceat(col["volume"], at)
-    pvs = col["vwap"] * col["volume"]
-    known = ~np.isnan(pvs)
-    pv = np.add.reduceat(np.where(known, pvs, 0.0), at)
-    pv[np.add.reduceat(known.astype(np.int64), at) == 0] = np.nan
+    # vwap: weighted by the volume of the minutes that have one (a minute without one neither
+    # adds value nor dilutes: dividing by every minute's volume would pull it low)
+    known = ~np.isnan(col["vwap"])
+    pv = np.add.reduceat(np.where(known, col["vwap"] * col["volume"], 0.0), at)
+    kvol = np.add.reduceat(np.where(known, col["volume"], 0.0), at)
     with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = np.where(vol > 0, pv / np.where(vol > 0, vol, 1.0), np.nan)
+        vwap = np.where(kvol > 0, pv / np.where(kvol > 0, kvol, 1.0), np.nan)
+    # transactions: summed when every minute counts them, else missing (never an undercount)
     tx = long["transactions"].to_numpy(dtype="float64", na_value=np.nan)
     tknown = ~np.isnan(tx)
     tsum = np.add.reduceat(np.where(tknown, tx, 0.0), at)
-    tnone = np.add.reduceat(tknown.astype(np.int64), at) == 0
+    tnone = np.minimum.reduceat(tknown.astype(np.int8), at) == 0
     # the bucket's start in UTC: its wall clock less the offset of its first minute (a bucket of at
     # most an hour never straddles a DST change, which happens at 02:00, outside every session)
     utc = bucket[at] - (wall[at] - np.asarray(stamps.asi8)[at])
