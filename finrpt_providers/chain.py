@@ -27,7 +27,7 @@ from .config import Config, resolve_config
 from .errors import AllProvidersFailed, DataIntegrityError, InvalidQuery, NoData, ProviderError
 from .intervals import is_period, resample_periods, widen
 from .plugins import guard, registry
-from .frames import empty_bars, long_frame
+from .frames import empty_bars, is_long, long_frame
 from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery, report_done
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any] 
             got = guard(provider, "fetch_basket()", provider.fetch_basket, natives)
         except ProviderError as e:
             return {q.ticker: e for q in natives}
-        if pipeline._is_long(got):
+        if is_long(got):
             return got
         if not isinstance(got, dict):
             e = DataIntegrityError(f"{provider.name}.fetch_basket() returned {type(got).__name__}, not a dict "

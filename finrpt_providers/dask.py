@@ -193,12 +193,12 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
 
     from . import calendar
     from .adjust import factors
-    from .frames import Expect, gate, one_ticker, tickers_of
+    from .frames import Expect, closes_by_session, gate, one_ticker, tickers_of
     import logging
 
     from .errors import ProviderError
     from .market import checked_splits, market_actions, market_session
-    from .timebase import DAY_NS, ET, ordinal, session_days, wall_ns
+    from .timebase import DAY_NS, ET, ordinal, wall_ns
 
     splits, dividends, src, refused = market_actions(cfg, days[0], cfg.today())
     if tickers is not None:
@@ -241,15 +241,14 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
     failed.update(why)
     if adjustment == "total":
         failed.update({t: r for t, r in refused.get("dividends", {}).items() if t in present})
-    stamps = session_days(daily.index.get_level_values(1))
-    closes = pd.Series(daily["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
-        [daily.index.get_level_values(0), stamps]))
+    closes = closes_by_session(daily)
     if adjustment == "total" and len(dividends):
         # a dividend that adjusts the range (ex-date after its first session) without its close
         # fails its ticker, named: one row per dividend-paying ticker at the range's first day
         payers = sorted(set(dividends.index.get_level_values(0)) - set(failed))
         codes = np.arange(len(payers), dtype=np.int64)
-        before = [pd.Timestamp(calendar.session_before(ex.date()) or ex.date(), tz=ET)
+        # no session before (the calendar's edge): NaT, so no close, so the ticker fails, as in adjust_long
+        before = [pd.Timestamp(b, tz=ET) if (b := calendar.session_before(ex.date())) else pd.NaT
                   for ex in dividends.index.get_level_values(1)]
         keyed = pd.MultiIndex.from_arrays([dividends.index.get_level_values(0), pd.DatetimeIndex(before)])
         prev = pd.Series(closes.reindex(keyed).to_numpy(), index=dividends.index)  # by ex-date, as factors takes

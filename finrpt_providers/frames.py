@@ -122,6 +122,17 @@ def long_index(codes, names, stamps) -> pd.MultiIndex:
                          codes=[np.asarray(codes), ts_codes], names=list(LONG_INDEX), verify_integrity=False)
 
 
+def closes_by_session(long: pd.DataFrame) -> pd.Series:
+    """A long frame's closes by (ticker, session day at 00:00 New York): what the adjustment
+    reads for the close before an ex-date, and what closes sources hand back."""
+    import pandas as pd
+
+    from .timebase import session_days
+
+    return pd.Series(long["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
+        [long.index.get_level_values(0), session_days(long.index.get_level_values(1))]))
+
+
 def one_ticker(long: pd.DataFrame, ticker: str) -> pd.DataFrame:
     """``ticker``'s rows of a sorted long frame as a bar frame (an empty one when absent)."""
     if not len(long):
@@ -155,7 +166,7 @@ def split_long(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     starts, stops = runs(codes)
     inner = frame.droplevel(0)
     out = {}
-    for k, (a, b) in enumerate(zip(starts, stops)):
+    for a, b in zip(starts, stops):
         part = inner.iloc[a:b]
         part.attrs = {}
         out[uniques[codes[a]]] = part

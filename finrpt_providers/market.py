@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
-from .frames import Expect, empty_long, gate, one_ticker, tickers_of
+from .frames import Expect, closes_by_session, empty_long, gate, one_ticker, tickers_of
 from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery
 from .timebase import DAY_NS, ET, from_ordinal, session_days, wall_ns
 
@@ -358,8 +358,7 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
             return None
         g = pd.concat(got)
         g = g[g.index.get_level_values(0).isin(list(wanted))]
-        return pd.Series(g["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
-            [g.index.get_level_values(0), session_days(g.index.get_level_values(1))]))
+        return closes_by_session(g)
 
     out, why = adjust_long(frame, have, want, splits, dividends, daily=interval == "1d", more_closes=more_closes,
                            refused={t: r for t, r in refused.get("dividends", {}).items() if t in present},
@@ -368,7 +367,6 @@ def apply_market_actions(frame: pd.DataFrame, have: str, want: str, provider: Pr
     if failed:
         log.warning("market: %d ticker(s) left out, their corporate actions could not be applied: %s",
                     len(failed), ", ".join(sorted(failed)[:20]))
-        out = out[~out.index.get_level_values("ticker").isin(list(failed))]
     return out, failed
 
 

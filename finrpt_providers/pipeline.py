@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 from . import actions, calendar, redact
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
-from .frames import Expect, check_bars, empty_bars, gate, is_long, long_frame, tickers_of
+from .frames import Expect, check_bars, closes_by_session, empty_bars, gate, long_frame, tickers_of
 from .intervals import INTERVALS, base_interval, is_period, resample_long
 from .provider import PriceProvider, PriceQuery
-from .timebase import DAY_NS, from_ordinal, midnight, ordinal, session_days, wall_ns
+from .timebase import DAY_NS, from_ordinal, midnight, ordinal, wall_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -264,7 +264,6 @@ def adjust_long(long: pd.DataFrame, have: str, want: str, splits, dividends, *,
 def _closes_by_ticker(provider: PriceProvider, have: str):
     """more_closes for :func:`adjust_long`: each ticker's sessions asked of ``provider``."""
     def more(wanted: dict[str, list[dt.date]]):
-        import pandas as pd
 
         if "1d" not in provider.intervals:
             return None
@@ -279,9 +278,7 @@ def _closes_by_ticker(provider: PriceProvider, have: str):
         long = long_frame({t: f for t, f in frames.items() if len(f)})
         if not len(long):
             return None
-        days = session_days(long.index.get_level_values(1))
-        return pd.Series(long["close"].to_numpy(), index=pd.MultiIndex.from_arrays(
-            [long.index.get_level_values(0), days]))
+        return closes_by_session(long)
     return more
 
 
@@ -290,9 +287,6 @@ def _no_data(provider: PriceProvider, q: PriceQuery):
 
     return NoData(f"no {q.interval} bars for {q.ticker} from {q.start} to {q.end} in {provider.name}'s answer "
                   "(check the ticker: share classes are written with a dot, e.g. BRK.B)", provider=provider.name)
-
-
-_is_long = is_long
 
 
 happened = actions.happened
