@@ -351,6 +351,21 @@ class Config:
         cfg.check()
         return cfg
 
+    @classmethod
+    def exact(cls, values: Mapping[str, str], origin: str = "the driver") -> "Config":
+        """Exactly ``values`` (resolved elsewhere, e.g. by the process that started a Dask
+        task) over the declared defaults: no file, ``.env`` or environment variable of THIS
+        machine is read. Every configuration rebuilt away from the user's process is built
+        here, so a ``finrpt_providers.toml`` or ``.env`` planted in a worker's directory
+        changes nothing."""
+        declared = all_settings()
+        values = {str(k): str(v) for k, v in values.items() if v is not None}
+        defaults = {n: _as_str(n, s.default) for n, s in declared.items() if s.default is not None}
+        sources = {**{n: "default" for n in defaults}, **{k: origin for k in values}}
+        cfg = cls({**defaults, **values}, sources)
+        cfg.check()
+        return cfg
+
     def check(self) -> None:
         """Parse every declared setting that has a value: a bad one fails here, naming it."""
         for name, s in all_settings().items():

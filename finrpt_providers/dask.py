@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +127,7 @@ def worker_config(name: str | None = None) -> "Config":
     if values is None:
         raise ConfigurationError(f"this worker has no finrpt configuration {name}: it joined without the plugin "
                                  "(share_config registers it with the client)")
-    cfg = Config.load(values, environ={}, cwd=tempfile.gettempdir())
+    cfg = Config.exact(values)  # nothing of this machine's files or environment: see Config.exact
     with _LOCK:
         _CACHE[name] = cfg
     return cfg

@@ -24,7 +24,7 @@ _MEASURE = textwrap.dedent("""
     from finrpt_providers.plugins import registry
     from finrpt_providers.providers.massive_flatfiles import files as F
     kind, settings, args = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
-    cfg = fp.Config.load(settings, environ={})
+    cfg = fp.Config.exact(settings, 'the probe')
     registry(); import pandas, pyarrow.csv, pyarrow.parquet, boto3  # what any query loads, before measuring
 
     def status(field):  # Linux: this process's own figures (ru_maxrss survives exec from a big parent)
