@@ -174,6 +174,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             help="secret key of an s3:// store"),
     Setting("FINRPT_STORE_S3_REGION", "store", "s3_region",
             help="region of an s3:// store (default: us-east-1)"),
+    Setting("FINRPT_STORE_REQUEST_DEADLINE", "store", "request_deadline", "float", 60.0, gt=0, le=3600,
+            help="seconds one request to a store on object storage may take in all, however its server trickles "
+                 "(plus a second per 256 KiB of the object)"),
     Setting("FINRPT_MAX_INTRADAY_SESSIONS", "chain", "max_intraday_sessions", "int", 2520, ge=1,
             help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
     Setting("FINRPT_STREAM_QUEUE", "stream", "queue", "int", 1000, ge=1, le=1_000_000,

@@ -341,6 +341,7 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
                 continue
             i = int(np.flatnonzero((codes == k) & (why != 0))[0])
             failed[t] = bad(f"{t}: {_REASONS[why[i]](stamps[i], o[i], h[i], lo[i], c[i], v[i], expect)}")
+            failed[t].at = stamps[i]  # the first bad bar's start (the store's verify names its session)
         keep &= ~np.isin(codes, bad_codes)
     if drop is not None:
         keep &= ~drop

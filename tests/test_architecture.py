@@ -212,6 +212,36 @@ def base_violations(root: Path) -> list[str]:
     return out
 
 
+STORE = "store"  # the store package: the base, config and itself; no provider, no network source
+
+
+def store_violations(root: Path) -> list[str]:
+    """Store modules importing anything beyond the base, ``config`` and the store itself."""
+    top = root.name
+    allowed = {f"{top}.{b}" for b in (*BASE, "config")}
+    out = []
+    for mod, targets in core_graph(root).items():
+        if mod == f"{top}.{STORE}" or mod.startswith(f"{top}.{STORE}."):
+            out += [f"{mod} -> {t}" for t in sorted(targets) if t not in allowed
+                    and not (t == f"{top}.{STORE}" or t.startswith(f"{top}.{STORE}."))]
+    return out
+
+
+def test_the_store_imports_only_the_base_and_config():
+    assert store_violations(PACKAGE) == []
+
+
+def test_the_store_check_fails_when_the_store_reaches_up(tmp_path):
+    pkg = tmp_path / "finrpt_providers"
+    (pkg / "store").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "chain.py").write_text("")
+    (pkg / "errors.py").write_text("")
+    (pkg / "store" / "__init__.py").write_text("from ..errors import x\n")
+    (pkg / "store" / "engine.py").write_text("def f():\n    from ..chain import y\n")
+    assert store_violations(pkg) == ["finrpt_providers.store.engine -> finrpt_providers.chain"]
+
+
 def test_no_circle_among_core_modules():
     assert circles(PACKAGE) == []
 

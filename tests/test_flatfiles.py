@@ -16,10 +16,20 @@ import pandas.testing as pdt
 import pytest
 
 import finrpt_providers as fp
-from finrpt_providers import AuthenticationFailed, DataIntegrityError, NoData, NotEntitled, PriceQuery
+from finrpt_providers import (
+    AuthenticationFailed,
+    DataIntegrityError,
+    NoData,
+    NotEntitled,
+    PriceQuery,
+)
 from finrpt_providers.config import Config
 from finrpt_providers.plugins import registry
-from finrpt_providers.providers.massive_flatfiles import iter_quotes, iter_trades, store_for
+from finrpt_providers.providers.massive_flatfiles import (
+    iter_quotes,
+    iter_trades,
+    store_for,
+)
 from finrpt_providers.providers.massive_flatfiles.s3 import FlatFilesS3
 from finrpt_providers.testing import FakeFlatFiles
 from finrpt_providers.testing.market import quotes, trades
@@ -139,8 +149,8 @@ def test_missing_day_is_reported_recorded_and_not_asked_again_at_once(cfg, ff, m
         assert pd.Timestamp(day, tz=ET) not in df.index and len(df) == 4
         assert any("2025-12-15" in r.getMessage() and "not published yet, or absent" in r.getMessage()
                    for r in caplog.records)
-        manifest = json.loads((store_for(cfg).year_dir("day_aggs_v1", 2025) / "_sources.json").read_text())
-        assert "2025-12-15" in manifest["missing"]
+        mark = Path(store_for(cfg).root) / "_state/day_aggs_v1/missing/2025-12-15.json"
+        assert json.loads(mark.read_text())["checked_at"].endswith("+00:00")
         ff.reset_counts()
         flat(cfg, "AAPL", "2025-12-11", "2025-12-17")
         assert ff.count() == 0  # an old session found missing is not asked for again
@@ -165,7 +175,7 @@ def test_403_prefix_is_not_entitled_and_the_chain_moves_on(cfg, ff):
     chain = cfg.merged({"FINRPT_PRICE_PROVIDERS": "massive_flatfiles,massive_rest"})
     df = fp.get_prices("AAPL", "2026-02-02", "2026-02-03", interval="1m", config=chain)
     assert df.attrs["provider"] == "massive_rest" and "NotEntitled" in df.attrs["attempts"][0]["detail"]
-    assert list((store_for(cfg).root).rglob("*.tmp")) == []
+    assert list(Path(store_for(cfg).root).rglob("*.tmp")) == []
 
 
 def test_wrong_key_pair_says_it_is_not_the_rest_key(cfg):
@@ -199,7 +209,7 @@ def test_damaged_file_stores_nothing(cfg, ff, market, damage, words):
         assert key in str(info.value)
         store = store_for(cfg)
         assert day not in store.stored("day_aggs_v1", [day])
-        assert list(store.root.rglob("*.tmp")) == []
+        assert list(Path(store.root).rglob("*.tmp")) == []
     finally:
         ff.publish([day], ["day_aggs_v1"])
 
@@ -209,7 +219,7 @@ def test_store_is_plain_hive_parquet(cfg, market):
 
     flat(cfg, "AAPL", "2025-12-29", "2026-01-06")
     flat(cfg, "AAPL", "2026-01-05", "2026-01-06", "1m")
-    root = store_for(cfg).root / "us_stocks_sip"
+    root = Path(store_for(cfg).root)
     day = ds.dataset(root / "day_aggs_v1", format="parquet", partitioning="hive").to_table()
     assert set(day.column("year").to_pylist()) == {2025, 2026}
     assert day.schema.field("window_start").type.tz == "UTC" and day.schema.field("volume").type == "double"
@@ -217,7 +227,7 @@ def test_store_is_plain_hive_parquet(cfg, market):
     assert {str(x) for x in minute.column("date").to_pylist()} == {"2026-01-05", "2026-01-06"}
     import pyarrow.parquet as pq
 
-    f = pq.ParquetFile(next((root / "minute_aggs_v1").rglob("data.parquet")))
+    f = pq.ParquetFile(next((root / "minute_aggs_v1").rglob("part-*.parquet")))
     assert f.metadata.row_group(0).column(0).compression == "ZSTD"
     tickers = f.read(columns=["ticker"]).column("ticker").to_pylist()
     assert tickers == sorted(tickers)
@@ -291,7 +301,7 @@ def test_two_concurrent_syncs_leave_a_correct_store(cfg, ff, market):
         pdt.assert_frame_equal(m, truth_without_vwap(market, ticker, "2025-12-29", "2026-01-02", "1m", "raw"),
                                check_freq=False)
     assert ff.count() == 0
-    assert list(store_for(cfg).root.rglob("*.tmp")) == []
+    assert list(Path(store_for(cfg).root).rglob("*.tmp")) == []
 
 
 def test_iter_trades_pulls_one_ticker(cfg, market):
@@ -385,7 +395,7 @@ def test_s3_key_pair_never_leaks(cfg, ff, caplog, capsys):
     assert any("botocore" in r.name for r in caplog.records)
     for secret in (ff.access_key, ff.secret_key):
         assert not [t for t in texts if secret in t]
-    for path in store_for(cfg).root.rglob("*"):
+    for path in Path(store_for(cfg).root).rglob("*"):
         if path.is_file():
             data = path.read_bytes()
             assert ff.access_key.encode() not in data and ff.secret_key.encode() not in data

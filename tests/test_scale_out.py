@@ -21,6 +21,7 @@ import pytest
 import finrpt_providers as fp
 from finrpt_providers import ConfigurationError
 from finrpt_providers.config import Config
+from finrpt_providers.store import layout
 from finrpt_providers.testing import FakeFlatFiles, FakeMassiveREST, SyntheticMarket
 
 distributed = pytest.importorskip("distributed", reason="needs finrpt-providers[dask]")
@@ -117,14 +118,14 @@ def test_sync_on_the_cluster_into_an_s3_store_equals_the_truth(upstream, small_m
         assert [n for n, _b in ticks] == list(range(1, len(june) + 1))
         assert ticks[-1] == (len(june), out[ds].bytes) and bars[ds]["planned"] == (len(june), out[ds].bytes)
     assert any("dashboard: http://" in ln for ln in lines)
-    assert any("merged copy rebuilt from 21 session object(s) on the cluster" in ln for ln in lines)
+    assert any("the year's copy by ticker holds 21 session(s) (rebuilt on the cluster)" in ln for ln in lines)
     store = store_for(cfg)
     assert store.verify(DAY) == [] and store.verify(MINUTE) == []
     assert_every_session_is_the_truth(store, small_market, june)
     assert_every_session_is_the_truth(store, small_market, june, MINUTE)
     # the store's objects: one per session plus its record, the derived year outside the dataset
     keys = {k for _m, k in upstream.store_requests}
-    assert any(k.endswith(f"/day_aggs_v1/year=2026/date={june[0]}/data.parquet") for k in keys)
+    assert any(f"/day_aggs_v1/year=2026/date={june[0]}/part-" in k for k in keys)
     assert any(k.endswith(f"/_sources/day_aggs_v1/year=2026/{june[0]}.json") for k in keys)
     assert any("/_merged/day_aggs_v1/year=2026/data.parquet" in k for k in keys)
     # no secret in the workers' or the scheduler's logs, in our log records or report lines
@@ -282,10 +283,10 @@ def test_a_warm_read_from_the_s3_store_costs_its_listings_only(synced, upstream,
 
 
 def test_duckdb_polars_and_dask_read_the_same_rows(synced, june):
+    import dask.dataframe as dd
     import duckdb
     import polars as pl
     import pyarrow.dataset as pads
-    import dask.dataframe as dd
 
     store = store_for(synced)
     base = f"{store.base}/day_aggs_v1"
@@ -338,12 +339,13 @@ def test_read_bars_adjusts_as_get_market_does_and_runs_the_readme_example(synced
 def test_a_data_object_without_its_record_is_not_stored_and_verify_repairs_it(synced, small_market, june):
     store = store_for(synced)
     day = june[3]
-    store._delete(store._record_path(DAY, day))  # a writer stopped between the two PUTs
+    data = store.records(DAY, day.year)[day].data
+    store.files.delete(layout.record_path(DAY, day))  # a writer stopped between the two writes
     assert day not in store.stored(DAY, [day])
-    assert store._read_bytes(store.data_path(DAY, day)) is not None
-    assert [(p.day, p.what) for p in store.verify(DAY)] == [(day, "stale temp file")]
-    store.verify(DAY, clean_temp=True)  # --repair: the orphan goes
-    assert store._read_bytes(store.data_path(DAY, day)) is None
+    assert store.files.read(data) is not None
+    assert [(p.day, p.what) for p in store.verify(DAY)] == [(day, "unrecorded data")]
+    store.verify(DAY, repair=True)  # --repair: the orphan goes
+    assert store.files.read(data) is None
     out = sync(june[0], june[-1], datasets=[DAY], config=synced)  # and the next sync fetches it again
     assert out[DAY].fetched == [day]
     assert store.verify(DAY) == []
@@ -355,7 +357,7 @@ def test_a_file_url_store_and_bad_locations(upstream, june, tmp_path):
                        "FINRPT_PROVIDERS_TODAY": "2026-07-01", "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"},
                       environ={})
     sync(june[0], june[2], config=cfg)
-    assert (tmp_path / "shared/massive/us_stocks_sip/day_aggs_v1/year=2026" / f"date={june[0]}" / "data.parquet").exists()
+    assert list((tmp_path / "shared/massive/us_stocks_sip/day_aggs_v1/year=2026" / f"date={june[0]}").glob("part-*"))
     assert store_for(cfg).verify(DAY) == []
     with pytest.raises(ConfigurationError, match="FINRPT_PROVIDERS_CACHE_DIR"):
         Config.load({"FINRPT_PROVIDERS_CACHE_DIR": "s3://"}, environ={}).store_location
@@ -390,14 +392,14 @@ def test_cli_sync_on_a_local_cluster_and_bad_addresses(upstream, june, tmp_path)
     assert bad.returncode == 2 and "local:N" in bad.stderr
     # verify and repair on the S3 store, from the command line: a damaged session object
     store = store_for(cfg)
-    store._write_bytes(store.data_path(DAY, june[2]), b"not parquet at all")
+    store.files.write(store.records(DAY, 2026)[june[2]].data, b"not parquet at all")
     cli = [sys.executable, "-m", "finrpt_providers.cli", "verify", "--datasets", DAY]
     found = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120)
     assert found.returncode == 1 and f"{DAY} {june[2]}" in found.stdout + found.stderr
     fixed = subprocess.run([*cli, "--repair"], capture_output=True, text=True, env=env, timeout=120)
     out = fixed.stdout + fixed.stderr
     assert fixed.returncode == 0, out
-    assert "repaired 1 session(s)" in out and "merged copy rebuilt from 5 session object(s)" in out
+    assert "repaired 1 session(s)" in out and "the year's copy by ticker holds 5 session(s)" in out
     assert store.verify(DAY) == []
 
 
@@ -405,31 +407,27 @@ def test_a_session_object_vanishing_between_listing_and_read_is_an_error_not_a_g
     """A concurrent repair may delete a session after it was listed: the read must fail loudly
     (the chain then asks the next provider), never answer as if the session had no rows."""
     from finrpt_providers import DataIntegrityError
-    from finrpt_providers.objectstore import ObjectStore
+    from finrpt_providers.store.engine import Engine
 
     cfg = s3_config(upstream)
     sync(june[0], june[1], datasets=[MINUTE], config=cfg)
     store = store_for(cfg)
-    real = ObjectStore._stored_year
+    real = Engine.records
 
     def listed_then_gone(self, dataset, year, reuse=False):
         have = real(self, dataset, year, reuse)
-        self._delete(self.data_path(dataset, june[1]))  # another process's repair, right after the listing
+        self.files.delete(have[june[1]].data)  # another process's repair, right after the listing
         return have
 
-    monkeypatch.setattr(ObjectStore, "_stored_year", listed_then_gone)
-    with pytest.raises(DataIntegrityError, match=f"object of {june[1]} vanished"):
+    monkeypatch.setattr(Engine, "records", listed_then_gone)
+    with pytest.raises(DataIntegrityError, match=f"object of {june[1]} .*missing although its record names it"):
         store.read_tickers(MINUTE, june[:2], ["AAPL"])
 
 
-def test_an_fsspec_store_and_which_filesystems_upload_whole(upstream, small_market, june):
-    """A scheme pyarrow lacks goes through fsspec (here its in-memory filesystem, which has
-    directories: temp name, then rename); object stores, pyarrow's or fsspec's, upload once."""
+def test_an_fsspec_store(upstream, small_market, june):
+    """A scheme other than a path, file:// or s3:// goes through fsspec (here its in-memory
+    filesystem): the same layout, the same checks."""
     import fsspec
-    import pyarrow.fs as pafs
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    from finrpt_providers.objectstore import _uploads_whole
 
     cfg = Config.load({**upstream.config(), "FINRPT_PROVIDERS_CACHE_DIR": "memory://scale-out-test/store",
                        "FINRPT_PROVIDERS_TODAY": "2026-07-01", "FINRPT_PRICE_PROVIDERS": "massive_flatfiles"},
@@ -439,11 +437,3 @@ def test_an_fsspec_store_and_which_filesystems_upload_whole(upstream, small_mark
     assert store.verify(DAY) == []
     assert_every_session_is_the_truth(store, small_market, june[:3])
     assert not [p for p in fsspec.filesystem("memory").find("/scale-out-test") if p.endswith(".tmp")]
-
-    class FakeGcs(MemoryFileSystem):
-        protocol = ("gs", "gcs")
-
-    assert _uploads_whole(pafs.S3FileSystem(anonymous=True, region="us-east-1"))
-    assert _uploads_whole(pafs.PyFileSystem(pafs.FSSpecHandler(FakeGcs())))
-    assert not _uploads_whole(pafs.LocalFileSystem())
-    assert not _uploads_whole(pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("memory"))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def _warm_yahoo(cfg):
 
 def _store_is_clean(cfg) -> None:
     store = store_for(cfg)
-    assert list(store.root.rglob("*.tmp")) == [] if store.root.exists() else True
+    assert list(Path(store.root).rglob("*.tmp")) == [] if Path(store.root).exists() else True
     for dataset in ("day_aggs_v1", "minute_aggs_v1"):
         assert store.verify(dataset) == []
     assert LAST_DAY not in store.stored("day_aggs_v1", [LAST_DAY])

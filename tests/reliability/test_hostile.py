@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -291,16 +292,23 @@ def test_verify_sees_a_duplicate_already_in_the_store_and_repair_fixes_it(ff, al
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from finrpt_providers.store import layout
+
     _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
     store = store_for(all_cfg)
-    path = store.data_path("day_aggs_v1", DAY)
+    rec = store.records("day_aggs_v1", DAY.year)[DAY]
+    path = Path(store.root) / rec.data
     t = pq.read_table(path)
     dup = t.filter(pa.compute.equal(t.column("ticker"), "AAPL")).slice(0, 1)
-    pq.write_table(pa.concat_tables([t, dup]).sort_by([("ticker", "ascending"), ("window_start", "ascending")]),
-                   path)
+    bad = pa.concat_tables([t, dup]).sort_by([("ticker", "ascending"), ("window_start", "ascending")])
+    pq.write_table(bad, path)  # tampered consistently: the record counts the extra row, no year copy
+    body = json.loads((Path(store.root) / layout.record_path("day_aggs_v1", DAY)).read_text())
+    body["rows"] = bad.num_rows
+    (Path(store.root) / layout.record_path("day_aggs_v1", DAY)).write_text(json.dumps(body))
+    (Path(store.root) / layout.merged_path("day_aggs_v1", DAY.year)).unlink()
     with pytest.raises(DataIntegrityError, match="duplicate"):
         _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
-    assert any(p.what == "bad rows" and "twice" in p.detail for p in store.verify("day_aggs_v1"))
+    assert any(p.what == "bad rows" and "duplicate" in p.detail and p.day == DAY for p in store.verify("day_aggs_v1"))
     left = verify(lambda: FlatFilesS3(all_cfg), store, ["day_aggs_v1"], upstream=False, repair=True, workers=2)
     assert left == []
     _same(_alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw"), _truth(market, *WEEK), vwap=False)
@@ -342,7 +350,7 @@ def test_an_s3_server_trickling_a_body_meets_the_total_deadline(ff, all_cfg):
     with pytest.raises(ProviderUnavailable, match="took longer"):
         _alone("massive_flatfiles", cfg, *WEEK, adjustment="raw")
     assert time.monotonic() - t0 < 2 * (1.5 + 1)
-    assert list(store_for(cfg).root.rglob("*.tmp")) == []
+    assert list(Path(store_for(cfg).root).rglob("*.tmp")) == []
 
 
 # -- 10-11. endless pagination and huge bodies ----------------------------------------------
@@ -470,15 +478,18 @@ def test_a_400_on_an_internal_actions_request_moves_to_the_next_source(rest, fak
 
 
 # -- 15. damaged store files ------------------------------------------------------------------
-def test_a_year_file_cut_in_half_is_an_integrity_error_and_repair_restores_it(ff, all_cfg, market):
+def test_a_session_object_cut_in_half_is_an_integrity_error_and_repair_restores_it(ff, all_cfg, market):
+    from finrpt_providers.store import layout
+
     _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
     store = store_for(all_cfg)
-    path = store.data_path("day_aggs_v1", DAY)
+    path = Path(store.root) / store.records("day_aggs_v1", DAY.year)[DAY].data
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    (Path(store.root) / layout.merged_path("day_aggs_v1", DAY.year)).unlink()  # no copy to answer instead
     with pytest.raises(DataIntegrityError, match="verify --repair") as info:
         _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
-    assert str(path) in str(info.value)
-    assert any(p.what == "unreadable" for p in store.verify("day_aggs_v1"))
+    assert str(info.value).count(str(path)) == 1  # the path, once (never doubled)
+    assert any(p.what == "damaged session" and p.refetch for p in store.verify("day_aggs_v1"))
     left = verify(lambda: FlatFilesS3(all_cfg), store, ["day_aggs_v1"], upstream=False, repair=True, workers=2)
     assert left == [] and store.verify("day_aggs_v1") == []
     ff.reset_counts()
@@ -486,21 +497,25 @@ def test_a_year_file_cut_in_half_is_an_integrity_error_and_repair_restores_it(ff
     assert ff.count() == 0
 
 
-@pytest.mark.parametrize("damage", [{"days": []}, None, {"days": {"2026-03-04": {"key": "k", "size": 1}}},
-                                    {"days": {"2026-03-04": None}}, {"missing": {"x": 1}}, [1, 2]])
-def test_a_manifest_of_the_wrong_shape_is_reported_damaged_and_repaired(ff, all_cfg, market, damage):
-    from finrpt_providers.store import MANIFEST
+@pytest.mark.parametrize("damage", [{"days": []}, None, {"key": "k", "size": 1}, {"key": "k", "etag": "e", "size": "x"},
+                                    [1, 2], "not json at all", {"key": "k", "etag": "e", "size": 1,
+                                                                "data": "../../elsewhere.parquet"}])
+def test_a_record_of_the_wrong_shape_is_reported_damaged_and_repaired(ff, all_cfg, market, damage):
+    from finrpt_providers.store import layout
 
     _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
     store = store_for(all_cfg)
-    (store.year_dir("day_aggs_v1", 2026) / MANIFEST).write_text(json.dumps(damage))
-    with pytest.raises(DataIntegrityError, match="damaged"):
-        _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
+    record = Path(store.root) / layout.record_path("day_aggs_v1", DAY)
+    record.write_text(damage if isinstance(damage, str) else json.dumps(damage))
     problems = store.verify("day_aggs_v1")
-    assert [p.what for p in problems] == ["damaged manifest"]
+    assert sorted((p.day, p.what) for p in problems) == [(DAY, "damaged record"), (DAY, "unrecorded data")]
     left = verify(lambda: FlatFilesS3(all_cfg), store, ["day_aggs_v1"], upstream=False, repair=True, workers=2)
     assert left == [] and store.verify("day_aggs_v1") == []
     _same(_alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw"), _truth(market, *WEEK), vwap=False)
+    # and a query meeting a damaged record fetches that session again (never serves what it cannot vouch for)
+    record.write_text(damage if isinstance(damage, str) else json.dumps(damage))
+    _same(_alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw"), _truth(market, *WEEK), vwap=False)
+    assert store.verify("day_aggs_v1") == []
 
 
 # -- 16. a later page's 404 says what failed --------------------------------------------------
@@ -537,12 +552,12 @@ def test_a_cache_dir_that_is_a_file_names_the_path_and_the_chain_moves_on(ff, al
 
 
 def test_a_read_only_cache_dir_names_the_path_and_why(ff, all_cfg, monkeypatch):
-    import tempfile
+    from finrpt_providers.store import files as store_files
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr(store_files.os, "replace", denied)
     with pytest.raises(ProviderUnavailable, match="Permission denied.*read-only.*FINRPT_PROVIDERS_CACHE_DIR"):
         _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
 
@@ -572,7 +587,7 @@ def test_an_object_larger_than_its_dataset_can_be_is_not_downloaded(ff, all_cfg,
     monkeypatch.setitem(s3.MAX_OBJECT, "day_aggs_v1", 100)  # the synthetic day files are ~300 bytes
     with pytest.raises(DataIntegrityError, match="more than any day_aggs_v1 file"):
         _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
-    assert list(store_for(all_cfg).root.rglob("*.parquet")) == []
+    assert list(Path(store_for(all_cfg).root).rglob("*.parquet")) == []
 
 
 @pytest.mark.parametrize("value", ["/tmp/a\x00b", "/tmp/a\nb"])

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas.testing as pdt
 import pytest
@@ -72,7 +73,7 @@ def test_sync_killed_at_random_points_then_rerun_is_exact(all_cfg, ff, market):
     store = store_for(all_cfg)
     for dataset in ("day_aggs_v1", "minute_aggs_v1"):
         assert store.verify(dataset) == []
-    assert list(store.root.rglob("*.tmp")) == []
+    assert list(Path(store.root).rglob("*.tmp")) == []
     ff.reset_counts()
     _truth_checks(all_cfg, market)
     assert ff.count() == 0  # all of it was in the store
@@ -103,15 +104,16 @@ def test_verify_finds_and_repairs_damage_and_upstream_replacements(all_cfg, ff, 
     assert _cli(env, "verify").returncode == 0
     store = store_for(all_cfg)
     # damage: a minute file cut in half, a stale temp file, a replaced file upstream
-    minute = store.data_path("minute_aggs_v1", dt.date(2026, 6, 23))
+    minute = Path(store.root) / store.records("minute_aggs_v1", 2026)[dt.date(2026, 6, 23)].data
     minute.write_bytes(minute.read_bytes()[: minute.stat().st_size // 2])
-    (store.year_dir("day_aggs_v1", 2026) / ".data.parquet.dead.tmp").write_bytes(b"half")
+    dead = Path(store.root) / "day_aggs_v1/year=2026" / ".data.parquet.999999999-dead.tmp"  # a killed writer's
+    dead.write_bytes(b"half")
     replaced = dt.date(2026, 6, 17)
     ff.replace("day_aggs_v1", replaced, scale=1.05)
     try:
         res = _cli(env, "verify", "--upstream")
         assert res.returncode == 1
-        assert "2026-06-23: unreadable" in res.stderr and "stale temp file" in res.stderr
+        assert "2026-06-23: damaged session" in res.stderr and "stale temp file" in res.stderr
         assert "2026-06-17: replaced upstream" in res.stderr and "--repair" in res.stderr
         res = _cli(env, "verify", "--upstream", "--repair")
         assert res.returncode == 0, res.stderr[-2000:]

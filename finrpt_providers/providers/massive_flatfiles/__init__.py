@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,8 @@ from ...config import Setting
 from ...errors import DataIntegrityError, InvalidQuery, NoData, ProviderError
 from ...hookspecs import hookimpl
 from ...provider import ET, PriceProvider, PriceQuery, empty_bars, normalize_ticker, to_date
-from ...store import Store
-from .files import NAME, PREFIX, STORE_LAYOUTS, key_for, scan_ticker
+from ...store import Store, open_store
+from .files import AGG_DATASETS, NAME, PREFIX, key_for, scan_ticker, store_dataset
 from .mirror import ensure
 from .s3 import FlatFilesS3
 
@@ -60,13 +61,32 @@ SETTINGS = (
 
 
 def store_for(config: Config) -> Store:
-    """This provider's store: ``FINRPT_PROVIDERS_CACHE_DIR``/massive, laid out as the bucket
-    (a local directory, or object storage when the setting is a URL)."""
-    from ...objectstore import open_store
-
+    """This provider's store: ``FINRPT_PROVIDERS_CACHE_DIR``/massive/us_stocks_sip (a local
+    directory, or object storage when the setting is a URL), with the datasets it declares."""
     where = config.store_location
-    return open_store(f"{where}/massive" if isinstance(where, str) else where / "massive", PREFIX, STORE_LAYOUTS,
-                      config)
+    return open_store(f"{where}/massive" if isinstance(where, str) else where / "massive", PREFIX,
+                      [store_dataset(d, check=functools.partial(_check_rows, interval="1d" if d == "day_aggs_v1" else "1m"))
+                       for d in AGG_DATASETS], config)
+
+
+def _check_rows(table, interval: str) -> list[tuple[dt.date | None, str]]:
+    """Stored rows a query would refuse, through the core's one gate: (session of the first bad
+    bar, why) per ticker (the store's ``verify`` reports them)."""
+    from ...frames import Expect, gate
+    from ...timebase import DAY_NS, from_ordinal, wall_ns
+
+    long = table_to_long(table)
+    if not len(long):
+        return []
+    stamps = long.index.get_level_values(1)
+    days = wall_ns(stamps) // DAY_NS
+    first, last = from_ordinal(int(days.min())), from_ordinal(int(days.max()))
+    _ok, failed = gate(long, Expect(first, last, interval), NAME)
+    out = []
+    for t, e in sorted(failed.items()):
+        at = getattr(e, "at", None)
+        out.append((at.date() if at is not None else None, str(e)))
+    return out
 
 
 def _frame(table, index_of) -> pd.DataFrame:

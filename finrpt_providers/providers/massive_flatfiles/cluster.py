@@ -5,11 +5,10 @@ configuration, keys included, reaches the workers without travelling in a task).
 * A task that fails with an error a retry may cure (a dropped connection) is retried
   (``retries``); a task on a worker that dies is re-run on another by the scheduler.
   Writes are per session and idempotent, so a task run twice writes the same object.
-* A store on object storage is written by the tasks themselves; a LOCAL store (a
-  ``local:N`` cluster shares this machine's disk) keeps its year files merged by this
-  process: the tasks then return the parsed day files and this process merges them in
-  batches, as the single-process sync does. A remote scheduler needs a store every
-  worker reaches: a local path is refused before anything is submitted.
+* The tasks write their sessions themselves (the store needs no lock: each session is
+  its own object, then its record), then one task per year rebuilds its derived copy. A
+  remote scheduler needs a store every worker reaches: a local path is refused before
+  anything is submitted (a ``local:N`` cluster shares this machine's disk).
 """
 
 from __future__ import annotations
@@ -45,25 +44,21 @@ def _parts(config_name: str) -> tuple:
         return hit
 
 
-def sync_file(config_name: str, dataset: str, day: dt.date, ship: bool) -> tuple:
-    """On a worker: one upstream file into the store. Returns (day, status, gz bytes, CSV bytes,
-    (table, source) when ``ship``: a local year-layout store merged by the client)."""
+def sync_file(config_name: str, dataset: str, day: dt.date) -> tuple:
+    """On a worker: one upstream file into the store. Returns (day, status, gz bytes, CSV bytes)."""
     s3, store = _parts(config_name)
     key = key_for(dataset, day)
     got = s3.get(key, dataset)
     if got is None:
-        return day, "missing", 0, 0, None
+        return day, "missing", 0, 0
     data, src = got
     table, csv_size = parse_gzip(data, dataset, key)
-    table = check_aggregates(table, day, dataset, key)
-    if ship:
-        return day, "parsed", len(data), csv_size, (table, src)
-    store.put(dataset, {day: (table, src)})
-    return day, "stored", len(data), csv_size, None
+    store.put(dataset, {day: (check_aggregates(table, day, dataset, key), src)})
+    return day, "stored", len(data), csv_size
 
 
 def merge_year(config_name: str, dataset: str, year: int, *_inputs: Any) -> int:
-    """On a worker, after every file of ``year``: rebuild its derived ticker-ordered copy."""
+    """On a worker, after every file of ``year``: rebuild its derived copy by ticker."""
     return _parts(config_name)[1].merge_year(dataset, year)
 
 
@@ -72,28 +67,25 @@ def fetch_days_on(client, config, store, dataset: str, days: list[dt.date], prog
     from distributed import as_completed
 
     from ...dask import share_config
-    from .mirror import DAY_BATCH, Outcome
+    from .mirror import Outcome
 
     out = Outcome()
     if not days:
         return out
-    remote = getattr(store, "remote", False)
     scheduler = str(getattr(client, "scheduler", None) and client.scheduler.address or "")
-    if not remote and not _same_machine(client):
+    if store.local and not _same_machine(client):
         raise ConfigurationError(f"the cluster at {scheduler} has workers on other machines, which cannot write "
                                  f"the local store {store.root}: set FINRPT_PROVIDERS_CACHE_DIR to object storage "
                                  "(s3://bucket/prefix) every worker reaches", provider=NAME)
-    ship = not remote and store.per_year(dataset)
     name = share_config(config, client)
     link = getattr(client, "dashboard_link", None)
     if link and report:
         report(f"{dataset}: {len(days)} task(s) on {scheduler}; dashboard: {link}")
-    futures = [client.submit(sync_file, name, dataset, d, ship, key=f"finrpt-sync-{dataset}-{d.isoformat()}",
+    futures = [client.submit(sync_file, name, dataset, d, key=f"finrpt-sync-{dataset}-{d.isoformat()}",
                              pure=False, retries=RETRIES) for d in days]
-    pending: dict[dt.date, tuple] = {}
     try:
         for fut in as_completed(futures, loop=client.loop):  # this client, not the default one
-            day, status, nbytes, ncsv, item = fut.result()
+            day, status, nbytes, ncsv = fut.result()
             fut.release()
             if status == "missing":
                 out.missing.append(day)
@@ -101,27 +93,20 @@ def fetch_days_on(client, config, store, dataset: str, days: list[dt.date], prog
                 out.fetched.append(day)
                 out.bytes += nbytes
                 out.csv_bytes += ncsv
-                if item is not None:
-                    pending[day] = item
-                    if len(pending) >= DAY_BATCH:
-                        store.put(dataset, dict(pending))
-                        pending.clear()
             if progress:
                 progress(len(out.fetched) + len(out.missing), out.bytes)
     except ProviderError:
         for f in futures:
             f.cancel()
         raise
-    finally:
-        if pending:
-            store.put(dataset, dict(pending))  # keep what was finished
-    if remote and store.per_year(dataset) and out.fetched:
+    if store.per_year(dataset) and out.fetched:
+        years = sorted({d.year for d in out.fetched})
         merges = [client.submit(merge_year, name, dataset, y, key=f"finrpt-merge-{dataset}-{y}", pure=False,
-                                retries=RETRIES) for y in sorted({d.year for d in out.fetched})]
-        for y, m in zip(sorted({d.year for d in out.fetched}), merges):
+                                retries=RETRIES) for y in years]
+        for y, m in zip(years, merges):
             n = m.result()
             if report:
-                report(f"{dataset} {y}: merged copy rebuilt from {n} session object(s) on the cluster")
+                report(f"{dataset} {y}: the year's copy by ticker holds {n} session(s) (rebuilt on the cluster)")
     if out.missing:
         store.record_missing(dataset, out.missing)
     out.fetched.sort()

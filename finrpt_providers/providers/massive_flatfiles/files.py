@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ... import redact
 from ...errors import DataIntegrityError
+from ...store import Dataset, normalise
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,9 +32,20 @@ QUOTE_COLUMNS = ("ticker", "ask_exchange", "ask_price", "ask_size", "bid_exchang
 COLUMNS = {"day_aggs_v1": AGG_COLUMNS, "minute_aggs_v1": AGG_COLUMNS, "trades_v1": TRADE_COLUMNS,
            "quotes_v1": QUOTE_COLUMNS}
 AGG_DATASETS = ("day_aggs_v1", "minute_aggs_v1")
-# How the store keeps them: a day file is small (~12k rows) and merged into its year;
-# a minute file is large (~1.8M rows) and kept one per session.
+#: how the store keeps an aggregates file: the bucket's columns, ``window_start`` (a bar's start,
+#: nanoseconds UTC) dates a row, rows sorted by ticker
+STORE_COLUMNS = (("ticker", "string"), ("volume", "float64"), ("open", "float64"), ("close", "float64"),
+                 ("high", "float64"), ("low", "float64"), ("window_start", "timestamp"), ("transactions", "int64"))
+# a day file is small (~12k rows): its sessions also kept as one copy per year, by ticker;
+# a minute file is large (~1.8M rows): one object per session only
 STORE_LAYOUTS = {"day_aggs_v1": "year", "minute_aggs_v1": "session"}
+
+
+def store_dataset(dataset: str, check=None) -> Dataset:
+    """What the store keeps of ``dataset`` (declared here, by the owner of the files)."""
+    return Dataset(dataset, STORE_LAYOUTS[dataset], STORE_COLUMNS, time="window_start", key="ticker", check=check)
+
+
 DATASETS = tuple(COLUMNS)
 #: a file's typical compressed size in MB (2026), for estimating what a query would download
 TYPICAL_MB = {"day_aggs_v1": 0.3, "minute_aggs_v1": 28.0}
@@ -424,9 +436,7 @@ def check_aggregates(table: pa.Table, day, dataset: str, key: str) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from ...store import to_store_table
-
-    t = to_store_table(table)
+    t = normalise(table, store_dataset(dataset))
     if not t.num_rows:
         return t
     local = pc.cast(pc.cast(t.column("window_start"), pa.timestamp("ns", tz="America/New_York")), pa.date32())

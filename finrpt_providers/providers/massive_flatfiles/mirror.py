@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ... import redact
-from ...errors import DataIntegrityError, ProviderError, UnsupportedQuery
+from ...errors import ProviderError, UnsupportedQuery
 from ...store import Problem, Source, Store
 from .files import AGG_DATASETS, NAME, PREFIX, TYPICAL_MB, check_aggregates, key_for, parse_gzip
 from .s3 import FlatFilesS3
@@ -29,12 +27,6 @@ Progress = Callable[[int, int], None]
 Report = Callable[[str], None]
 
 log = redact.logger(__name__)
-# Day files are merged into their year's file in batches: each merge rewrites the year
-# (streamed a ticker range at a time, so its memory is the batch), so per-file merges
-# would be quadratic; a batch (~90 MB of parsed rows at 12k tickers a day) or a minute
-# bounds both the memory and what an interrupted sync loses.
-DAY_BATCH = 128
-DAY_FLUSH_SECONDS = 20.0
 
 
 @dataclass
@@ -56,67 +48,47 @@ class Planned:
 
 def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int,
                progress: Progress | None = None) -> Outcome:
-    """Download, check, parse and store ``days`` of ``dataset``; record the missing ones."""
+    """Download, check, parse and store ``days`` of ``dataset`` (each session its own object,
+    written by the thread that fetched it: memory is a few files, whatever the range); record
+    the missing ones. Derived year copies are rebuilt by the caller (:func:`merge_years`)."""
     out = Outcome()
     if not days:
         return out
-    pending: dict[dt.date, tuple] = {}
-    last_flush = [time.monotonic()]
-    flush_seconds = float(os.environ.get("MASSIVE_FLATFILES_DAY_FLUSH_SECONDS", DAY_FLUSH_SECONDS))
 
     def one(day: dt.date):
         key = key_for(dataset, day)
         got = s3.get(key, dataset)
         if got is None:
-            return day, None, None, 0, 0
+            return day, False, 0, 0
         data, src = got
         table, csv_size = parse_gzip(data, dataset, key)
-        return day, check_aggregates(table, day, dataset, key), src, len(data), csv_size
-
-    def flush() -> None:
-        if pending:
-            store.put(dataset, dict(pending))
-            pending.clear()
-        last_flush[0] = time.monotonic()
-
-    def take(day: dt.date, table, src, nbytes: int, ncsv: int) -> None:
-        if table is None:
-            out.missing.append(day)
-        else:
-            out.fetched.append(day)
-            out.bytes += nbytes
-            out.csv_bytes += ncsv
-            pending[day] = (table, src)
-            if (not store.per_year(dataset) or len(pending) >= DAY_BATCH
-                    or time.monotonic() - last_flush[0] > flush_seconds):
-                flush()
-        if progress:
-            progress(len(out.fetched) + len(out.missing), out.bytes)
+        store.put(dataset, {day: (check_aggregates(table, day, dataset, key), src)})
+        return day, True, len(data), csv_size
 
     n = max(1, min(workers, len(days)))
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="flatfiles") as pool:
-        # At most 2 x workers files in flight: parsed tables wait in ``pending`` (bounded by
-        # the batch), never in finished futures piling up while a batch is merged. Results
-        # are taken here, in this thread: the store is written by one thread.
         todo = iter(days)
         running: set[Future] = {pool.submit(one, d) for d in itertools.islice(todo, 2 * n)}
         try:
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
-                results = [f.result() for f in done]  # the first failure raises here
-                for _ in done:
+                for f in done:
+                    day, stored, nbytes, ncsv = f.result()  # the first failure raises here
                     nxt = next(todo, None)
                     if nxt is not None:
                         running.add(pool.submit(one, nxt))
-                done = set()
-                while results:
-                    take(*results.pop())
+                    if stored:
+                        out.fetched.append(day)
+                        out.bytes += nbytes
+                        out.csv_bytes += ncsv
+                    else:
+                        out.missing.append(day)
+                    if progress:
+                        progress(len(out.fetched) + len(out.missing), out.bytes)
         except BaseException:
             for f in running:
                 f.cancel()
-            flush()  # keep what was finished before the failure
-            raise
-    flush()
+            raise  # what finished is stored (each session stands alone)
     if out.missing:
         store.record_missing(dataset, out.missing)
     out.fetched.sort()
@@ -145,6 +117,7 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
             f"downloads (MASSIVE_FLATFILES_MAX_QUERY_MB={max_mb:g}): run `finrpt-providers sync --start {todo[0]} "
             f"--end {todo[-1]} --datasets {dataset}` once, or ask for fewer sessions", provider=NAME)
     out = fetch_days(s3, store, dataset, todo, workers) if todo else Outcome()
+    merge_years(store, dataset, out.fetched, log.debug)
     out.missing = sorted(set(out.missing) | skip)
     return out
 
@@ -203,7 +176,8 @@ def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date]
             out = fetch_days_on(client, s3.config, store, dataset, [p.day for p in todo], tick, report)
         else:
             out = fetch_days(s3, store, dataset, [p.day for p in todo], workers, tick)
-            merge_years(store, dataset, out.fetched, report)
+            # every year of the range: a sync killed before its merge left the copy behind
+            merge_years(store, dataset, sorted(set(out.fetched) | set(days) - set(absent)), report)
         if absent:
             store.record_missing(dataset, absent)
         out.missing = sorted(set(out.missing) | set(absent))
@@ -212,55 +186,42 @@ def sync(s3: FlatFilesS3, store: Store, datasets: list[str], days: list[dt.date]
     return results
 
 
-def merge_years(store, dataset: str, fetched: list[dt.date], report: Report) -> None:
-    """On object storage, rebuild the ticker-ordered copy of each year a sync added sessions
-    to (derived from the session objects; a local store merges as it writes)."""
-    if not getattr(store, "remote", False) or not store.per_year(dataset) or not fetched:
+def merge_years(store: Store, dataset: str, fetched: list[dt.date], report: Report) -> None:
+    """Rebuild the derived copy of each year sessions were added to (``year`` layout)."""
+    if not store.per_year(dataset) or not fetched:
         return
     for year in sorted({d.year for d in fetched}):
         n = store.merge_year(dataset, year)
-        report(f"{dataset} {year}: merged copy rebuilt from {n} session object(s)")
+        report(f"{dataset} {year}: the year's copy by ticker holds {n} session(s)")
 
 
 def verify(s3_factory, store: Store, datasets: list[str], upstream: bool, repair: bool, workers: int,
            report: Report | None = None) -> list[Problem]:
     """Check the store (and, with ``upstream``, each session's ETag/size against the bucket);
-    with ``repair``, remove stale temp files and fetch damaged or replaced sessions again.
-    Returns the problems that remain; ``report`` receives each finding in words."""
+    with ``repair``, fix what the store can (see :mod:`finrpt_providers.store.verify`) and fetch
+    damaged or replaced sessions again. Returns the problems that remain; ``report`` receives
+    each finding in words."""
     report = report or log.info
     remaining: list[Problem] = []
     for dataset in datasets:
-        problems = store.verify(dataset, clean_temp=repair)
+        problems = store.verify(dataset, repair=repair)
         if upstream:
-            days = []
-            for y in store.years(dataset):
-                try:
-                    days += store.stored(dataset, store.days(dataset, y))
-                except DataIntegrityError:
-                    pass  # a damaged manifest: reported above, its sessions are not known
-            days.sort()
+            days = sorted(d for y in store.years(dataset) for d in store.days(dataset, y))
             if days:
                 todo, _absent = plan(s3_factory(), store, dataset, days)
-                problems += [Problem(dataset, p.day, "replaced upstream", p.key) for p in todo]
+                problems += [Problem(dataset, p.day, "replaced upstream", p.key, p.day.year, refetch=True)
+                             for p in todo]
         for p in problems:
             report(f"  {p}")
-        damaged = {p.day for p in problems if p.day is not None}
         if repair:
-            for year in sorted({p.year for p in problems if p.what == "damaged manifest"}):
-                found = store.reset_year(dataset, year)
-                report(f"{dataset} {year}: manifest damaged; {len(found)} session(s) found in the data are "
-                       "fetched again" + ("" if found else ": sync the year again to restore it"))
-                damaged |= set(found)
-        damaged = sorted(damaged)
-        if repair and damaged:
-            store.forget(dataset, damaged)
-            out = fetch_days(s3_factory(), store, dataset, damaged, workers)
-            report(f"{dataset}: repaired {len(out.fetched)} session(s)"
-                   + (f"; {len(out.missing)} no longer upstream" if out.missing else ""))
-            merge_years(store, dataset, out.fetched, report)  # object storage: the derived copy again
+            again = sorted({p.day for p in problems if p.refetch and p.day is not None})
+            if again:
+                store.forget(dataset, again)
+                out = fetch_days(s3_factory(), store, dataset, again, workers)
+                report(f"{dataset}: repaired {len(out.fetched)} session(s)"
+                       + (f"; {len(out.missing)} no longer upstream" if out.missing else ""))
+                merge_years(store, dataset, out.fetched, report)
             problems = store.verify(dataset)
-        elif repair:
-            problems = [p for p in problems if p.what != "stale temp file"]
         report(f"{dataset}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
         remaining += problems
     return remaining
