@@ -127,7 +127,10 @@ def main() -> None:
         from finrpt_providers.providers.massive_flatfiles import store_for
 
         store = store_for(cfg)
-        paths = sorted({str(store.data_path("day_aggs_v1", d)) for d in days})  # the year files
+        from finrpt_providers.store import layout
+
+        # the years' copies by ticker (what a warm one-ticker read uses)
+        paths = sorted({str(Path(store.root) / layout.merged_path("day_aggs_v1", d.year)) for d in days})
 
         def parquet_alone(tickers=("AAPL",)):
             import pyarrow as pa

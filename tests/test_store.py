@@ -136,7 +136,7 @@ def named(st, dataset: str, day: dt.date) -> str:
 
 def version_of(dataset: str, day: dt.date, src) -> str:
     """The part of an object's name fixed by the upstream version (the rest is its writer's)."""
-    return L.data_path(dataset, day, src).rsplit("-", 1)[0] + "-"
+    return L.data_path(dataset, day, src)
 
 
 def paths(st, prefix: str) -> set[str]:

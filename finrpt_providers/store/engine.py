@@ -61,6 +61,10 @@ IO_THREADS = 16
 MERGE_STEP = 1 << 18
 
 
+class _Gone(DataIntegrityError):
+    """A session's object is not there (maybe replaced by another writer a moment ago)."""
+
+
 class _LRU:
     """A bounded mapping, least recently used first out; thread-safe."""
 
@@ -255,6 +259,11 @@ class Engine:
             list(pool.map(lambda it: self.put_session(dataset, it[0], *it[1]), items))
 
     def put_session(self, dataset: str, day: dt.date, table: pa.Table, src: Source) -> None:
+        """One session: its object (named after the upstream version), then its record naming
+        it. Writers of one version write the same object (idempotent); a writer of another
+        version removes the object it replaced only while its own record is the current one,
+        and a writer whose record is current but whose object another writer removed writes it
+        again: the final record always names an object that exists and that its writer wrote."""
         t = self.normalise(dataset, table)
         ds = self.dataset(dataset)
         if t.num_rows:
@@ -262,20 +271,28 @@ class Engine:
             mm = _min_max_ns(t, ds.time)
             if mm[0] < lo or mm[1] >= hi:
                 raise DataIntegrityError(f"{dataset} of {day}: rows of another session are not stored")
+        rpath = record_path(dataset, day)
+        old = self._current(dataset, day)
+        if old is not None and old.source == src and old.rows == t.num_rows and self.files.head(old.data):
+            return  # this upstream version is stored already (another writer was first): nothing to do
         path = data_path(dataset, day, src)
         rec = Record(src, path, t.num_rows)
         body = json.dumps(rec.to_json(day), sort_keys=True).encode()
-        old_entry = self.files.head(record_path(dataset, day))
-        old = self._record(dataset, day, old_entry) if old_entry is not None else None
-        self.files.write(path, _parquet_bytes(t.replace_schema_metadata({META_SOURCE: body}), ds.key))
-        self.files.write(record_path(dataset, day), body)  # the commit: the record names that object
+        data = _parquet_bytes(t.replace_schema_metadata({META_SOURCE: body}), ds.key)
+        self.files.write(path, data)
+        self.files.write(rpath, body)  # the commit: the record names that object
         self._forget_listing(dataset, day.year)
-        if old is not None and old.data != path:
-            self.files.delete(old.data)  # superseded before this write (Hive readers would see both)
-        now = self.files.read(record_path(dataset, day))
-        if now is not None and now != body:
-            self.files.delete(path)  # another writer's record came after this one: this object is no one's
+        now = self._current(dataset, day)
+        if now is not None and now.data == path:
+            if old is not None and old.data != path:
+                self.files.delete(old.data)  # the version replaced (Hive readers would see both)
+            if self.files.head(path) is None:  # removed by a writer of another version meanwhile
+                self.files.write(path, data)
         self.files.delete(mark_path(dataset, day))
+
+    def _current(self, dataset: str, day: dt.date) -> Record | None:
+        entry = self.files.head(record_path(dataset, day))
+        return self._record(dataset, day, entry) if entry is not None else None
 
     def merge_year(self, dataset: str, year: int) -> int:
         """(Re)build the year's derived copy, ordered by key, from the session objects (the
@@ -369,15 +386,29 @@ class Engine:
 
     def _read_session(self, dataset: str, day: dt.date, rec: Record, wanted: list[str] | None) -> pa.Table:
         """Rows (of ``wanted`` keys, all when None) of one session's object, checked against
-        its record: its own embedded record, its row count, every row on that session."""
+        its record: its own embedded record, its row count, every row on that session. An
+        object gone because another writer committed a newer record meanwhile is read from
+        that record instead (a few times at most); gone for good, it is an error."""
+        for _ in range(3):
+            try:
+                return self._read_object(dataset, day, rec, wanted)
+            except _Gone as gone:
+                entry = self.files.head(record_path(dataset, day))
+                now = self._record(dataset, day, entry) if entry is not None else None
+                if now is None or now.data == rec.data:
+                    raise DataIntegrityError(str(gone)) from None
+                rec = now
+        return self._read_object(dataset, day, rec, wanted)
+
+    def _read_object(self, dataset: str, day: dt.date, rec: Record, wanted: list[str] | None) -> pa.Table:
         import pyarrow as pa
 
         ds = self.dataset(dataset)
         shown = self.files.shown(rec.data)
         entry = self.files.head(rec.data)
         if entry is None:
-            raise DataIntegrityError(f"the store's {dataset} object of {day} ({shown}) is missing although its "
-                                     f"record names it: {REPAIR} (it fetches the session again)")
+            raise _Gone(f"the store's {dataset} object of {day} ({shown}) is missing although its record names it: "
+                        f"{REPAIR} (it fetches the session again)")
         try:
             pf, meta = self._footer(rec.data, entry)
             inner = (meta.metadata or {}).get(META_SOURCE)
@@ -398,8 +429,8 @@ class Engine:
         except (DataIntegrityError, ProviderError):
             raise
         except FileNotFoundError:
-            raise DataIntegrityError(f"the store's {dataset} object of {day} vanished while it was read (another "
-                                     "process repaired or replaced it): ask again") from None
+            raise _Gone(f"the store's {dataset} object of {day} vanished while it was read (another process "
+                        "repaired or replaced it): ask again") from None
         except (OSError, pa.ArrowException, ValueError, KeyError, IndexError) as e:
             _FOOTERS.pop((self.root, rec.data))
             raise DataIntegrityError(f"the store's {shown} cannot be read ({type(e).__name__}: "

@@ -241,6 +241,9 @@ class S3Files(Files):
 
     def __init__(self, url: str, config: Config | None):
         rest = url.split("://", 1)[1].strip("/")
+        if "@" in rest.split("/", 1)[0]:
+            raise ConfigurationError(f"FINRPT_PROVIDERS_CACHE_DIR={shown(url)!r} carries credentials in the URL: "
+                                     "put them in FINRPT_STORE_S3_ACCESS_KEY and FINRPT_STORE_S3_SECRET_KEY")
         self.bucket, _, self.prefix = rest.partition("/")
         if not self.bucket:
             raise ConfigurationError(f"FINRPT_PROVIDERS_CACHE_DIR={url!r} names no bucket: use s3://bucket/prefix")
@@ -353,6 +356,16 @@ class S3Files(Files):
         return _Ranged(fetch, entry.size)
 
 
+def shown(url: str) -> str:
+    """``url`` fit to print: never the user-info part (``scheme://key:secret@host/...``)."""
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    host, _, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1]
+    return redact.scrub(f"{scheme}://{host}" + (f"/{path}" if path else ""))
+
+
 def _missing(e: Exception) -> bool:
     try:
         from botocore import exceptions as bx
@@ -383,7 +396,7 @@ class FsspecFiles(Files):
         self.base = rest.rstrip("/")
         if scheme == "memory":
             self.base = "/" + self.base.lstrip("/")
-        self.root = redact.scrub(f"{scheme}://{rest.rstrip('/')}")
+        self.root = shown(f"{scheme}://{rest.rstrip('/')}")
         self.deadline = float(config.value("FINRPT_STORE_REQUEST_DEADLINE")) if config is not None else 60.0
         self._inline = scheme in ("memory", "file", "local")  # in-process: nothing to wait for
 

@@ -8,10 +8,9 @@ One layout for every location (a directory, ``file://``, ``s3://``, ``memory://`
     _merged/{dataset}/year=2026/data.parquet                      derived: the year by key ("year" layout)
     _state/{dataset}/missing/2026-03-07.json                      a session found missing upstream
 
-``<version>`` is the upstream file's version and the writer's own token: every writer
-writes its own object, and the record it writes names that object. A writer deletes only
-objects of records already superseded when it wrote (and its own, when another writer's
-record came after its own): never the object the final record names. Everything under ``_`` is outside the
+``<version>`` is derived from the upstream file's ETag, size and key: writers of one
+version write the same object (the same bytes); a writer of another version writes
+another object, and the record it writes names its own. Everything under ``_`` is outside the
 dataset's directory, so Hive readers (DuckDB, Polars, Spark, pyarrow.dataset) find the
 session objects only.
 """
@@ -122,12 +121,10 @@ def year_dir(dataset: str, year: int) -> str:
 
 
 def data_path(dataset: str, day: dt.date, src: Source) -> str:
-    """A new object's name: the upstream version, then this writer's own token (so no two
-    writers ever write, or delete, the same object)."""
-    import uuid
-
-    version = hashlib.sha256(f"{src.etag}\0{src.size}\0{src.key}".encode()).hexdigest()[:12]
-    return f"{year_dir(dataset, day.year)}/date={day.isoformat()}/part-{version}-{uuid.uuid4().hex[:10]}.parquet"
+    """A session object's name: derived from its upstream version (writers of one version
+    write the same object)."""
+    version = hashlib.sha256(f"{src.etag}\0{src.size}\0{src.key}".encode()).hexdigest()[:16]
+    return f"{year_dir(dataset, day.year)}/date={day.isoformat()}/part-{version}.parquet"
 
 
 def legacy_data_path(dataset: str, day: dt.date) -> str:
