@@ -274,6 +274,7 @@ class Engine:
         rpath = record_path(dataset, day)
         old = self._current(dataset, day)
         if old is not None and old.source == src and old.rows == t.num_rows and self.files.head(old.data):
+            self._forget_listing(dataset, day.year)  # a plan's listing predates it: the read must list again
             return  # this upstream version is stored already (another writer was first): nothing to do
         path = data_path(dataset, day, src)
         rec = Record(src, path, t.num_rows)
@@ -298,7 +299,6 @@ class Engine:
         """(Re)build the year's derived copy, ordered by key, from the session objects (the
         sessions an existing copy holds as recorded are taken from it, streamed a key range
         at a time). Returns the sessions it holds. A ``session``-layout dataset has none."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         ds = self.dataset(dataset)
@@ -323,17 +323,20 @@ class Engine:
         manifest = {d.isoformat(): {"etag": recs[d].source.etag, "rows": _rows_of(recs[d], held, d, parts, ds)}
                     for d in sorted(recs)}
         schema = ds.schema().with_metadata({META_SESSIONS: json.dumps(manifest, sort_keys=True).encode()})
-        sink = pa.BufferOutputStream()
-        total = 0
-        with pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True,
-                              use_dictionary=[ds.key]) as w:
-            for chunk in _merged_ranges(parts, old_pf, replaced, ds.key, ds.time):
-                total += chunk.num_rows
-                w.write_table(chunk.replace_schema_metadata(schema.metadata), row_group_size=ROW_GROUP)
-        if total != sum(m["rows"] for m in manifest.values()):
-            raise DataIntegrityError(f"the {dataset} {year} copy would hold {total} rows where its sessions hold "
-                                     f"{sum(m['rows'] for m in manifest.values())}: not written; {REPAIR}")
-        self.files.write(path, sink.getvalue().to_pybytes())
+        want = sum(m["rows"] for m in manifest.values())
+
+        def produce(sink) -> None:
+            total = 0
+            with pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True,
+                                  use_dictionary=[ds.key]) as w:
+                for chunk in _merged_ranges(parts, old_pf, replaced, ds.key, ds.time):
+                    total += chunk.num_rows
+                    w.write_table(chunk.replace_schema_metadata(schema.metadata), row_group_size=ROW_GROUP)
+            if total != want:  # raised before the object is renamed or uploaded: nothing is written
+                raise DataIntegrityError(f"the {dataset} {year} copy would hold {total} rows where its sessions "
+                                         f"hold {want}: not written; {REPAIR}")
+
+        self.files.write_stream(path, produce)
         return len(recs)
 
     # -- reading ----------------------------------------------------------------------------

@@ -53,6 +53,15 @@ class Files:
 
     def read(self, path: str) -> bytes | None: ...
     def write(self, path: str, data: bytes) -> None: ...
+
+    def write_stream(self, path: str, produce) -> None:
+        """An object written by ``produce(sink)`` (a pyarrow output stream), whole or not at all."""
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        produce(sink)
+        self.write(path, sink.getvalue().to_pybytes())
+
     def list(self, prefix: str) -> list[Entry]: ...
     def head(self, path: str) -> Entry | None: ...
     def delete(self, path: str) -> None: ...
@@ -102,6 +111,27 @@ class LocalFiles(Files):
                 f.write(data)
             os.replace(tmp, target)
             self._sweep(target.parent)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise self._unwritable(target, e) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def write_stream(self, path: str, produce) -> None:
+        """Straight to a temporary file beside the object, then renamed: a large object never
+        sits in memory whole."""
+        import pyarrow as pa
+
+        target = self._p(path)
+        tmp = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with pa.OSFile(str(tmp), "wb") as f:
+                produce(f)
+            os.replace(tmp, target)
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
