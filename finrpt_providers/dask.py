@@ -84,14 +84,32 @@ class ConfigPlugin:
 
     def setup(self, worker=None) -> None:
         with _LOCK:
-            _LOCAL[self.name] = self._values
+            _keep(self.name, self._values)
 
     def teardown(self, worker=None) -> None:
         pass
 
 
 def _values(config: "Config") -> dict[str, str]:
-    return {k: str(v) for k, v in config._values.items() if v is not None}
+    """What a worker gets: the driver's resolved values, the store's location made absolute
+    here (never the worker's own cache directory or working directory)."""
+    values = {k: str(v) for k, v in config._values.items() if v is not None}
+    where = config.store_location
+    values["FINRPT_PROVIDERS_CACHE_DIR"] = where if isinstance(where, str) else str(where.expanduser().resolve())
+    return values
+
+
+#: configurations kept per process (a worker keeps the latest few, not every one it was given)
+KEEP = 16
+
+
+def _keep(name: str, values: dict[str, str]) -> None:
+    _LOCAL.pop(name, None)
+    _LOCAL[name] = values
+    while len(_LOCAL) > KEEP:
+        old = next(iter(_LOCAL))
+        _LOCAL.pop(old)
+        _CACHE.pop(old, None)
 
 
 def share_config(config: "Config", client=None) -> str:
@@ -101,7 +119,7 @@ def share_config(config: "Config", client=None) -> str:
     digest = hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()[:16]
     name = f"finrpt-config-{digest}"
     with _LOCK:
-        _LOCAL[name] = values
+        _keep(name, values)
     if client is not None:
         from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -126,7 +144,8 @@ def worker_config(name: str | None = None) -> "Config":
         return cached
     if values is None:
         raise ConfigurationError(f"this worker has no finrpt configuration {name}: it joined without the plugin "
-                                 "(share_config registers it with the client)")
+                                 "(share_config registers it with the client); dask's local 'processes' scheduler "
+                                 "gets none: use the threads scheduler or a distributed Client")
     cfg = Config.exact(values)  # nothing of this machine's files or environment: see Config.exact
     with _LOCK:
         _CACHE[name] = cfg

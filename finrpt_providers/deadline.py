@@ -72,7 +72,8 @@ def current() -> Budget | None:
 
 
 class _Socket:
-    """A connected socket whose waits are charged to the budget of the request it carries."""
+    """A connected socket whose waits (receiving, and sending to a server that reads slowly) are charged to the budget of
+    the request it carries."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -91,11 +92,11 @@ class _Socket:
 
     def sendall(self, data, *args):
         self.budget = current()  # a new request on this connection: its budget from now on
-        return self._sock.sendall(data, *args)
+        return self._charged(self._sock.sendall, data, *args)  # a server reading slowly is charged too
 
     def send(self, data, *args):
         self.budget = current()
-        return self._sock.send(data, *args)
+        return self._charged(self._sock.send, data, *args)
 
     def _charged(self, fn, *args):
         b = self.budget

@@ -76,14 +76,16 @@ def test_one_ticker_reads_the_copy_and_a_cross_section_reads_its_sessions(tmp_pa
     truth = {d: normalise(_day(d, universe), D) for d in days}
     store.put("d", {d: (truth[d], Source(f"k{d}", "e1", 1)) for d in days})
     store.merge_year("d", 2025)
+    from finrpt_providers.store.files import LocalFiles
+
     opened: list[str] = []
-    real = pq.ParquetFile.__init__
+    real = LocalFiles.reader
 
-    def spy(self, source, *a, **k):
-        opened.append(str(source))
-        return real(self, source, *a, **k)
+    def spy(self, path, entry):
+        opened.append(path)
+        return real(self, path, entry)
 
-    monkeypatch.setattr(pq.ParquetFile, "__init__", spy)
+    monkeypatch.setattr(LocalFiles, "reader", spy)
     got = store.read_ticker("d", days, "NA")
     assert got.equals(_sorted(pa.concat_tables([t.filter(pc.equal(t.column("ticker"), "NA")) for t in truth.values()])))
     assert opened and all("_merged" in p for p in opened)  # one file for the year, not 15

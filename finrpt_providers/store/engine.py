@@ -40,8 +40,8 @@ from ..errors import DataIntegrityError, ProviderError
 from .files import Entry, Files, LocalFiles
 from .layout import (
     MERGED, META_SESSIONS, META_SOURCE, ROW_GROUP, SOURCES, bounds, data_path, Dataset, mark_dir, mark_path,
-    matches, merged_path, parse_mark, parse_record, Problem, Record, record_dir, record_path, session_dates,
-    Source, year_dir,
+    matches, merged_path, parse_mark, parse_record, Problem, Record, record_day, record_dir, record_path,
+    session_dates, Source, year_dir,
 )
 
 if TYPE_CHECKING:
@@ -66,35 +66,57 @@ class _Gone(DataIntegrityError):
 
 
 class _LRU:
-    """A bounded mapping, least recently used first out; thread-safe."""
+    """A bounded mapping, least recently used first out, by entries and (with ``weigh``) by
+    bytes; thread-safe."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, max_bytes: int | None = None, weigh=None):
         self.limit, self._d, self._lock = limit, OrderedDict(), threading.Lock()
+        self.max_bytes, self._weigh, self.bytes = max_bytes, weigh, 0
 
     def get(self, key):
         with self._lock:
             v = self._d.get(key)
             if v is not None:
                 self._d.move_to_end(key)
-            return v
+                return v[0]
+            return None
 
     def put(self, key, value) -> None:
+        w = self._weigh(value) if self._weigh is not None else 0
         with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.limit:
-                self._d.popitem(last=False)
+            old = self._d.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._d[key] = (value, w)
+            self.bytes += w
+            while len(self._d) > self.limit or (self.max_bytes is not None and self.bytes > self.max_bytes
+                                                and len(self._d) > 1):
+                _k, (_v, ow) = self._d.popitem(last=False)
+                self.bytes -= ow
 
     def pop(self, key) -> None:
         with self._lock:
-            self._d.pop(key, None)
+            old = self._d.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
 
     def __len__(self) -> int:
         return len(self._d)
 
 
+FOOTERS_MAX_BYTES = 64 << 20  # and at most this much of them (a minute session's footer is ~1.5 MiB)
+
+
+def _footer_bytes(entry: tuple) -> int:
+    value = entry[1]
+    size = getattr(value, "serialized_size", None)
+    if size is not None:
+        return int(size) * 2  # parsed, a footer takes about twice its serialized size
+    return 64 * (len(value) + 1) if isinstance(value, list) else 64
+
+
 _RECORDS = _LRU(RECORDS_MAX)
-_FOOTERS = _LRU(FOOTERS_MAX)
+_FOOTERS = _LRU(FOOTERS_MAX, FOOTERS_MAX_BYTES, _footer_bytes)
 
 
 class Engine:
@@ -148,12 +170,9 @@ class Engine:
     def _listed_records(self, dataset: str, year: int) -> dict[dt.date, Entry]:
         out = {}
         for e in self.files.list(record_dir(dataset, year)):
-            name = e.path.rsplit("/", 1)[-1]
-            if name.endswith(".json") and not name.startswith("."):
-                try:
-                    out[dt.date.fromisoformat(name[:-5])] = e
-                except ValueError:
-                    continue
+            day = record_day(e.path, dataset, year)  # exactly YYYY-MM-DD.json of that year: no stray file
+            if day is not None:
+                out[day] = e
         return out
 
     def records(self, dataset: str, year: int, reuse: bool = False, remember: bool = False) -> dict[dt.date, Record]:
@@ -286,7 +305,9 @@ class Engine:
         now = self._current(dataset, day)
         if now is not None and now.data == path:
             if old is not None and old.data != path:
-                self.files.delete(old.data)  # the version replaced (Hive readers would see both)
+                again = self._current(dataset, day)  # looked at once more, right before: the window is a call
+                if again is None or again.data != old.data:
+                    self.files.delete(old.data)  # the version replaced (Hive readers would see both)
             if self.files.head(path) is None:  # removed by a writer of another version meanwhile
                 self.files.write(path, data)
         self.files.delete(mark_path(dataset, day))
@@ -315,9 +336,17 @@ class Engine:
         if keep == set(recs) and set(held) == {d.isoformat() for d in recs}:
             return len(recs)  # up to date
         new = sorted(set(recs) - keep)
+        def read(d: dt.date):
+            try:  # the object this listing's record names, or none: never a newer one under this label
+                return d, self._read_object(dataset, d, recs[d], None)
+            except _Gone:
+                return d, None
+
         with ThreadPoolExecutor(max_workers=max(1, min(IO_THREADS if not self.files.local else 4, len(new)))) as pool:
-            parts = list(pool.map(lambda d: self._read_session(dataset, d, recs[d], None), new))
-        parts = [p.replace_schema_metadata(None) for p in parts if p.num_rows]
+            got = list(pool.map(read, new))
+        gone = {d for d, t in got if t is None}
+        recs = {d: r for d, r in recs.items() if d not in gone}  # replaced meanwhile: not in this copy
+        parts = [t.replace_schema_metadata(None) for _d, t in got if t is not None and t.num_rows]
         old_pf = footer[0]() if footer is not None and keep else None
         replaced = sorted(dt.date.fromisoformat(k) for k in held if dt.date.fromisoformat(k) not in keep)
         manifest = {d.isoformat(): {"etag": recs[d].source.etag, "rows": _rows_of(recs[d], held, d, parts, ds)}
@@ -380,12 +409,33 @@ class Engine:
             held = json.loads((meta.metadata or {})[META_SESSIONS])
             if not isinstance(held, dict) or meta.num_rows != sum(int(v["rows"]) for v in held.values()):
                 return None
+            if not self._proven(dataset, path, entry, held):
+                return None
         except (OSError, KeyError, ValueError, TypeError, ProviderError, ImportError) as e:
             log.debug("the %s %s derived copy is not used: %s", dataset, year, type(e).__name__)
             return None
         except Exception:  # noqa: BLE001 - pyarrow's own errors: a damaged copy is only a lost shortcut
             return None
         return (lambda: self._footer(path, entry)[0]), held, entry
+
+    def _proven(self, dataset: str, path: str, entry: Entry, held: dict) -> bool:
+        """The copy holds what its manifest says, session by session, in the dataset's schema:
+        checked once per version of it (its time column read whole), the verdict cached."""
+        import pyarrow.compute as pc
+
+        ident = (self.root, path, "proven")
+        hit = _FOOTERS.get(ident)
+        if hit is not None and hit[0] == entry.version:
+            return hit[1]
+        ds = self.dataset(dataset)
+        pf, _meta = self._footer(path, entry)
+        ok = pf.schema_arrow.remove_metadata().equals(ds.schema())
+        if ok:
+            t = pf.read(columns=[ds.time])
+            counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(session_dates(t, ds.time)).to_pylist()}
+            ok = counts == {k: int(v["rows"]) for k, v in held.items() if int(v["rows"])}
+        _FOOTERS.put(ident, (entry.version, ok))
+        return ok
 
     def _read_session(self, dataset: str, day: dt.date, rec: Record, wanted: list[str] | None) -> pa.Table:
         """Rows (of ``wanted`` keys, all when None) of one session's object, checked against
@@ -414,6 +464,9 @@ class Engine:
                         f"{REPAIR} (it fetches the session again)")
         try:
             pf, meta = self._footer(rec.data, entry)
+            if not pf.schema_arrow.remove_metadata().equals(ds.schema()):
+                raise DataIntegrityError(f"the store's {shown} has another schema than {dataset}'s "
+                                         f"({pf.schema_arrow.remove_metadata()}): {REPAIR}")
             inner = (meta.metadata or {}).get(META_SOURCE)
             if inner is not None:
                 own = json.loads(inner)
@@ -504,10 +557,10 @@ class Engine:
     def forget(self, dataset: str, days: Iterable[dt.date]) -> None:
         """Drop sessions (record first, then the object it named) so they are fetched again."""
         for d in days:
-            e = self.files.head(record_path(dataset, d))
-            rec = self._record(dataset, d, e) if e is not None else None
+            rec = self._current(dataset, d)
             self.files.delete(record_path(dataset, d))
-            if rec is not None:
+            now = self._current(dataset, d)  # a writer may have stored it again meanwhile
+            if rec is not None and (now is None or now.data != rec.data):
                 self.files.delete(rec.data)
             self._forget_listing(dataset, d.year)
 

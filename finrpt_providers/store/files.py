@@ -26,13 +26,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import deadline, redact
-from ..errors import ConfigurationError, ProviderError, ProviderUnavailable
+from ..errors import ConfigurationError, DataIntegrityError, ProviderError, ProviderUnavailable
 
 if TYPE_CHECKING:
     from ..config import Config
 
 #: the slowest pace a transfer may keep: its deadline grows a second per this many bytes
 MIN_RATE = 256 << 10
+#: the most a small object (a record, a mark) may be
+SMALL_MAX = 1 << 20
+REPAIR_HINT = "run `finrpt-providers verify --repair`"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class LocalFiles(Files):
             with pa.OSFile(str(tmp), "wb") as f:
                 produce(f)
             os.replace(tmp, target)
+            self._sweep(target.parent)
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -169,7 +173,10 @@ class LocalFiles(Files):
                         if e.is_dir(follow_symlinks=False):
                             stack.append(Path(e.path))
                         else:
-                            st = e.stat(follow_symlinks=False)
+                            try:
+                                st = e.stat(follow_symlinks=False)
+                            except FileNotFoundError:
+                                continue  # renamed or removed by a writer since the directory was read
                             rel = os.path.relpath(e.path, self.base).replace(os.sep, "/")
                             out.append(Entry(rel, st.st_size, (st.st_mtime_ns, st.st_ino, st.st_size)))
         except PermissionError as e:
@@ -195,7 +202,20 @@ class LocalFiles(Files):
             raise self._unwritable(self._p(path), e) from None
 
     def reader(self, path: str, entry: Entry) -> Any:
-        return str(self._p(path))
+        """The object as ``entry`` saw it: opened, then checked to be that version (replaced
+        meanwhile by a writer: FileNotFoundError, never a footer read against another file)."""
+        import pyarrow as pa
+
+        p = str(self._p(path))
+        f = pa.memory_map(p)
+        try:
+            st = os.stat(p)
+        except OSError:
+            st = None
+        if st is None or (st.st_mtime_ns, st.st_ino, st.st_size) != entry.version:
+            f.close()
+            raise FileNotFoundError(f"{path} was replaced while it was read")
+        return f
 
     def shown(self, path: str) -> str:
         return str(self._p(path))
@@ -281,9 +301,9 @@ class S3Files(Files):
         opts: dict[str, Any] = {}
         self.deadline = 60.0
         if config is not None:
-            endpoint = config.value("FINRPT_STORE_S3_ENDPOINT")
-            if endpoint:
-                opts["endpoint_url"] = endpoint
+            region = config.value("FINRPT_STORE_S3_REGION") or "us-east-1"
+            # always explicit: never AWS_ENDPOINT_URL or ~/.aws/config of the machine this runs on
+            opts["endpoint_url"] = config.value("FINRPT_STORE_S3_ENDPOINT") or f"https://s3.{region}.amazonaws.com"
             key, secret = config.get("FINRPT_STORE_S3_ACCESS_KEY"), config.get("FINRPT_STORE_S3_SECRET_KEY")
             if bool(key) != bool(secret):
                 raise ConfigurationError("an s3:// store needs both FINRPT_STORE_S3_ACCESS_KEY and "
@@ -291,7 +311,7 @@ class S3Files(Files):
             if key:
                 redact.register(key, secret)
                 opts["aws_access_key_id"], opts["aws_secret_access_key"] = key, secret
-            opts["region_name"] = config.value("FINRPT_STORE_S3_REGION") or "us-east-1"
+            opts["region_name"] = region
             self.deadline = float(config.value("FINRPT_STORE_REQUEST_DEADLINE"))
         self._opts = opts
 
@@ -325,7 +345,7 @@ class S3Files(Files):
                 raise
             except Exception as e:
                 if b.exceeded or isinstance(e, deadline.DeadlineExceeded):
-                    raise ProviderUnavailable(f"the store at {self.root} took longer than {b.seconds:.0f} s in all "
+                    raise ProviderUnavailable(f"the store at {self.root} took longer than {b.seconds:g} s in all "
                                               f"to {what} (FINRPT_STORE_REQUEST_DEADLINE): its endpoint answers too "
                                               "slowly; try again later") from None
                 if _missing(e):
@@ -333,10 +353,15 @@ class S3Files(Files):
                 raise self.error(e, what) from None
 
     def read(self, path: str) -> bytes | None:
+        """A small object (a record, a mark) whole; its deadline is not stretched by the size the
+        server announces."""
         def go(b):
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(path))
-            b.allow(int(resp.get("ContentLength") or 0) / MIN_RATE)
-            return resp["Body"].read()
+            if int(resp.get("ContentLength") or 0) > SMALL_MAX:
+                resp["Body"].close()
+                raise DataIntegrityError(f"the store's {path} announces {resp.get('ContentLength')} bytes, more than "
+                                         f"a record can be: {REPAIR_HINT}")
+            return resp["Body"].read(SMALL_MAX + 1)[:SMALL_MAX + 1]
 
         try:
             return self._call(f"read {path}", go)
@@ -453,7 +478,7 @@ class FsspecFiles(Files):
 
         threading.Thread(target=run, name="finrpt-store-io", daemon=True).start()
         if not done.wait(self.deadline):
-            raise ProviderUnavailable(f"the store at {self.root} took longer than {self.deadline:.0f} s in all to "
+            raise ProviderUnavailable(f"the store at {self.root} took longer than {self.deadline:g} s in all to "
                                       f"{what} (FINRPT_STORE_REQUEST_DEADLINE): try again later")
         if "e" in box:
             e = box["e"]

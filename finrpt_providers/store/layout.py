@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -180,17 +181,38 @@ def parse_record(raw: bytes | None, dataset: str, day: dt.date) -> Record | None
         return None
     try:
         d = json.loads(raw)
-        src = Source(str(d["key"]), str(d["etag"]), int(d["size"]))
+        size = d["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 50:
+            return None
+        src = Source(str(d["key"]), str(d["etag"]), size)
         data = d.get("data") or legacy_data_path(dataset, day)
         rows = d.get("rows")
         if not isinstance(data, str) or not data.startswith(f"{year_dir(dataset, day.year)}/date={day.isoformat()}/") \
-                or ".." in data or (rows is not None and (not isinstance(rows, int) or rows < 0)):
+                or ".." in data or "/" in data[len(year_dir(dataset, day.year)) + 17:] or not data.endswith(".parquet"):
+            return None
+        if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or not 0 <= rows < 1 << 40):
             return None
         if d.get("session") not in (None, day.isoformat()):
             return None
         return Record(src, data, rows)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - any shape, any number (1e400): damaged, never a crash
         return None
+
+
+RECORD_NAME = re.compile(r"\d{4}-\d{2}-\d{2}\.json")
+
+
+def record_day(path: str, dataset: str, year: int) -> dt.date | None:
+    """The session a record's path is for, when it is exactly ``_sources/{dataset}/year=Y/YYYY-MM-DD.json``
+    with that date in year Y; None for anything else (a stray file, never a record)."""
+    folder, _, name = path.rpartition("/")
+    if folder != record_dir(dataset, year) or not RECORD_NAME.fullmatch(name):
+        return None
+    try:
+        day = dt.date.fromisoformat(name[:-5])
+    except ValueError:
+        return None
+    return day if day.year == year else None
 
 
 def parse_mark(raw: bytes | None) -> dt.datetime | None:
@@ -202,9 +224,13 @@ def parse_mark(raw: bytes | None) -> dt.datetime | None:
         return None
     try:
         t = dt.datetime.fromisoformat(json.loads(raw)["checked_at"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+        if t.tzinfo is None or t.utcoffset() is None:
+            return None
+        if t > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1):
+            return None  # in the future: it would keep a session from ever being asked again
+    except Exception:  # noqa: BLE001 - any shape: damaged
         return None
-    return t if t.tzinfo is not None and t.utcoffset() is not None else None
+    return t
 
 
 def matches(held: Any, rec: Record) -> bool:

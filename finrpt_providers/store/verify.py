@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 from ..errors import DataIntegrityError, ProviderError
 from .files import writer_alive
 from .layout import (
-    META_SESSIONS, STALE_TEMP_SECONDS, legacy_data_path, mark_dir, mark_path, matches, merged_path, parse_mark,
-    parse_record, Problem, Record, record_path, session_dates, Source, year_dir,
+    MERGED, META_SESSIONS, SOURCES, STALE_TEMP_SECONDS, legacy_data_path, mark_dir, mark_path, matches,
+    merged_path, parse_mark, parse_record, Problem, Record, record_day, record_dir, record_path, session_dates,
+    Source, year_dir,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def verify(store: Engine, dataset: str, repair: bool = False) -> list[Problem]:
                     problems.append(Problem(dataset, when or day, "bad rows", f"{what} (in {files.shown(rec.data)}): "
                                             "queries for that ticker fail", year, refetch=True))
         now = time.time()
-        for e in files.list(year_dir(dataset, year)):
+        for e in [*files.list(year_dir(dataset, year)), *files.list(record_dir(dataset, year)),
+                  *files.list(f"{MERGED}/{dataset}/year={year:04d}")]:
             name = e.path.rsplit("/", 1)[-1]
             if name.startswith(".") and name.endswith(".tmp"):
                 if files.local and writer_alive(name) and _age(store, e.path, now) < STALE_TEMP_SECONDS:
@@ -80,19 +82,33 @@ def verify(store: Engine, dataset: str, repair: bool = False) -> list[Problem]:
                 problems.append(Problem(dataset, None, "stale temp file", files.shown(e.path), year))
                 if repair:
                     files.delete(e.path)
-            elif name.endswith(".parquet") and e.path not in named:
+            elif e.path.startswith(f"{SOURCES}/"):
+                if record_day(e.path, dataset, year) is None:
+                    problems.append(Problem(dataset, None, "stray file", f"{files.shown(e.path)} is not a record "
+                                            "(records are exactly YYYY-MM-DD.json of their year): ignored", year))
+                    if repair:
+                        files.delete(e.path)
+            elif e.path.startswith(f"{MERGED}/"):
+                continue
+            elif e.path not in named:
                 day = _day_of(e.path)
                 problems.append(Problem(dataset, day, "unrecorded data", f"{files.shown(e.path)}: no record names it "
                                         "(a writer stopped between its two writes, or lost to another version); "
                                         "not served", year))
-                if repair:
+                cur = store._current(dataset, day) if repair and day is not None else None
+                if repair and (cur is None or cur.data != e.path):  # not a write that landed meanwhile
                     files.delete(e.path)
         if ds.per_year:
             problems += _verify_merged(store, dataset, year, good, repair, pa, pc, matches)
     marks = store.files.list(mark_dir(dataset))
     for e in marks:
         name = e.path.rsplit("/", 1)[-1]
-        if not name.endswith(".json"):
+        if name.startswith(".") and name.endswith(".tmp"):
+            if files.local and writer_alive(name):
+                continue
+            problems.append(Problem(dataset, None, "stale temp file", files.shown(e.path), None))
+            if repair:
+                files.delete(e.path)
             continue
         if parse_mark(files.read(e.path)) is None:
             try:
@@ -124,6 +140,8 @@ def _verify_merged(store: Engine, dataset: str, year: int, good: dict[dt.date, R
     try:
         pf, meta = store._footer(path, entry)
         held = json.loads((meta.metadata or {})[META_SESSIONS])
+        if not pf.schema_arrow.remove_metadata().equals(ds.schema()):
+            raise ValueError(f"another schema than {dataset}'s")
         t = pf.read(columns=[ds.time])
         counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(session_dates(t, ds.time)).to_pylist()}
         claimed = {k: int(v["rows"]) for k, v in held.items()}
@@ -132,7 +150,7 @@ def _verify_merged(store: Engine, dataset: str, year: int, good: dict[dt.date, R
                            | {k for k in set(counts) & set(claimed) if counts[k] != claimed[k]})
             reason = f"it does not hold what its manifest claims (sessions {', '.join(wrong[:5])})"
     except Exception as e:  # noqa: BLE001 - any failure to read is damage, reported
-        reason = f"unreadable ({type(e).__name__})"
+        reason = f"unreadable ({type(e).__name__}: {str(e)[:80]})"
     # a copy behind its records (built before the latest sessions or versions) is not damage: reads
     # use it only for the sessions it holds as recorded; repair brings it up to date
     if repair and not reason and good:
@@ -211,6 +229,11 @@ def migrate_year(store: Engine, dataset: str, year: int) -> None:
                 local = session_dates(t, ds.time)
                 for d, r in sorted(days.items()):
                     rows = t.filter(pc.equal(local, pa.scalar(d, pa.date32())))
+                    if "rows" in r and rows.num_rows != r["rows"]:
+                        logging.getLogger(__name__).warning(
+                            "the old %s %s held %d rows where its manifest recorded %s: not migrated, fetched "
+                            "again", dataset, d, rows.num_rows, r["rows"])
+                        continue
                     store.put_session(dataset, d, rows, Source(str(r["key"]), str(r["etag"]), int(r["size"])))
             except Exception as e:  # noqa: BLE001 - a damaged old year: its sessions are fetched again
                 logging.getLogger(__name__).warning("the old %s %s year file is unreadable (%s): its sessions are "
@@ -224,7 +247,9 @@ def migrate_year(store: Engine, dataset: str, year: int) -> None:
                     continue
                 try:
                     rows = pq.ParquetFile(files.reader(old, head)).metadata.num_rows
-                except Exception:  # noqa: BLE001 - unreadable: dropped, fetched again
+                    if "rows" in r and rows != r["rows"]:
+                        raise ValueError("row count")
+                except Exception:  # noqa: BLE001 - unreadable or not what was recorded: dropped, fetched again
                     files.delete(old)
                     continue
                 rec = Record(Source(str(r["key"]), str(r["etag"]), int(r["size"])), old, rows)

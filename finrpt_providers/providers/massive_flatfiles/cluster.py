@@ -41,6 +41,8 @@ def _parts(config_name: str) -> tuple:
         if hit is None:
             cfg = worker_config(config_name)
             hit = _PARTS[config_name] = (FlatFilesS3(cfg), store_for(cfg))
+            while len(_PARTS) > 16:  # the latest few configurations, not every one ever shared
+                _PARTS.pop(next(iter(_PARTS)))
         return hit
 
 
