@@ -399,3 +399,24 @@ def test_s3_key_pair_never_leaks(cfg, ff, caplog, capsys):
         if path.is_file():
             data = path.read_bytes()
             assert ff.access_key.encode() not in data and ff.secret_key.encode() not in data
+
+
+@pytest.mark.parametrize("interval", ["1d", "1m"])
+def test_a_session_whose_object_is_gone_is_fetched_again_not_answered_without(cfg, ff, market, interval):
+    """Two writers of two upstream versions at one instant can leave a record naming an object
+    that is gone: the query fetches that session again (a warning says so), never answers
+    without it, and the store is clean afterwards."""
+    from finrpt_providers.store import layout
+
+    start, end = ("2026-02-02", "2026-02-06") if interval == "1d" else ("2026-02-05", "2026-02-05")
+    flat(cfg, "AAPL", start, end, interval)
+    store = store_for(cfg)
+    dataset = "day_aggs_v1" if interval == "1d" else "minute_aggs_v1"
+    day = dt.date(2026, 2, 5)
+    store.files.delete(store.records(dataset, 2026)[day].data)
+    store.files.delete(layout.merged_path(dataset, 2026))  # no copy to answer instead
+    ff.reset_counts()
+    df = flat(cfg, "AAPL", start, end, interval)
+    pdt.assert_frame_equal(df, truth_without_vwap(market, "AAPL", start, end, interval, "raw"), check_freq=False)
+    assert ff.count() == 1  # that session's file, once
+    assert store.verify(dataset) == []

@@ -713,3 +713,103 @@ def test_caches_are_bounded(tmp_path, monkeypatch):
     assert len(engine._FOOTERS) >= 1  # the cache is used
     assert_same(st.read_days(DS.name, days), truth(list(tables.values())))
     assert len(engine._RECORDS) <= 3 and len(engine._FOOTERS) <= 3
+
+
+# -- the review's classes, again: hostile content never becomes an answer ------------------------
+@pytest.mark.parametrize("stray", ["20240304.json", "2024-W10-1.json", "backup/2024-03-04.json"])
+def test_a_stray_file_beside_the_records_is_never_a_record(backend, stray):
+    st = backend.open()
+    put_days(st, DAYS[:3])
+    day = DAYS[1]
+    real = st.files.read(L.record_path(DS.name, day))
+    body = json.loads(real)
+    body["etag"], body["data"] = "forged", L.data_path(DS.name, day, source(day, "forged"))
+    st.files.write(f"{L.record_dir(DS.name, 2024)}/{stray}", json.dumps(body).encode())
+    assert st.stored(DS.name, [day]) == {day: source(day)}  # the real record, not the stray one
+    assert ("stray file", None) in problems_of(st)
+    st.verify(DS.name, repair=True)
+    assert problems_of(st) == [] and st.files.read(L.record_path(DS.name, day)) == real
+
+
+def test_a_copy_whose_rows_add_up_but_sit_on_the_wrong_sessions_is_not_used(backend):
+    st = backend.open()
+    tables = put_days(st, DAYS)
+    st.merge_year(DS.name, 2024)
+    path = L.merged_path(DS.name, 2024)
+    copy = read_parquet(st, path)
+    # move one session's rows onto another: the same total, a lie session by session
+    a, b = DAYS[1], DAYS[2]
+    shift = pc.add(copy["window_start"].cast("int64"), pa.scalar(midnight_ns(b) - midnight_ns(a)))
+    moved = copy.set_column(copy.schema.get_field_index("window_start"), "window_start",
+                            pc.if_else(pc.equal(L.session_dates(copy, "window_start"), pa.scalar(a, pa.date32())),
+                                       shift, copy["window_start"].cast("int64")).cast(copy["window_start"].type))
+    st.files.write(path, object_bytes(moved, copy.schema.metadata))
+    assert_same(st.read_days(DS.name, DAYS), truth(list(tables.values())))
+    assert_same(st.read_ticker(DS.name, DAYS, "NA"),
+                truth(list(tables.values())).filter(pc.equal(truth(list(tables.values()))["ticker"], "NA")))
+    assert ("derived copy", None) in problems_of(st)
+
+
+@pytest.mark.parametrize("change", ["microseconds", "string close", "extra column"])
+def test_a_copy_or_session_object_of_another_schema_is_never_served(backend, change):
+    st = backend.open()
+    tables = put_days(st, DAYS[:3])
+    st.merge_year(DS.name, 2024)
+    path = L.merged_path(DS.name, 2024)
+    copy = read_parquet(st, path)
+
+    def alter(t: pa.Table) -> pa.Table:
+        if change == "microseconds":
+            i = t.schema.get_field_index("window_start")
+            return t.set_column(i, "window_start", t["window_start"].cast(pa.timestamp("us", tz="UTC")))
+        if change == "string close":
+            i = t.schema.get_field_index("close")
+            return t.set_column(i, "close", t["close"].cast(pa.string()))
+        return t.append_column("extra", pa.array([1] * t.num_rows))
+
+    st.files.write(path, object_bytes(alter(copy), copy.schema.metadata))
+    want = truth(list(tables.values()))
+    assert_same(st.read_days(DS.name, DAYS[:3]), want)  # the session objects answer
+    assert ("derived copy", None) in problems_of(st)
+    # and a session object of another schema is an error naming the repair, never an answer
+    obj = named(st, DS.name, DAYS[0])
+    own = read_parquet(st, obj)
+    st.files.write(obj, object_bytes(alter(own), own.schema.metadata))
+    st.files.delete(path)
+    with pytest.raises(DataIntegrityError, match="another schema.*verify --repair"):
+        st.read_days(DS.name, DAYS[:3])
+    assert ("damaged session", DAYS[0]) in problems_of(st)
+
+
+@pytest.mark.parametrize("body", ['{"key": "k", "etag": "e", "size": 1e400}', '{"key": "k", "etag": "e", "size": 1, "rows": 1e999}',
+                                  '{"key": "k", "etag": "e", "size": true}', '{"key": "k", "etag": "e", "size": 1, "data": "bars/year=2024/date=2024-03-04/x/../../y.parquet"}'])
+def test_a_record_of_any_number_or_path_is_damaged_never_a_crash(backend, body):
+    st = backend.open()
+    put_days(st, DAYS[:3])
+    st.files.write(L.record_path(DS.name, DAYS[1]), body.encode())
+    assert sorted(st.stored(DS.name, DAYS[:3])) == [DAYS[0], DAYS[2]]
+    assert ("damaged record", DAYS[1]) in problems_of(st)
+
+
+def test_a_mark_in_the_future_does_not_keep_a_session_from_being_asked(backend):
+    st = backend.open()
+    day = DAYS[-1]
+    st.files.write(L.mark_path(DS.name, day), json.dumps({"checked_at": "2999-01-01T00:00:00+00:00"}).encode())
+    assert st.known_missing(DS.name, [day], day) == set()
+    assert ("damaged mark", day) in problems_of(st)
+
+
+def test_temp_files_of_a_dead_writer_are_found_beside_records_copies_and_marks(tmp_path):
+    st = store.open_store(tmp_path, "store", (DS, DS_SESSION))
+    put_days(st, DAYS[:2])
+    st.merge_year(DS.name, 2024)
+    root = tmp_path / "store"
+    dead = [root / L.record_dir(DS.name, 2024) / ".x.json.999999999-dead.tmp",
+            root / "_merged" / DS.name / "year=2024" / ".data.parquet.999999999-dead.tmp",
+            root / L.mark_dir(DS.name) / ".y.json.999999999-dead.tmp"]
+    for p in dead:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"half")
+    assert [w for w, _d in problems_of(st)].count("stale temp file") == 3
+    st.verify(DS.name, repair=True)
+    assert not any(p.exists() for p in dead) and problems_of(st) == []

@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .engine import Engine, normalise
+from .engine import Engine, SessionGone, normalise
 from .files import files_for
 from .layout import SESSION, YEAR, Dataset, Problem, Source
 
@@ -59,4 +59,4 @@ def open_store(location: Any, prefix: str, datasets: Iterable[Dataset], config: 
     return Engine(files_for(where, config), datasets)
 
 
-__all__ = ["Store", "Dataset", "Source", "Problem", "open_store", "normalise", "YEAR", "SESSION"]
+__all__ = ["Store", "Dataset", "Source", "Problem", "SessionGone", "open_store", "normalise", "YEAR", "SESSION"]

@@ -65,6 +65,16 @@ class _Gone(DataIntegrityError):
     """A session's object is not there (maybe replaced by another writer a moment ago)."""
 
 
+class SessionGone(DataIntegrityError):
+    """A session's record names an object that is gone (two writers of two upstream versions
+    at the same instant, or a hand's delete): the owner fetches ``day`` again (``forget`` it
+    first), never answers without it."""
+
+    def __init__(self, message: str, dataset: str, day: dt.date):
+        super().__init__(message)
+        self.dataset, self.day = dataset, day
+
+
 class _LRU:
     """A bounded mapping, least recently used first out, by entries and (with ``weigh``) by
     bytes; thread-safe."""
@@ -432,7 +442,8 @@ class Engine:
         ok = pf.schema_arrow.remove_metadata().equals(ds.schema())
         if ok:
             t = pf.read(columns=[ds.time])
-            counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(session_dates(t, ds.time)).to_pylist()}
+            by_session = pc.value_counts(session_dates(t, ds.time)).to_pylist()
+            counts = {str(v["values"]): int(v["counts"]) for v in by_session}
             ok = counts == {k: int(v["rows"]) for k, v in held.items() if int(v["rows"])}
         _FOOTERS.put(ident, (entry.version, ok))
         return ok
@@ -449,7 +460,7 @@ class Engine:
                 entry = self.files.head(record_path(dataset, day))
                 now = self._record(dataset, day, entry) if entry is not None else None
                 if now is None or now.data == rec.data:
-                    raise DataIntegrityError(str(gone)) from None
+                    raise SessionGone(str(gone), dataset, day) from None
                 rec = now
         return self._read_object(dataset, day, rec, wanted)
 
@@ -465,8 +476,9 @@ class Engine:
         try:
             pf, meta = self._footer(rec.data, entry)
             if not pf.schema_arrow.remove_metadata().equals(ds.schema()):
-                raise DataIntegrityError(f"the store's {shown} has another schema than {dataset}'s "
-                                         f"({pf.schema_arrow.remove_metadata()}): {REPAIR}")
+                found = ", ".join(f"{f.name} {f.type}" for f in pf.schema_arrow)
+                raise DataIntegrityError(f"the store's {shown} has another schema than {dataset}'s ({found}): "
+                                         f"{REPAIR}")
             inner = (meta.metadata or {}).get(META_SOURCE)
             if inner is not None:
                 own = json.loads(inner)

@@ -28,7 +28,7 @@ from ...config import Setting
 from ...errors import DataIntegrityError, InvalidQuery, NoData, ProviderError
 from ...hookspecs import hookimpl
 from ...provider import ET, PriceProvider, PriceQuery, empty_bars, normalize_ticker, to_date
-from ...store import Store, open_store
+from ...store import SessionGone, Store, open_store
 from .files import AGG_DATASETS, NAME, PREFIX, key_for, scan_ticker, store_dataset
 from .mirror import ensure
 from .s3 import FlatFilesS3
@@ -64,9 +64,9 @@ def store_for(config: Config) -> Store:
     """This provider's store: ``FINRPT_PROVIDERS_CACHE_DIR``/massive/us_stocks_sip (a local
     directory, or object storage when the setting is a URL), with the datasets it declares."""
     where = config.store_location
+    checks = {d: functools.partial(_check_rows, interval="1d" if d == "day_aggs_v1" else "1m") for d in AGG_DATASETS}
     return open_store(f"{where}/massive" if isinstance(where, str) else where / "massive", PREFIX,
-                      [store_dataset(d, check=functools.partial(_check_rows, interval="1d" if d == "day_aggs_v1" else "1m"))
-                       for d in AGG_DATASETS], config)
+                      [store_dataset(d, check=checks[d]) for d in AGG_DATASETS], config)
 
 
 def _check_rows(table, interval: str) -> list[tuple[dt.date | None, str]]:
@@ -161,7 +161,18 @@ class MassiveFlatFilesProvider(PriceProvider):
         return table_to_long(table)
 
     def _read(self, dataset: str, days: list[dt.date], ticker: str) -> pd.DataFrame:
-        return table_to_bars(self._ensure(dataset, days).read_ticker(dataset, days, ticker))
+        return table_to_bars(self._stored(dataset, days, lambda store: store.read_ticker(dataset, days, ticker)))
+
+    def _stored(self, dataset: str, days: list[dt.date], read):
+        """``read(store)`` once ``days`` are in the store; a session whose object turns out to be
+        gone (two writers of two versions at one instant) is fetched again, once."""
+        store = self._ensure(dataset, days)
+        try:
+            return read(store)
+        except SessionGone as gone:
+            log.warning("%s: the stored %s of %s is gone (%s): fetching it again", NAME, dataset, gone.day, gone)
+            store.forget(dataset, [gone.day])
+            return read(self._ensure(dataset, days))
 
     def _ensure(self, dataset: str, days: list[dt.date]) -> Store:
         s3 = FlatFilesS3(self.config)  # missing keys fail here; the boto3 client is built on first use
@@ -180,8 +191,8 @@ class MassiveFlatFilesProvider(PriceProvider):
         q0 = queries[0]
         days = calendar.sessions(q0.start, min(q0.end, self.config.today()))
         dataset = "day_aggs_v1" if q0.interval == "1d" else "minute_aggs_v1"
-        table = self._ensure(dataset, days).read_tickers(dataset, days, [q.ticker for q in queries])
-        return table_to_long(table)
+        tickers = [q.ticker for q in queries]
+        return table_to_long(self._stored(dataset, days, lambda store: store.read_tickers(dataset, days, tickers)))
 
     serves_market = True
 
@@ -192,7 +203,7 @@ class MassiveFlatFilesProvider(PriceProvider):
         dataset = "day_aggs_v1" if interval == "1d" else "minute_aggs_v1"
         if not days:
             return table_to_long(None)
-        return table_to_long(self._ensure(dataset, days).read_days(dataset, days))
+        return table_to_long(self._stored(dataset, days, lambda store: store.read_days(dataset, days)))
 
     def _none(self, query: PriceQuery) -> NoData:
         return NoData(f"the flat files have no {query.interval} bars for {query.ticker} from {query.start} to "
