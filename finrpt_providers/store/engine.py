@@ -327,6 +327,18 @@ class Engine:
         return self._record(dataset, day, entry) if entry is not None else None
 
     def merge_year(self, dataset: str, year: int) -> int:
+        """(Re)build the year's derived copy (see :meth:`_merge_year`); another writer replacing
+        the copy while this one reads it makes this one start again (a few times at most)."""
+        for attempt in range(3):
+            try:
+                return self._merge_year(dataset, year)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise DataIntegrityError(f"the {dataset} {year} copy kept being replaced while it was rebuilt "
+                                             "(other writers): ask again") from None
+        return 0
+
+    def _merge_year(self, dataset: str, year: int) -> int:
         """(Re)build the year's derived copy, ordered by key, from the session objects (the
         sessions an existing copy holds as recorded are taken from it, streamed a key range
         at a time). Returns the sessions it holds. A ``session``-layout dataset has none."""
