@@ -185,7 +185,8 @@ class Engine:
                 out[day] = e
         return out
 
-    def records(self, dataset: str, year: int, reuse: bool = False, remember: bool = False) -> dict[dt.date, Record]:
+    def records(self, dataset: str, year: int, reuse: bool = False,
+                remember: bool = False) -> dict[dt.date, Record]:
         """The year's stored sessions, by date, listed now. A plan (``stored``) ``remember``s its
         listing for the ONE read of the same question that follows (``reuse``: same thread,
         within LISTING_TTL); nothing else reuses a listing."""
@@ -326,6 +327,23 @@ class Engine:
         entry = self.files.head(record_path(dataset, day))
         return self._record(dataset, day, entry) if entry is not None else None
 
+    def behind(self, dataset: str, year: int) -> bool:
+        """True when ``year``'s derived copy does not hold every stored session as recorded
+        (none yet, or built before the latest writes): the next :meth:`merge_year` has work.
+        Uses the listing a plan just made when there is one (no request of its own then)."""
+        if not self.dataset(dataset).per_year:
+            return False
+        with self._memo_lock:
+            hit = self._memo.get((dataset, year, threading.get_ident()))
+        recs = hit[1] if hit is not None and time.monotonic() - hit[0] < LISTING_TTL else self.records(dataset, year)
+        if not recs:
+            return False
+        merged = self._merged(dataset, year)
+        if merged is None:
+            return True
+        held = merged[1]
+        return len(held) != len(recs) or any(not matches(held.get(d.isoformat()), r) for d, r in recs.items())
+
     def merge_year(self, dataset: str, year: int) -> int:
         """(Re)build the year's derived copy (see :meth:`_merge_year`); another writer replacing
         the copy while this one reads it makes this one start again (a few times at most)."""
@@ -378,7 +396,9 @@ class Engine:
 
         def produce(sink) -> None:
             total = 0
-            with pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True,
+            # lz4: the copy is derived (rebuilt at will) and read on every warm question, where
+            # decoding speed is what counts; statistics only where a reader prunes by them
+            with pq.ParquetWriter(sink, schema, compression="lz4", write_statistics=[ds.key, ds.time],
                                   use_dictionary=[ds.key]) as w:
                 for chunk in _merged_ranges(parts, old_pf, replaced, ds.key, ds.time):
                     total += chunk.num_rows

@@ -101,8 +101,10 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
     """Make ``days`` of ``dataset`` present in the store, fetching only what it lacks.
 
     ``s3`` builds its boto3 client on first use, so a warm query never builds one, let
-    alone calls S3. Sessions recently found missing upstream are not asked for again
-    until they may have been published. A query that would download more than ``max_mb``
+    alone calls S3. A query that fetched answers from the session objects; the next one
+    (which fetches nothing) rebuilds the year's copy by ticker if it is behind. Sessions
+    recently found missing upstream are not asked for again until they may have been
+    published. A query that would download more than ``max_mb``
     (estimated from the files' typical size) is refused before any download, naming the
     ``sync`` that fetches it once (the chain then asks the next provider).
     """
@@ -116,8 +118,14 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
             f"{len(todo)} {dataset} files (~{estimate / 1024:.1f} GB) are not in the store, more than one query "
             f"downloads (MASSIVE_FLATFILES_MAX_QUERY_MB={max_mb:g}): run `finrpt-providers sync --start {todo[0]} "
             f"--end {todo[-1]} --datasets {dataset}` once, or ask for fewer sessions", provider=NAME)
-    out = fetch_days(s3, store, dataset, todo, workers) if todo else Outcome()
-    merge_years(store, dataset, out.fetched, log.debug)
+    if todo:
+        # the answer first: the year's copy by ticker is built by the next question (or a sync),
+        # which finds it behind; this one reads the session objects it just wrote
+        out = fetch_days(s3, store, dataset, todo, workers)
+    else:
+        out = Outcome()
+        merge_years(store, dataset, [d for d in {d.year: d for d in days}.values()
+                                     if store.per_year(dataset) and store.behind(dataset, d.year)], log.debug)
     out.missing = sorted(set(out.missing) | skip)
     return out
 
