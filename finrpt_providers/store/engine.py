@@ -125,6 +125,10 @@ def _footer_bytes(entry: tuple) -> int:
     return 64 * (len(value) + 1) if isinstance(value, list) else 64
 
 
+#: a local year's parsed records by its folder's version: a warm question stats one folder
+#: instead of listing it (kept only when the folder was last changed RACY_SECONDS before)
+_LISTINGS = _LRU(4096)
+RACY_SECONDS = 2.0
 _RECORDS = _LRU(RECORDS_MAX)
 _FOOTERS = _LRU(FOOTERS_MAX, FOOTERS_MAX_BYTES, _footer_bytes)
 
@@ -198,6 +202,11 @@ class Engine:
             if hit is not None and time.monotonic() - hit[0] < LISTING_TTL:
                 return hit[1]
         self._migrate_if_legacy(dataset, year)
+        folder = self.files.folder_version(record_dir(dataset, year)) if self.files.local else None
+        if folder is not None:
+            hit = _LISTINGS.get((self.root, dataset, year))
+            if hit is not None and hit[0] == folder[0]:
+                return hit[1]  # the folder is as it was when listed (see _LISTINGS)
         listed = self._listed_records(dataset, year)
         todo = [(d, e) for d, e in listed.items()]
         if len(todo) > 8 and not self.files.local:
@@ -206,6 +215,10 @@ class Engine:
         else:
             got = [(d, self._record(dataset, d, e)) for d, e in todo]
         out = {d: r for d, r in sorted(got) if r is not None}
+        if folder is not None and time.time() - folder[1] > RACY_SECONDS:
+            # trusted next time only if the folder was last changed well before this listing: a
+            # change within the timestamp's granularity could leave the same mtime (racy-git's rule)
+            _LISTINGS.put((self.root, dataset, year), (folder[0], out))
         now = time.monotonic()
         with self._memo_lock:
             for k in [k for k, (at, _) in self._memo.items() if now - at >= LISTING_TTL]:

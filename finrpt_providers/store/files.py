@@ -70,6 +70,9 @@ class Files:
     def delete(self, path: str) -> None: ...
     def reader(self, path: str, entry: Entry) -> Any: ...  # what pyarrow.parquet.ParquetFile opens
 
+    def folder_version(self, prefix: str) -> tuple | None:
+        return None  # object storage has no folder to ask: list it
+
     def shown(self, path: str) -> str:
         return f"{self.root}/{path}"
 
@@ -160,6 +163,7 @@ class LocalFiles(Files):
     def list(self, prefix: str) -> list[Entry]:
         out: list[Entry] = []
         top = self._p(prefix)
+        cut = len(str(self.base).rstrip(os.sep)) + 1  # paths below the base, by slicing (relpath is slow)
         try:
             stack = [top]
             while stack:
@@ -177,12 +181,21 @@ class LocalFiles(Files):
                                 st = e.stat(follow_symlinks=False)
                             except FileNotFoundError:
                                 continue  # renamed or removed by a writer since the directory was read
-                            rel = os.path.relpath(e.path, self.base).replace(os.sep, "/")
+                            rel = e.path[cut:].replace(os.sep, "/") if os.sep != "/" else e.path[cut:]
                             out.append(Entry(rel, st.st_size, (st.st_mtime_ns, st.st_ino, st.st_size)))
         except PermissionError as e:
             raise ProviderUnavailable(f"the store cannot read {top} ({e.strerror}): set FINRPT_PROVIDERS_CACHE_DIR "
                                       "to a directory you can read and write") from None
         return out
+
+    def folder_version(self, prefix: str) -> tuple | None:
+        """What changes whenever an entry of folder ``prefix`` is created, renamed or removed
+        (its mtime and inode), and when that was (None: no such folder)."""
+        try:
+            st = os.stat(self._p(prefix))
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ino), st.st_mtime
 
     def head(self, path: str) -> Entry | None:
         try:

@@ -304,7 +304,7 @@ def test_verify_sees_a_duplicate_already_in_the_store_and_repair_fixes_it(ff, al
     pq.write_table(bad, path)  # tampered consistently: the record counts the extra row, no year copy
     body = json.loads((Path(store.root) / layout.record_path("day_aggs_v1", DAY)).read_text())
     body["rows"] = bad.num_rows
-    (Path(store.root) / layout.record_path("day_aggs_v1", DAY)).write_text(json.dumps(body))
+    store.files.write(layout.record_path("day_aggs_v1", DAY), json.dumps(body).encode())  # replaced, as writers do
     (Path(store.root) / layout.merged_path("day_aggs_v1", DAY.year)).unlink(missing_ok=True)
     with pytest.raises(DataIntegrityError, match="duplicate"):
         _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
@@ -505,15 +505,16 @@ def test_a_record_of_the_wrong_shape_is_reported_damaged_and_repaired(ff, all_cf
 
     _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
     store = store_for(all_cfg)
-    record = Path(store.root) / layout.record_path("day_aggs_v1", DAY)
-    record.write_text(damage if isinstance(damage, str) else json.dumps(damage))
+    store.files.write(layout.record_path("day_aggs_v1", DAY),
+                      (damage if isinstance(damage, str) else json.dumps(damage)).encode())  # replaced, as writers do
     problems = store.verify("day_aggs_v1")
     assert sorted((p.day, p.what) for p in problems) == [(DAY, "damaged record"), (DAY, "unrecorded data")]
     left = verify(lambda: FlatFilesS3(all_cfg), store, ["day_aggs_v1"], upstream=False, repair=True, workers=2)
     assert left == [] and store.verify("day_aggs_v1") == []
     _same(_alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw"), _truth(market, *WEEK), vwap=False)
     # and a query meeting a damaged record fetches that session again (never serves what it cannot vouch for)
-    record.write_text(damage if isinstance(damage, str) else json.dumps(damage))
+    store.files.write(layout.record_path("day_aggs_v1", DAY),
+                      (damage if isinstance(damage, str) else json.dumps(damage)).encode())  # replaced, as writers do
     _same(_alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw"), _truth(market, *WEEK), vwap=False)
     assert store.verify("day_aggs_v1") == []
 
