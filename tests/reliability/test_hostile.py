@@ -485,7 +485,7 @@ def test_a_session_object_cut_in_half_is_an_integrity_error_and_repair_restores_
     store = store_for(all_cfg)
     path = Path(store.root) / store.records("day_aggs_v1", DAY.year)[DAY].data
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    (Path(store.root) / layout.merged_path("day_aggs_v1", DAY.year)).unlink(missing_ok=True)  # no copy to answer instead
+    (Path(store.root) / layout.merged_path("day_aggs_v1", DAY.year)).unlink(missing_ok=True)  # no copy answers
     with pytest.raises(DataIntegrityError, match="verify --repair") as info:
         _alone("massive_flatfiles", all_cfg, *WEEK, adjustment="raw")
     assert str(info.value).count(str(path)) == 1  # the path, once (never doubled)
