@@ -228,7 +228,7 @@ def test_store_is_plain_hive_parquet(cfg, market):
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(next((root / "minute_aggs_v1").rglob("part-*.parquet")))
-    assert f.metadata.row_group(0).column(0).compression == "ZSTD"
+    assert f.metadata.row_group(0).column(0).compression == "LZ4"
     tickers = f.read(columns=["ticker"]).column("ticker").to_pylist()
     assert tickers == sorted(tickers)
 

@@ -322,7 +322,7 @@ class Engine:
         path = data_path(dataset, day, src)
         rec = Record(src, path, t.num_rows)
         body = json.dumps(rec.to_json(day), sort_keys=True).encode()
-        data = _parquet_bytes(t.replace_schema_metadata({META_SOURCE: body}), ds.key)
+        data = _parquet_bytes(t.replace_schema_metadata({META_SOURCE: body}), ds.key, ds.time)
         self.files.write(path, data)
         self.files.write(rpath, body)  # the commit: the record names that object
         self._forget_listing(dataset, day.year)
@@ -681,13 +681,14 @@ def _by_year(days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
     return out
 
 
-def _parquet_bytes(t: pa.Table, key: str) -> bytes:
+def _parquet_bytes(t: pa.Table, key: str, time_col: str) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    # dictionary-encode the keys only: on prices it costs time and bytes
-    pq.write_table(t, sink, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True,
+    # lz4 (encoded in about half zstd's time, decoded faster, ~13% larger); dictionary for the
+    # keys only (on prices it costs time and bytes); statistics where readers prune
+    pq.write_table(t, sink, compression="lz4", row_group_size=ROW_GROUP, write_statistics=[key, time_col],
                    use_dictionary=[key])
     return sink.getvalue().to_pybytes()
 
@@ -700,16 +701,18 @@ def _min_max_ns(t: pa.Table, time_col: str) -> tuple[int, int]:
 
 
 def _is_sorted(table: pa.Table, key: str, time_col: str) -> bool:
-    """True when rows are ordered by key then time (upstream files are)."""
-    import numpy as np
+    """True when rows are ordered by key then time (upstream files are): two vectorised
+    comparisons of each row with the next, no sort."""
+    import pyarrow.compute as pc
 
     n = table.num_rows
     if n < 2:
         return True
-    rank, ws = _ranks(table, key, time_col)
-    if not bool((rank[1:] >= rank[:-1]).all()):
+    k, w = table.column(key), table.column(time_col).cast("int64")
+    a, b = k.slice(0, n - 1), k.slice(1)
+    if not pc.all(pc.less_equal(a, b)).as_py():
         return False
-    return bool(((rank[1:] != rank[:-1]) | (ws[1:] > ws[:-1])).all()) if len(np.atleast_1d(ws)) else True
+    return bool(pc.all(pc.or_(pc.not_equal(a, b), pc.less(w.slice(0, n - 1), w.slice(1)))).as_py())
 
 
 def _ranks(t: pa.Table, key: str, time_col: str):
