@@ -108,34 +108,27 @@ class LocalFiles(Files):
             raise self.error(e, f"read {path}") from None
 
     def write(self, path: str, data: bytes) -> None:
+        def produce(f) -> None:
+            f.write(data)
+
+        self._replace(path, produce, arrow=False)
+
+    def write_stream(self, path: str, produce) -> None:
+        """Straight to a temporary file beside the object, then renamed: a large object never
+        sits in memory whole."""
+        self._replace(path, produce, arrow=True)
+
+    def _replace(self, path: str, produce, arrow: bool) -> None:
+        """``produce(file)`` into a temporary file beside ``path``, then renamed over it: a
+        reader sees the old object or the new one, never half of one."""
+        import pyarrow as pa
+
         target = self._p(path)
         # named after its writer (no Parquet reader globs a dot file): a dead writer's is found by its pid
         tmp = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-            self._sweep(target.parent)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise self._unwritable(target, e) from None
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    def write_stream(self, path: str, produce) -> None:
-        """Straight to a temporary file beside the object, then renamed: a large object never
-        sits in memory whole."""
-        import pyarrow as pa
-
-        target = self._p(path)
-        tmp = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with pa.OSFile(str(tmp), "wb") as f:
+            with (pa.OSFile(str(tmp), "wb") if arrow else open(tmp, "wb")) as f:  # arrow: for pyarrow writers
                 produce(f)
             os.replace(tmp, target)
             self._sweep(target.parent)
