@@ -367,7 +367,8 @@ class S3Files(Files):
                 resp["Body"].close()
                 raise DataIntegrityError(f"the store's {path} announces {resp.get('ContentLength')} bytes, more than "
                                          f"a record can be: {REPAIR_HINT}")
-            return resp["Body"].read(SMALL_MAX + 1)[:SMALL_MAX + 1]
+            with contextlib.closing(resp["Body"]) as body:
+                return body.read()  # to its end, so the connection goes back to the pool (size checked above)
 
         try:
             return self._call(f"read {path}", go)
