@@ -260,9 +260,8 @@ def migrate_year(store: Engine, dataset: str, year: int) -> None:
                 if checked.tzinfo is not None:
                     files.write(mark_path(dataset, dt.date.fromisoformat(d)),
                                 json.dumps({"checked_at": checked.isoformat()}).encode())
-        by_session = files.base.parent / "_by_session" / dataset / f"year={year:04d}" / "data.parquet"  # type: ignore[attr-defined]
-        for stale in (by_session, files.base / "_by_session" / dataset / f"year={year:04d}" / "data.parquet"):  # type: ignore[attr-defined]
-            stale.unlink(missing_ok=True)
+        # the old layout's session-ordered copy of the year (outside the dataset's directory)
+        (files.base / "_by_session" / dataset / f"year={year:04d}" / "data.parquet").unlink(missing_ok=True)  # type: ignore[attr-defined]
         manifest_path.unlink(missing_ok=True)
     lock.unlink(missing_ok=True)
     store._forget_listing(dataset, year)

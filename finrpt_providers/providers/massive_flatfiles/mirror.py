@@ -124,8 +124,10 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
         out = fetch_days(s3, store, dataset, todo, workers)
     else:
         out = Outcome()
-        merge_years(store, dataset, [d for d in {d.year: d for d in days}.values()
-                                     if store.per_year(dataset) and store.behind(dataset, d.year)], log.debug)
+        if store.per_year(dataset):
+            for year in sorted({d.year for d in days}):
+                if store.behind(dataset, year):
+                    store.merge_year(dataset, year)
     out.missing = sorted(set(out.missing) | skip)
     return out
 
