@@ -28,6 +28,7 @@ from .errors import (
     UnsupportedQuery,
 )
 from .hookspecs import hookimpl
+from .live import ConnectionLost, LiveFeed, Stream, stream
 from .intervals import INTERVALS
 from .provider import BAR_COLUMNS, PriceProvider, PriceQuery, empty_bars, validate_bars
 
@@ -106,7 +107,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "get_prices", "get_market", "get_actions", "get_statements", "get_info", "list_providers", "Config", "hookimpl", "PriceProvider", "PriceQuery",
+    "get_prices", "get_market", "get_actions", "get_statements", "get_info", "list_providers", "stream", "Stream",
+    "LiveFeed", "ConnectionLost", "Config", "hookimpl", "PriceProvider", "PriceQuery",
     "BAR_COLUMNS", "empty_bars", "validate_bars",
     "ProviderError", "InvalidQuery", "UnsupportedQuery", "MissingCredentials", "AuthenticationFailed",
     "NotEntitled", "RateLimited", "ProviderUnavailable", "NoData", "DataIntegrityError", "PluginError", "AllProvidersFailed",

@@ -333,12 +333,8 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
     every minute of it has closed). Joined only when the stream's bars follow ``df`` without a
     hole: the first streamed minute at most one minute after ``df``'s last one (or, when ``df``
     has nothing today, at the session's first minute); else a warning says why not."""
-    import sys
-
-    if "finrpt_providers.stream" not in sys.modules:  # no stream was ever opened: nothing to join
-        return df, sources
     from .intervals import INTERVAL_MINUTES, resample_minutes
-    from .stream import live_bars
+    from .live import live_bars
 
     got = live_bars(query.ticker)
     if got is None:
@@ -380,9 +376,9 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
 
 def _basket_with_live(out: pd.DataFrame, queries: list[PriceQuery], done: dict) -> pd.DataFrame:
     """The basket's long frame with each ticker's live bars joined (see :func:`_with_live`)."""
-    import sys
+    from .live import any_open
 
-    if "finrpt_providers.stream" not in sys.modules:
+    if not any_open():
         return out
     import pandas as pd
 

@@ -470,7 +470,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from .stream import stream
+    from .live import stream
 
     until = _until(args.until)
     if args.count is not None and args.count < 1:

@@ -181,6 +181,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
     Setting("FINRPT_STREAM_QUEUE", "stream", "queue", "int", 1000, ge=1, le=1_000_000,
             help="frames a live stream holds for a slow reader before its connection pauses (nothing is dropped)"),
+    Setting("FINRPT_STREAM_MEMORY_MB", "stream", "memory_mb", "int", 256, ge=8, le=1_048_576,
+            help="MiB a live stream may hold: half for frames waiting for a slow reader, half for the session's "
+                 "bars kept for answers about today (the oldest go first); a message over a quarter is refused"),
     Setting("FINRPT_STREAM_MAX_RECONNECTS", "stream", "max_reconnects", "int", 20, ge=0, le=10_000,
             help="failed reconnects in a row before a live stream gives up"),
     Setting("FINRPT_STREAM_BACKOFF", "stream", "backoff", "float", 0.5, ge=0, le=60,

@@ -118,20 +118,24 @@ def registry() -> dict[str, Registered]:
 
 def guard(provider: PriceProvider, what: str, fn, *args, **kwargs):
     """``fn(*args, **kwargs)``, a call into ``provider``'s plugin: a ProviderError passes
-    through; anything else it raises (a bug, ``sys.exit``) becomes a PluginError naming the
-    plugin and ``what`` was called, so one broken plugin never takes the chain, the CLI or
-    the process down. KeyboardInterrupt is the user's and passes."""
+    through; anything else it raises (a bug, ``sys.exit``, any other BaseException) becomes
+    a PluginError naming the plugin and ``what`` was called, so one broken plugin never
+    takes the chain, the CLI or the process down. KeyboardInterrupt is the user's and passes."""
     try:
         return fn(*args, **kwargs)
-    except ProviderError:
+    except (ProviderError, KeyboardInterrupt):
         raise
-    except (Exception, SystemExit) as e:
-        entry = (_registry or {}).get(provider.name)
-        plugin = entry.plugin if entry is not None else type(provider).__module__
-        detail = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
-        raise PluginError(f"plugin {plugin!r} raised in {what} ({detail}): a bug in that plugin; report it to "
-                          f"its authors, or take {provider.name} out of FINRPT_PRICE_PROVIDERS",
-                          provider=provider.name) from None
+    except BaseException as e:  # noqa: B036 - SystemExit from a plugin must not end the process
+        raise plugin_failure(provider, what, e) from None
+
+
+def plugin_failure(provider: PriceProvider, what: str, e: BaseException) -> PluginError:
+    """The PluginError for ``e`` raised by ``provider``'s plugin in ``what``."""
+    entry = (_registry or {}).get(provider.name)
+    plugin = entry.plugin if entry is not None else type(provider).__module__
+    detail = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+    return PluginError(f"plugin {plugin!r} raised in {what} ({detail[:300]}): a bug in that plugin; report it to "
+                       f"its authors, or take {provider.name} out of FINRPT_PRICE_PROVIDERS", provider=provider.name)
 
 
 #: where each capability's sources are configured (else: the chain's providers, in its order)

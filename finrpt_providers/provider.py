@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pandas imports pyarrow: keep `import finrpt_providers` ligh
     import pandas as pd
 
     from .config import Config, Setting
-    from .stream import LiveFeed
+    from .live import LiveFeed
 
 
 class PriceProvider:
@@ -66,7 +66,7 @@ class PriceProvider:
     #: True when :meth:`fetch_basket` answers many tickers in one go (set for you when a
     #: subclass implements the method)
     serves_basket: ClassVar[bool] = False
-    #: True when :meth:`open_stream` serves live bars (see :mod:`finrpt_providers.stream`)
+    #: True when :meth:`open_stream` serves live bars (see :mod:`finrpt_providers.live`)
     serves_stream: ClassVar[bool] = False
     #: True when it keeps a Parquet store of every ticker (:meth:`store`, :meth:`table_to_long`),
     #: which :func:`finrpt_providers.dask.read_bars` reads as a dask DataFrame
@@ -207,9 +207,9 @@ class PriceProvider:
         raise UnsupportedQuery(f"{self.name} does not serve company information", provider=self.name)
 
     def open_stream(self, interval: str) -> "LiveFeed":
-        """A :class:`~finrpt_providers.stream.LiveFeed` for ``interval`` ("1m" or "1s"), not yet
+        """A :class:`~finrpt_providers.live.LiveFeed` for ``interval`` ("1m" or "1s"), not yet
         connected. Only when ``serves_stream``; the core keeps it up (reconnects, fills,
-        ordering: :mod:`finrpt_providers.stream`)."""
+        ordering: :mod:`finrpt_providers.live`)."""
         raise UnsupportedQuery(f"{self.name} does not serve live bars", provider=self.name)
 
     def store(self) -> Any:

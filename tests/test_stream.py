@@ -18,7 +18,7 @@ import pytest
 import finrpt_providers as fp
 from finrpt_providers import AuthenticationFailed, ConfigurationError, InvalidQuery, NotEntitled, ProviderUnavailable
 from finrpt_providers.config import Config
-from finrpt_providers.stream import stream
+from finrpt_providers.live import stream
 from finrpt_providers.testing import FakeMassiveREST, SyntheticMarket
 from finrpt_providers.testing.fake_massive_ws import FakeMassiveWS
 from finrpt_providers.testing.market import second_bars

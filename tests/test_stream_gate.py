@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import finrpt_providers as fp
-from finrpt_providers.stream import stream
+from finrpt_providers.live import stream
 
 # the fixtures and helpers of the stream's own tests (a module-scoped market, REST and the WS fake)
 from tests.test_stream import COLS, KEY, assert_exactly_the_truth, cfg, rest, short_market, ws  # noqa: F401

@@ -84,7 +84,7 @@ def _live_demo(box) -> bool:
     import pandas as pd
 
     from ..chain import get_prices
-    from ..stream import stream
+    from ..live import stream
 
     print(f"\n== Live bars: Massive's WebSocket (fake), {box.market.sessions[-1]} replayed from 09:30, "
           "60 minutes a second; the connection is cut after 4 messages")

@@ -687,7 +687,7 @@ class MassiveRESTProvider(PriceProvider):
     def open_stream(self, interval: str):
         """Massive's WebSocket aggregates (``AM`` per minute, ``A`` per second) on the feed
         MASSIVE_WS_FEED names; missed bars are filled from REST (:mod:`.stream`)."""
-        from .stream import MassiveFeed
+        from .live import MassiveFeed
 
         return MassiveFeed(self.config, interval, api_key(self.config))
 

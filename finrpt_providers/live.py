@@ -7,8 +7,18 @@
 The transport is a provider's (one declaring ``serves_stream``; Massive's WebSocket
 today); this module owns what every live feed needs the same way:
 
-* **one reader thread** per stream keeps the connection, pushing frames into a
-  bounded queue the consumer iterates (sync or ``async for``);
+* **two threads** per stream: the *reader* keeps the connection and only receives (so
+  pings are answered and the socket drained whatever happens downstream); the
+  *deliverer* gates, orders, fills and hands frames to the consumer (sync or
+  ``async for``). A fill runs on the deliverer while the reader goes on reading;
+* **memory bounded by a budget** (FINRPT_STREAM_MEMORY_MB, in MiB): half of it for frames
+  waiting (received and not yet read by the consumer; also at most FINRPT_STREAM_QUEUE
+  frames for the consumer), half for the session's delivered bars, kept columnar (one
+  set of NumPy arrays per chunk of the session) for the chain's answers about today and
+  for telling a re-sent bar from a late one; when that half is full the oldest bars go
+  (the chain then joins the stream's bars only where they follow its own answer). Per
+  ticker, nothing else is kept but its last delivered start. A provider splits a large
+  message into frames, and refuses one larger than a quarter of the budget;
 * **reconnects**: a dropped or stalled connection (no answer to a ping) is reopened
   after a capped, jittered backoff, re-authenticated and re-subscribed; after
   FINRPT_STREAM_MAX_RECONNECTS failed attempts in a row the stream fails with
@@ -33,20 +43,26 @@ today); this module owns what every live feed needs the same way:
 * **exactly once, in order**: per ticker, a bar whose start is at or before the last one
   delivered is not delivered again: an exact re-send of a delivered bar (same start, same
   values) is dropped silently; the same start with other values is an error event (as
-  above); a **late bar** (a start the stream skipped, arriving after a later one) is
-  reported, not delivered out of order: a WARNING, and the next frame's ``attrs["late"]``
-  (ticker -> the late bars' start Timestamps). (For ``1s`` streams, delivered bars are
-  remembered for the last ten minutes per ticker; an older start is reported as late.) The
-  first bar after a reconnect that leaves a hole behind it makes the
-  feed fill the hole (Massive: from REST) before that bar is delivered, and a log line
-  says what was filled. Only bars strictly between the last delivered one and the
-  first new one are filled, so every filled bar is closed. Filled bars pass the same
-  gate (expecting the holes' tickers): a bad one is an error event for its ticker, whose
-  filled bars are then not delivered. A fill that fails, or is refused, leaves the
-  hole named in the next frame's ``attrs["gaps"]`` and in a warning: never silent;
-* **a slow consumer**: when FINRPT_STREAM_QUEUE frames wait unread, the reader thread
-  blocks (one warning per episode): nothing is dropped. If the server gives up on
-  the blocked connection meanwhile, the reconnect fills what it missed;
+  above); a **late bar** (a start the stream skipped, arriving after a later one, or a
+  re-send of a bar no longer kept) is reported, not delivered out of order: a WARNING,
+  and the next frame's ``attrs["late"]`` (ticker -> the late bars' start Timestamps);
+* **fills in bulk**: the first bars after a reconnect that leave a hole behind them make
+  the feed fill every such hole of the frame in ONE call (Massive: REST requests for
+  the holes' tickers, MASSIVE_REST_WORKERS at once under the shared rate limit) before
+  those bars are delivered, and a log line says what was filled. Only bars strictly
+  between the last delivered one and the first new one are filled, so every filled bar
+  is closed. Filled bars pass the same gate (expecting the holes' tickers): a bad one is
+  an error event for its ticker, whose filled bars are then not delivered. A fill that
+  fails, or is refused, leaves the hole named in the next frame's ``attrs["gaps"]`` and
+  in a warning: never silent;
+* **a slow consumer**: when the waiting half of the budget (or FINRPT_STREAM_QUEUE
+  frames) is full, the reader thread blocks (one warning per episode): nothing is
+  dropped. If the server gives up on the blocked connection meanwhile, the reconnect
+  fills what it missed;
+* **plugins contained**: whatever a feed raises other than ConnectionLost, a
+  ProviderError or KeyboardInterrupt (a bug, ``sys.exit``) ends the stream with a
+  :class:`~finrpt_providers.errors.PluginError` naming the plugin: never an exit of the
+  process and never a normal end;
 * **terminal errors** (bad key, a plan without the feed, another process holding the
   account's one connection) end the stream: the next read raises them.
 
@@ -58,11 +74,11 @@ bars BEFORE an ex-date, and no ex-date after today is known).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import queue
 import random
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -72,6 +88,7 @@ from .errors import ConfigurationError, DataIntegrityError, InvalidQuery, Provid
 from .timebase import EXTENDED_HOURS, MINUTE_NS
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from .config import Config
@@ -84,30 +101,34 @@ STREAM_INTERVALS = {"1m": 60_000_000_000, "1s": 1_000_000_000}
 EVERY = "*"
 #: before any bar (the last delivered start of a ticker never seen)
 _NEVER = -(1 << 62)
-#: delivered second bars remembered per ticker (to tell a re-send from a late bar): ten minutes'
-_RECENT_SECONDS = 600
-#: a ticker's remembered frames are merged into one when they are this many
-_MERGE_AT = 64
+#: bytes a kept bar costs: start (int64), ticker code (int32), seven float64 columns
+KEPT_ROW_BYTES = 8 + 4 + 7 * 8
+#: kept chunks are merged until they hold this many bars (a market minute is ~10,000)
+_CHUNK_ROWS = 65_536
+#: the kept columns (transactions as float64, NaN where missing: exact below 2**53)
+_KEPT = ("open", "high", "low", "close", "volume", "vwap", "transactions")
 
 
 class ConnectionLost(Exception):
     """Raised by a :class:`LiveFeed` when its connection dropped or stalled: the stream
-    reconnects. (Anything else a feed raises ends the stream.)"""
+    reconnects. (A ProviderError ends the stream; anything else ends it as a PluginError.)"""
 
 
 class LiveFeed:
     """What a provider's :meth:`~finrpt_providers.provider.PriceProvider.open_stream` returns:
-    one connection's worth of a live source. Every method is called from the stream's
-    reader thread, but :meth:`subscribe`, :meth:`unsubscribe` and :meth:`close`, which
-    may come from the consumer's thread too (make them thread-safe)."""
+    one connection's worth of a live source. :meth:`connect` and :meth:`receive` are called
+    from the stream's reader thread, :meth:`fill` from its deliverer thread (while the
+    reader goes on receiving), :meth:`subscribe`, :meth:`unsubscribe` and :meth:`close`
+    from any of them or the consumer's thread: make them thread-safe."""
 
     #: the provider's name, and which feed this is ("real-time", "delayed")
     provider: str = ""
     feed: str = ""
 
     def connect(self) -> None:
-        """Open and authenticate. Raise ConnectionLost for what a retry may cure, a
-        ProviderError (AuthenticationFailed, NotEntitled...) for what it cannot."""
+        """Open and authenticate, within the feed's own open timeout however the server
+        behaves. Raise ConnectionLost for what a retry may cure, a ProviderError
+        (AuthenticationFailed, NotEntitled...) for what it cannot."""
         raise NotImplementedError
 
     def subscribe(self, tickers: Sequence[str]) -> None:
@@ -118,12 +139,15 @@ class LiveFeed:
 
     def receive(self, timeout: float) -> pd.DataFrame | None:
         """The next batch of closed bars as a long frame indexed by (ticker, timestamp), or
-        None when nothing came within ``timeout`` seconds. ConnectionLost when it dropped."""
+        None when nothing came within ``timeout`` seconds. ConnectionLost when it dropped.
+        A large message comes as several frames (one per call), so no frame is large."""
         raise NotImplementedError
 
-    def fill(self, gaps: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
+    def fill(self, gaps: dict[str, tuple[Any, Any]]) -> pd.DataFrame | None:
         """Bars strictly between ``after`` and ``before`` (tz-aware Timestamps) for each
-        ticker of ``gaps``, as a long frame: what the connection missed."""
+        ticker of ``gaps``, as a long frame: what the connection missed. Called once with
+        every hole of a frame (under ``"*"``: thousands of tickers): ask with as few
+        requests as the source allows."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -194,20 +218,159 @@ def stream(tickers: str | Iterable[str], *, interval: str = "1m", config: "Confi
     return Stream(provider, names, ivl, cfg, single=isinstance(tickers, str) and tickers != EVERY)
 
 
+def weight(frame: Any) -> int:
+    """Bytes a bar frame holds (columns and index codes; a ticker name is shared by its rows)."""
+    try:
+        return int(frame.memory_usage(index=False, deep=False).sum()) + 24 * len(frame)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+class _Budget:
+    """Bytes of frames waiting, bounded: :meth:`take` blocks while full (one frame is always
+    admitted when nothing waits, so a frame larger than the budget cannot wedge it)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.used = 0
+        self._cv = threading.Condition()
+
+    def take(self, n: int, stop: threading.Event, on_wait) -> bool:
+        with self._cv:
+            warned = False
+            while self.used and self.used + n > self.cap:
+                if stop.is_set():
+                    return False
+                if not warned:
+                    warned = True
+                    on_wait()
+                self._cv.wait(0.25)
+            self.used += n
+            return True
+
+    def give(self, n: int) -> None:
+        if n:
+            with self._cv:
+                self.used -= n
+                self._cv.notify_all()
+
+
+class _Kept:
+    """The session's delivered bars, columnar: chunks of NumPy arrays (one per column, every
+    ticker of the chunk, sorted by ticker code then time), at most ``cap`` bytes; when full
+    the oldest chunk goes. A ticker's rows are found by binary search in each chunk."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.codes: dict[str, int] = {}
+        self.chunks: list[dict[str, np.ndarray]] = []
+        self.day: dt.date | None = None
+        self.rows = 0
+        self.dropped = 0  # bars let go for room this session
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * KEPT_ROW_BYTES
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Keep a gated, sorted long frame's bars (all of one session)."""
+        import numpy as np
+
+        if not len(frame) or self.cap <= 0:
+            return
+        stamps = frame.index.get_level_values(1)
+        day = stamps[-1].date()
+        if day != self.day:
+            self.chunks, self.rows, self.dropped, self.day = [], 0, 0, day  # a new session: the old is history
+        names = frame.index.get_level_values(0)
+        local, uniq = names.factorize()
+        table = np.fromiter((self.codes.setdefault(t, len(self.codes)) for t in uniq), dtype=np.int32,
+                            count=len(uniq))
+        code = table[local]
+        chunk = {"code": code, "start": np.asarray(stamps.asi8, dtype=np.int64)}
+        for c in _KEPT:
+            col = frame[c]
+            chunk[c] = (col.to_numpy(dtype="float64", na_value=np.nan) if c == "transactions"
+                        else col.to_numpy(dtype="float64", copy=True))
+        self._append(_sorted_chunk(chunk))
+
+    def _append(self, chunk: dict) -> None:
+        import numpy as np
+
+        self.chunks.append(chunk)
+        self.rows += len(chunk["code"])
+        while len(self.chunks) > 1 and len(self.chunks[-1]["code"]) + len(self.chunks[-2]["code"]) <= _CHUNK_ROWS:
+            b, a = self.chunks.pop(), self.chunks.pop()
+            self.chunks.append(_sorted_chunk({k: np.concatenate([a[k], b[k]]) for k in a}))
+        while self.chunks and self.nbytes > self.cap:
+            gone = self.chunks.pop(0)
+            self.rows -= len(gone["code"])
+            self.dropped += len(gone["code"])
+
+    def columns(self, ticker: str) -> dict[str, np.ndarray] | None:
+        """``ticker``'s kept bars, in time order, column by column (None: none kept)."""
+        import numpy as np
+
+        c = self.codes.get(ticker)
+        if c is None:
+            return None
+        parts = []
+        for chunk in self.chunks:
+            lo, hi = np.searchsorted(chunk["code"], [c, c + 1])
+            if hi > lo:
+                parts.append({k: v[lo:hi] for k, v in chunk.items() if k != "code"})
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def frame(self, ticker: str) -> pd.DataFrame | None:
+        """``ticker``'s kept bars as a bar frame (New York index)."""
+        import pandas as pd
+
+        from .timebase import ET
+
+        cols = self.columns(ticker)
+        if cols is None:
+            return None
+        idx = pd.DatetimeIndex(cols["start"].view("M8[ns]")).tz_localize("UTC").tz_convert(ET).rename("timestamp")
+        out = pd.DataFrame({c: cols[c] for c in _KEPT[:6]}, index=idx)
+        out["transactions"] = pd.array(cols["transactions"], dtype="Float64").astype("Int64")
+        return out
+
+
+def _sorted_chunk(chunk: dict) -> dict:
+    import numpy as np
+
+    code = chunk["code"]
+    if len(code) > 1 and (code[1:] < code[:-1]).any():
+        order = np.argsort(code, kind="stable")
+        return {k: v[order] for k, v in chunk.items()}
+    return chunk
+
+
 class Stream:
     """An open live stream (see :func:`stream`)."""
 
     def __init__(self, provider: "PriceProvider", tickers: list[str], interval: str, config: "Config",
                  single: bool = False) -> None:
+        from .plugins import guard
+
         self.interval = interval
         self._step = STREAM_INTERVALS[interval]
         self._single = single
         self._config = config
-        self._feed: LiveFeed = provider.open_stream(interval)
-        self.provider, self.feed = self._feed.provider, self._feed.feed
+        self._provider = provider
+        self._feed: LiveFeed = guard(provider, "open_stream()", provider.open_stream, interval)
+        self.provider, self.feed = str(self._feed.provider or provider.name), str(self._feed.feed or "")
         self._subs: dict[str, None] = dict.fromkeys(tickers)
         self._lock = threading.Lock()
+        budget = int(config.value("FINRPT_STREAM_MEMORY_MB")) << 20
+        self.budget = budget
+        #: frames for the consumer (bounded in frames) and every frame waiting (bounded in bytes)
         self._queue: queue.Queue = queue.Queue(maxsize=config.value("FINRPT_STREAM_QUEUE"))
+        self._inbox: queue.Queue = queue.Queue()
+        self._waiting = _Budget(budget // 2)
+        self._kept = _Kept(budget - budget // 2)
         self._max_reconnects = config.value("FINRPT_STREAM_MAX_RECONNECTS")
         self._backoff = config.value("FINRPT_STREAM_BACKOFF")
         self._backoff_cap = max(self._backoff, 30.0)
@@ -217,20 +380,24 @@ class Stream:
         self._gaps: dict[str, tuple[Any, Any]] = {}  # holes a fill could not close, for the next frame
         self._errors: dict[str, str] = {}  # ticker -> why its bars were refused, for the next frame
         self._late: dict[str, list[Any]] = {}  # ticker -> late bars' starts not delivered, for the next frame
-        self._today: dict[str, list[pd.DataFrame]] = {}  # bars delivered in the session (1m: for the chain)
-        self._kept: dict[str, int] = {}  # ticker -> rows in _today[ticker]
         self._closed = threading.Event()
         self._behind = False
         self.connections = 0
         self.filled = 0
-        self._thread = threading.Thread(target=self._run, name="finrpt-stream", daemon=True)
+        self.fills = 0  # fill() calls made
+        self.peak_waiting = 0  # most bytes ever waiting
+        self._reader = threading.Thread(target=self._read, name="finrpt-stream-reader", daemon=True)
+        self._thread = threading.Thread(target=self._work, name="finrpt-stream", daemon=True)
         with _OPEN_LOCK:
             _OPEN.add(self)
         self._thread.start()
+        self._reader.start()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed.is_set() else "open"
-        return f"<Stream {self.provider} {self.feed} {self.interval} {','.join(self._subs)} {state}>"
+        subs = list(self._subs)
+        shown = ",".join(subs[:10]) + (f",... ({len(subs)} tickers)" if len(subs) > 10 else "")
+        return f"<Stream {self.provider} {self.feed} {self.interval} {shown} {state}>"
 
     # -- the consumer's side --------------------------------------------------------
     def __iter__(self) -> "Stream":
@@ -239,11 +406,12 @@ class Stream:
     def __next__(self) -> pd.DataFrame:
         while True:
             try:
-                item = self._queue.get(timeout=0.25)
+                item, size = self._queue.get(timeout=0.25)
             except queue.Empty:
                 if self._closed.is_set() and not self._thread.is_alive() and self._queue.empty():
                     raise StopIteration from None
                 continue
+            self._waiting.give(size)
             if isinstance(item, BaseException):
                 self.close()
                 raise item
@@ -255,6 +423,8 @@ class Stream:
         return self
 
     async def __anext__(self) -> pd.DataFrame:
+        import asyncio
+
         def step():
             try:
                 return next(self)
@@ -275,12 +445,24 @@ class Stream:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        import asyncio
+
         await asyncio.to_thread(self.close)
 
     @property
     def tickers(self) -> list[str]:
         with self._lock:
             return list(self._subs)
+
+    @property
+    def waiting_bytes(self) -> int:
+        """Bytes of frames received and not yet read by the consumer."""
+        return self._waiting.used
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of the session's bars kept (for the chain, and to tell re-sends from late bars)."""
+        return self._kept.nbytes
 
     def subscribe(self, tickers: str | Iterable[str]) -> None:
         """Add tickers while running (kept across reconnects)."""
@@ -289,7 +471,7 @@ class Stream:
             self._subs.update(dict.fromkeys(new))
         if new and self.connections:
             try:
-                self._feed.subscribe(new)
+                self._call("subscribe()", self._feed.subscribe, new)
             except ConnectionLost:
                 pass  # the reconnect subscribes to every ticker in the set
 
@@ -303,20 +485,19 @@ class Stream:
                 self._refused.discard(t)
         if gone and self.connections:
             try:
-                self._feed.unsubscribe(gone)
+                self._call("unsubscribe()", self._feed.unsubscribe, gone)
             except ConnectionLost:
                 pass
 
     def close(self) -> None:
-        """Stop the reader thread and close the connection (idempotent)."""
+        """Stop both threads and close the connection (idempotent)."""
         if not self._closed.is_set():
             self._closed.set()
-            try:
-                self._feed.close()
-            except Exception:  # closing a broken connection: nothing left to tell
-                pass
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
+            self._close_feed()
+        me = threading.current_thread()
+        for t in (self._reader, self._thread):
+            if t.is_alive() and me is not t:
+                t.join(timeout=5)
         with _OPEN_LOCK:
             _OPEN.discard(self)
 
@@ -324,57 +505,124 @@ class Stream:
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    # -- the reader thread -----------------------------------------------------------
-    def _run(self) -> None:
+    # -- calls into the plugin -----------------------------------------------------------
+    def _call(self, what: str, fn, *args):
+        """``fn(*args)``, a call into the feed's plugin: ConnectionLost and ProviderError pass;
+        anything else but KeyboardInterrupt (a bug, ``sys.exit``) is a PluginError naming it."""
+        from .plugins import plugin_failure
+
+        try:
+            return fn(*args)
+        except (ConnectionLost, ProviderError, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # noqa: B036 - SystemExit from a plugin must not end the process
+            raise plugin_failure(self._provider, f"its live feed's {what}", e) from None
+
+    def _close_feed(self) -> None:
+        try:
+            self._call("close()", self._feed.close)
+        except (ProviderError, ConnectionLost):  # closing a broken connection: nothing left to tell
+            pass
+
+    # -- the reader thread: the connection, nothing else ------------------------------------
+    def _read(self) -> None:
         failures = 0
+        end: BaseException | None = None
         try:
             while not self._closed.is_set():
                 try:
-                    self._feed.connect()
+                    self._call("connect()", self._feed.connect)
                     subs = self.tickers
                     if subs:
-                        self._feed.subscribe(subs)
+                        self._call("subscribe()", self._feed.subscribe, subs)
                     if self.connections:
-                        with self._lock:
-                            self._pending = set(self._last) & set(self._subs) if EVERY not in self._subs \
-                                else set(self._last)
+                        self._inbox.put(("reconnected", None, 0))
                         log.info("stream: reconnected to %s's %s feed (connection %d); re-subscribed %d ticker(s)",
                                  self.provider, self.feed, self.connections + 1, len(subs))
                     self.connections += 1
                     while not self._closed.is_set():
-                        frame = self._feed.receive(timeout=0.5)
+                        frame = self._call("receive()", self._feed.receive, 0.5)
                         if frame is None:
                             continue
                         failures = 0  # the connection works: a later drop starts the count again
-                        self._deliver(frame)
+                        size = weight(frame)
+                        if not self._waiting.take(size, self._closed, self._slow):
+                            break
+                        self.peak_waiting = max(self.peak_waiting, self._waiting.used)
+                        self._inbox.put(("frame", frame, size))
                 except ConnectionLost as e:
                     if self._closed.is_set():
                         break
                     failures += 1
-                    try:
-                        self._feed.close()
-                    except Exception:
-                        pass
+                    self._close_feed()
                     if failures > self._max_reconnects:
+                        tried = ("and reconnecting is off (FINRPT_STREAM_MAX_RECONNECTS=0)"
+                                 if not self._max_reconnects else
+                                 f"and {self._max_reconnects} reconnect{'s' if self._max_reconnects > 1 else ''} "
+                                 "in a row failed")
                         raise ProviderUnavailable(
-                            f"the live stream from {self.provider} ({self.feed}) failed to reconnect "
-                            f"{self._max_reconnects} times in a row (last: {e}): check the network, or raise "
-                            "FINRPT_STREAM_MAX_RECONNECTS", provider=self.provider) from None
+                            f"the live stream from {self.provider} ({self.feed}) lost its connection {tried} "
+                            f"(last: {e}): check the network, or raise FINRPT_STREAM_MAX_RECONNECTS",
+                            provider=self.provider) from None
                     pause = min(self._backoff_cap, self._backoff * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
                     log.warning("stream: connection to %s lost (%s); reconnecting in %.2f s (attempt %d of %d)",
                                 self.provider, e, pause, failures, self._max_reconnects)
                     self._closed.wait(pause)
         except ProviderError as e:
-            self._put(e)
-        except Exception as e:  # a bug in a feed: end the stream with it, never hang the consumer
-            self._put(ProviderError(f"the live stream from {self.provider} failed: {type(e).__name__}: {e}",
-                                    provider=self.provider))
+            end = e
+        except KeyboardInterrupt as e:  # raised by a plugin in this thread: the consumer's to see
+            end = e
+        except BaseException as e:  # noqa: B036 - a bug of ours: end the stream with it, never hang the consumer
+            end = ProviderError(f"the live stream from {self.provider} failed: {type(e).__name__}: {e}",
+                                provider=self.provider)
+        finally:
+            self._close_feed()
+            self._inbox.put(("end", end, 0))
+
+    def _slow(self) -> None:
+        """The reader waits for room: once per episode, say so."""
+        if not self._behind:
+            self._behind = True
+            log.warning("stream: the consumer is behind (%d frame(s), %.1f MiB waiting): reading from %s paused "
+                        "until it catches up (no bar is dropped; raise FINRPT_STREAM_QUEUE or "
+                        "FINRPT_STREAM_MEMORY_MB to allow more)", self._queue.qsize(), self._waiting.used / 2**20,
+                        self.provider)
+
+    # -- the deliverer thread: gate, order, fill, hand over ----------------------------------
+    def _work(self) -> None:
+        end: BaseException | None = None
+        try:
+            while True:
+                try:
+                    kind, item, size = self._inbox.get(timeout=0.25)
+                except queue.Empty:
+                    if self._closed.is_set() and not self._reader.is_alive():
+                        return
+                    continue
+                if kind == "end":
+                    end = item
+                    break
+                if kind == "reconnected":
+                    with self._lock:
+                        self._pending = set(self._last) & set(self._subs) if EVERY not in self._subs \
+                            else set(self._last)
+                    continue
+                self._waiting.give(size)
+                if self._closed.is_set():
+                    continue  # closed by the consumer: nobody will read it
+                self._deliver(item)
+        except ProviderError as e:
+            end = e
+        except KeyboardInterrupt as e:
+            end = e
+        except BaseException as e:  # noqa: B036 - a bug of ours: end the stream with it, never hang the consumer
+            end = ProviderError(f"the live stream from {self.provider} failed: {type(e).__name__}: {e}",
+                                provider=self.provider)
         finally:
             self._closed.set()
-            try:
-                self._feed.close()
-            except Exception:
-                pass
+            self._close_feed()
+            if end is not None:
+                self._put(end)
             self._put(None)
 
     # -- the gate ----------------------------------------------------------------------
@@ -427,7 +675,7 @@ class Stream:
 
         from .frames import runs
 
-        if frame is None or frame.empty:
+        if frame is None or len(frame) == 0:
             return
         with self._lock:
             wanted = None if EVERY in self._subs else list(self._subs)
@@ -437,8 +685,8 @@ class Stream:
         names = frame.index.get_level_values(0)
         starts = frame.index.get_level_values(1).asi8
         codes, uniq = names.factorize()  # the gate sorted by ticker: one run per ticker
-        with self._lock:
-            prev = np.array([self._last.get(t, _NEVER) for t in uniq], dtype=np.int64)
+        last = self._last
+        prev = np.fromiter((last.get(t, _NEVER) for t in uniq), dtype=np.int64, count=len(uniq))
         fresh = starts > prev[codes]
         if not fresh.all():
             self._seen_before(frame[~fresh])
@@ -449,46 +697,51 @@ class Stream:
             starts = frame.index.get_level_values(1).asi8
             codes, uniq = names.factorize()
         first, stop = runs(codes)
-        firsts = dict(zip(uniq[codes[first]], starts[first].tolist()))
+        heads = uniq[codes[first]]
         with self._lock:
-            holes = {t: (self._last[t], s) for t, s in firsts.items()
-                     if t in self._pending and s - self._last[t] > self._step}
-            named = {t for t in holes if t in self._refused}
-            self._pending -= set(firsts)
-            self._refused -= set(firsts)
+            if self._pending:
+                firsts = dict(zip(heads, starts[first].tolist()))
+                holes = {t: (last[t], s) for t, s in firsts.items()
+                         if t in self._pending and s - last[t] > self._step}
+                named = {t for t in holes if t in self._refused}
+                self._pending.difference_update(firsts)
+                self._refused.difference_update(firsts)
+            else:
+                holes = {}
         if holes:
             self._fill(holes, named)
-        with self._lock:
-            self._last.update(zip(uniq[codes[first]], starts[stop - 1].tolist()))
+        last.update(zip(heads, starts[stop - 1].tolist()))
         self._emit(frame, "stream")
 
     def _seen_before(self, old: pd.DataFrame) -> None:
         """Bars (gated) starting at or before their ticker's last delivered one: an exact
         re-send is dropped silently, the same start with other values is an error event,
-        any other start is a late bar, reported (rare: per ticker, not on the happy path)."""
+        any other start (or one no longer kept) is a late bar, reported (rare: per ticker,
+        not on the happy path)."""
         import numpy as np
-        import pandas as pd
 
-        from .frames import BAR_COLUMNS, split_long
+        from .frames import FLOAT_COLUMNS, split_long
 
         conflicts: dict[str, str] = {}
         late: dict[str, list[Any]] = {}
+        cols = list(FLOAT_COLUMNS[:5])
         for t, part in split_long(old).items():
-            with self._lock:
-                kept = list(self._today.get(t, ()))
-            sent = pd.concat(kept) if kept else None
-            if sent is not None and not sent.index.is_unique:
-                sent = sent[~sent.index.duplicated(keep="last")]
-            known = part.index.isin(sent.index) if sent is not None else np.zeros(len(part), dtype=bool)
+            sent = self._kept.columns(t)
+            starts = part.index.asi8
+            if sent is not None:
+                pos = np.searchsorted(sent["start"], starts)
+                pos = np.minimum(pos, len(sent["start"]) - 1)
+                known = sent["start"][pos] == starts
+            else:
+                known = np.zeros(len(part), dtype=bool)
             if known.any():
-                again = part[known]
-                ref = sent.loc[again.index]
-                a = again[list(BAR_COLUMNS)].astype("float64").to_numpy()
-                b = ref[list(BAR_COLUMNS)].astype("float64").to_numpy()
+                a = part[cols].to_numpy(dtype="float64")[known]
+                b = np.column_stack([sent[c][pos[known]] for c in cols])
                 same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
                 if not same.all():
                     i = int(np.flatnonzero(~same)[0])
-                    conflicts[t] = (f"{t}: the bar {again.index[i]} was sent again with other values than the one "
+                    at = part.index[known][i]
+                    conflicts[t] = (f"{t}: the bar {at} was sent again with other values than the one "
                                     f"delivered (delivered o={b[i, 0]} h={b[i, 1]} l={b[i, 2]} c={b[i, 3]} "
                                     f"v={b[i, 4]}; now o={a[i, 0]} h={a[i, 1]} l={a[i, 2]} c={a[i, 3]} v={a[i, 4]}): "
                                     "the delivered one stands")
@@ -509,21 +762,25 @@ class Stream:
                     self._late.setdefault(t, []).extend(stamps)
 
     def _fill(self, holes: dict[str, tuple[int, int]], named: set[str] = frozenset()) -> None:
-        """Fill ``holes`` (ticker -> (after, before), ns) from the feed; a hole of a ticker in
-        ``named`` (bars were refused in it, so it held bars) is named in ``attrs["gaps"]``
-        when the fill brings none of its bars."""
+        """Fill ``holes`` (ticker -> (after, before), ns) from the feed in one call; a hole of a
+        ticker in ``named`` (bars were refused in it, so it held bars) is named in
+        ``attrs["gaps"]`` when the fill brings none of its bars."""
         import numpy as np
         import pandas as pd
 
-        span = {t: (pd.Timestamp(a, tz="UTC").tz_convert("America/New_York"),
-                    pd.Timestamp(b, tz="UTC").tz_convert("America/New_York")) for t, (a, b) in holes.items()}
+        from .timebase import ET
+
+        span = {t: (pd.Timestamp(a, tz="UTC").tz_convert(ET), pd.Timestamp(b, tz="UTC").tz_convert(ET))
+                for t, (a, b) in holes.items()}
+        t0 = time.monotonic()
+        self.fills += 1
         try:
-            got = self._feed.fill(span)
-            if got is not None and not got.empty:
+            got = self._call("fill()", self._feed.fill, span)
+            if got is not None and len(got):
                 got, refused = self._check(got, list(holes), "fill")
             else:
-                refused = {}
-        except ProviderError as e:  # a DataIntegrityError too: not a bar frame at all
+                got, refused = None, {}
+        except (ProviderError, ConnectionLost) as e:  # a DataIntegrityError too: not a bar frame at all
             log.warning("stream: could not fill the bars missed while reconnecting (%s): missing for %s", e,
                         _describe(span))
             with self._lock:
@@ -532,10 +789,10 @@ class Stream:
         if refused:
             kept = {t: span[t] for t in refused if t in span}
             log.warning("stream: the bars filled for %s were refused (see attrs['errors']): missing for %s",
-                        ", ".join(sorted(kept)), _describe(kept))
+                        ", ".join(sorted(kept)[:20]), _describe(kept))
             with self._lock:
                 self._gaps.update(kept)
-        if got is not None and not got.empty:
+        if got is not None and len(got):
             codes, uniq = got.index.get_level_values(0).factorize()
             starts = got.index.get_level_values(1).asi8
             lo = np.array([holes[t][0] for t in uniq], dtype=np.int64)[codes]
@@ -546,20 +803,19 @@ class Stream:
         if empty:
             kept = {t: span[t] for t in sorted(empty)}
             log.warning("stream: the bars refused for %s could not be filled (the fill has none): missing for %s",
-                        ", ".join(kept), _describe(kept))
+                        ", ".join(list(kept)[:20]), _describe(kept))
             with self._lock:
                 self._gaps.update(kept)
         self.filled += n
-        log.info("stream: filled %d bar(s) missed while reconnecting from %s: %s", n, self.provider,
-                 _describe(span))
+        log.info("stream: filled %d bar(s) missed while reconnecting from %s in %.2f s: %s", n, self.provider,
+                 time.monotonic() - t0, _describe(span))
         if n:
             self._emit(got, "fill")
 
     def _emit(self, frame: pd.DataFrame, source: str) -> None:
-        self._remember(frame)
-        out = frame
-        if self._single:
-            out = frame.droplevel(0)
+        with self._lock:
+            self._kept.add(frame)
+        out = frame.droplevel(0) if self._single else frame
         out.attrs = {"provider": self.provider, "feed": self.feed, "source": source, "interval": self.interval}
         with self._lock:
             if self._gaps:
@@ -571,64 +827,38 @@ class Stream:
         self._put(out)
 
     def _put(self, item: Any) -> None:
+        """Hand ``item`` (a frame, an error, or None: the end) to the consumer: a frame waits
+        while the consumer's FINRPT_STREAM_QUEUE frames or the budget are full."""
+        size = weight(item) if item is not None and not isinstance(item, BaseException) else 0
+        if size and not self._waiting.take(size, self._closed, self._slow):
+            return  # closed by the consumer: nobody will read it
         try:
             if self._behind and self._queue.empty():
                 self._behind = False
-            self._queue.put_nowait(item)
+            self._queue.put_nowait((item, size))
+            self.peak_waiting = max(self.peak_waiting, self._waiting.used)
             return
         except queue.Full:
             pass
-        if not self._behind:  # once per episode: until the consumer has emptied the queue
-            self._behind = True
-            log.warning("stream: the consumer is %d frames behind: reading from %s paused until it catches up "
-                        "(no bar is dropped; raise FINRPT_STREAM_QUEUE to allow more)", self._queue.maxsize,
-                        self.provider)
+        if not self._closed.is_set():
+            self._slow()
         while True:
             try:
-                self._queue.put(item, timeout=0.25)
+                self._queue.put((item, size), timeout=0.25)
                 return
             except queue.Full:
-                if self._closed.is_set() and item is not None and not isinstance(item, BaseException):
+                if self._closed.is_set():
+                    self._waiting.give(size)
                     return  # closed by the consumer: nobody will read it
 
     # -- today's bars for the chain ---------------------------------------------------
-    def _remember(self, frame: pd.DataFrame) -> None:
-        """Keep the delivered bars (a gated, sorted long frame) of the session: 1m ones for
-        the chain; second bars for the last ten minutes only (to tell a re-send from a late bar)."""
-        import pandas as pd
-
-        from .frames import split_long
-
-        day = frame.index.get_level_values(1)[-1].date()
-        cap = None if self.interval == "1m" else _RECENT_SECONDS
-        with self._lock:
-            for t, part in split_long(frame).items():
-                kept = self._today.setdefault(t, [])
-                if kept and kept[-1].index[-1].date() != day:
-                    kept.clear()  # a new session: yesterday's bars are history now
-                    self._kept[t] = 0
-                kept.append(part)
-                n = self._kept[t] = self._kept.get(t, 0) + len(part)
-                if len(kept) >= _MERGE_AT or (cap is not None and n > cap + 4 * _MERGE_AT):
-                    merged = pd.concat(kept)
-                    if cap is not None and len(merged) > cap:
-                        merged = merged.iloc[-cap:]
-                    kept[:] = [merged]
-                    self._kept[t] = len(merged)
-
     def bars_today(self, ticker: str) -> pd.DataFrame | None:
-        """The 1m bars this stream delivered for ``ticker`` in its latest session, in order
-        (only bars that passed the gate; None for a stream of other bars)."""
-        import pandas as pd
-
+        """The 1m bars this stream delivered for ``ticker`` in its latest session and still
+        keeps, in order (only bars that passed the gate; None for a stream of other bars)."""
         if self.interval != "1m":
             return None
         with self._lock:
-            kept = list(self._today.get(ticker, ()))
-        if not kept:
-            return None
-        day = kept[-1].index[-1].date()
-        return pd.concat([k for k in kept if k.index[0].date() == day]).sort_index()
+            return self._kept.frame(ticker)
 
 
 def _gate_seconds(frame: pd.DataFrame, expect: Any, provider: str, step: int) -> tuple[pd.DataFrame, dict]:
@@ -694,6 +924,12 @@ def _describe(span: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
+def any_open() -> bool:
+    """Is a stream of this process open (so answers about today may join its bars)?"""
+    with _OPEN_LOCK:
+        return any(not s.closed for s in _OPEN)
+
+
 def live_bars(ticker: str) -> tuple[pd.DataFrame, str] | None:
     """1m bars of ``ticker`` in the latest session of an open stream of this process, and the
     stream's name for ``attrs["sources"]`` (the stream with the most bars when several)."""
@@ -708,4 +944,4 @@ def live_bars(ticker: str) -> tuple[pd.DataFrame, str] | None:
     return best
 
 
-__all__ = ["stream", "Stream", "LiveFeed", "ConnectionLost", "live_bars", "STREAM_INTERVALS"]
+__all__ = ["stream", "Stream", "LiveFeed", "ConnectionLost", "live_bars", "any_open", "STREAM_INTERVALS"]

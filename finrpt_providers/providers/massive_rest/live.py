@@ -1,4 +1,4 @@
-"""Massive's WebSocket aggregates: one connection of the live stream (see finrpt_providers.stream).
+"""Massive's WebSocket aggregates: one connection of the live stream (see finrpt_providers.live).
 
 Protocol (Massive's docs): connect to ``wss://socket.massive.com/stocks`` (real-time) or
 ``wss://delayed.massive.com/stocks`` (15 minutes late; a plan includes one or the
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import redact
 from ...errors import AuthenticationFailed, MissingCredentials, NotEntitled, ProviderError, ProviderUnavailable
-from ...stream import ConnectionLost, LiveFeed
+from ...live import ConnectionLost, LiveFeed
 
 if TYPE_CHECKING:
     import pandas as pd
