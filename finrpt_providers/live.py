@@ -556,12 +556,12 @@ class Stream:
                     failures += 1
                     self._close_feed()
                     if failures > self._max_reconnects:
-                        tried = ("and reconnecting is off (FINRPT_STREAM_MAX_RECONNECTS=0)"
+                        tried = ("its connection failed and reconnecting is off (FINRPT_STREAM_MAX_RECONNECTS=0)"
                                  if not self._max_reconnects else
-                                 f"and {self._max_reconnects} reconnect{'s' if self._max_reconnects > 1 else ''} "
-                                 "in a row failed")
+                                 f"its connection failed, then {self._max_reconnects} reconnect attempt"
+                                 f"{'s' if self._max_reconnects > 1 else ''} in a row failed too")
                         raise ProviderUnavailable(
-                            f"the live stream from {self.provider} ({self.feed}) lost its connection {tried} "
+                            f"the live stream from {self.provider} ({self.feed}) stopped: {tried} "
                             f"(last: {e}): check the network, or raise FINRPT_STREAM_MAX_RECONNECTS",
                             provider=self.provider) from None
                     pause = min(self._backoff_cap, self._backoff * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)

@@ -40,6 +40,9 @@ Hostile switches (what an adversarial server does):
   ``("v", float("nan"))``, ``("h", float("inf"))``);
 * ``reference_status``: the splits/dividends endpoints answer this status (e.g. 400);
   ``reference_404_after_first``: their second pages answer 404.
+
+A whole market: ``tape`` (a :class:`~.tape.WideTape`) answers minute aggregates of its
+tickers (``W0000``...), as the fake WebSocket given the same tape streams them.
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class FakeMassiveREST(FakeHTTPServer):
         self.page_size = 50000
         self.reference_page_size = 5000
         self.null_results = False
+        self.tape = None
         self.cursor_keeps_adjusted = False
         self.reference_v1 = True
         self.repeat_cursor = False
@@ -156,7 +160,7 @@ class FakeMassiveREST(FakeHTTPServer):
         """Switches back to defaults and the request log emptied."""
         fresh = FakeMassiveREST(self.market, self.api_key)
         for k in ("entitled", "history_start", "rate_limit_every", "rate_limit_all", "retry_after", "fail_next",
-                  "fail_status", "delay", "page_size", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
+                  "fail_status", "delay", "page_size", "tape", "reference_page_size", "null_results", "malformed_next", "always_null", "cursor_keeps_adjusted", "reference_v1",
                   "repeat_cursor", "extra_splits", "split_ratio_override", "extra_dividends", "repeat_dividends", "next_url_base", "next_url_ticker",
                   "next_url_extra", "echo_next", "results_order", "endless", "huge_body_mb", "nested_next",
                   "poison", "intraday_until", "reference_status", "reference_404_after_first"):
@@ -282,6 +286,13 @@ class FakeMassiveREST(FakeHTTPServer):
                                   "https://massive.com/pricing"}, 403)
         adjusted = q.get("adjusted", "true") != "false"
         limit = min(int(q.get("limit", 5000)), 50000)
+        if self.tape is not None and ticker in self.tape.index and interval == "1m":
+            results = self.tape.results(ticker, _ms(lo), _ms(hi))[:limit]
+            body = {"ticker": ticker, "queryCount": len(results), "resultsCount": len(results), "adjusted": adjusted,
+                    "status": "OK", "request_id": rid}
+            if results:
+                body["results"], body["count"] = results, len(results)
+            return Response(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
         bars = pd.DataFrame()
         if ticker in self.market.specs and not self.always_null:
             whole = self.frame(ticker, interval, adjusted)

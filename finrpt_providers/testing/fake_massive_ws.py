@@ -24,7 +24,17 @@ Fault switches (attributes; each ``*_after`` fires on one connection, then reset
 * ``drop_after = N``: the connection is cut (no close frame) after N data messages;
 * ``stall_after = N``: after N data messages, nothing more is sent and nothing read (no
   pong: the client's ping times out);
-* ``burst = True``: every remaining minute is sent at once, as fast as the socket takes.
+* ``burst = True``: every remaining minute is sent at once, as fast as the socket takes;
+* ``auth_spam = True``: the auth is never answered; status messages come every few
+  milliseconds instead, forever;
+* ``no_ack = True``: subscriptions are never acknowledged (and nothing is sent);
+* ``ping_every = S``: the server pings each connection every S seconds and records in
+  ``pongs`` (sent at, monotonic; round trip in seconds, None when no pong came within 5 s):
+  whether the client kept answering while busy.
+
+A whole market: ``tape=WideTape(day, tickers=10_000)`` replays that tape's minutes (every
+ticker of it under ``AM.*``, or the subscribed ones) instead of the synthetic market's
+few tickers; :class:`~.fake_massive.FakeMassiveREST` given the same tape fills from it.
 
 Hostile messages (what a broken or adversarial feed sends):
 
@@ -62,8 +72,11 @@ from .market import SyntheticMarket, second_bars
 class FakeMassiveWS:
     def __init__(self, market: SyntheticMarket | None = None, api_key: str = "test-key", *,
                  day: dt.date | None = None, start: str = "09:30", speed: float = 120.0,
-                 tickers: list[str] | None = None) -> None:
+                 tickers: list[str] | None = None, tape: Any = None) -> None:
         self.market = market or SyntheticMarket()
+        self.tape = tape
+        if tape is not None:
+            day, tickers = tape.day, ["-"]
         self.api_key = api_key
         self.day = day or self.market.sessions[-1]
         self.start_time = start
@@ -77,6 +90,10 @@ class FakeMassiveWS:
         self.drop_after: int | None = None
         self.stall_after: int | None = None
         self.burst = False
+        self.auth_spam = False
+        self.no_ack = False
+        self.ping_every: float | None = None
+        self.pongs: list[tuple[float, float | None]] = []
         self.hostile: dict[str, list[list[dict] | str]] = {}
         # what happened
         self.connections = 0
@@ -93,6 +110,8 @@ class FakeMassiveWS:
     # -- the replayed market -------------------------------------------------------------
     def _build(self) -> tuple[list[pd.Timestamp], dict[pd.Timestamp, dict[str, list[dict]]]]:
         first = pd.Timestamp(f"{self.day} {self.start_time}", tz="America/New_York")
+        if self.tape is not None:
+            return [m for m in self.tape.minutes if m >= first], {}
         by_minute: dict[pd.Timestamp, dict[str, list[dict]]] = {}
         for t in self.tickers:
             minutes = self.market.truth(t, self.day, self.day, "1m", "raw")
@@ -196,7 +215,9 @@ class FakeMassiveWS:
             self._loop = None
 
     def reset(self) -> None:
-        self.reject_auth = self.max_connections = self.burst = False
+        self.reject_auth = self.max_connections = self.burst = self.auth_spam = self.no_ack = False
+        self.ping_every = None
+        self.pongs = []
         self.plan = ("real-time", "delayed")
         self.one_connection = True
         self.drop_after = self.stall_after = None
@@ -222,6 +243,15 @@ class FakeMassiveWS:
                                        "websocket connections exceeded. You have reached the connection limit for "
                                        "your account."}]))
             return
+        if self.auth_spam:
+            n = 0
+            try:
+                while True:
+                    n += 1
+                    await ws.send(json.dumps([{"ev": "status", "status": "info", "message": f"still working ({n})"}]))
+                    await asyncio.sleep(0.005)
+            except Exception:  # the client gave up: as it should
+                return
         if self.reject_auth or first.get("params") != self.api_key:
             await ws.send(json.dumps([{"ev": "status", "status": "auth_failed", "message": "authentication failed"}]))
             return
@@ -230,6 +260,7 @@ class FakeMassiveWS:
         state = {"counted": True}  # a stalled connection stops counting (the real one times out server-side)
         subs: dict[str, set[str]] = {"AM": set(), "A": set()}
         replay = None
+        pinger = asyncio.create_task(self._pinger(ws)) if self.ping_every else None
         try:
             async for raw in ws:
                 msg = json.loads(raw)
@@ -245,6 +276,8 @@ class FakeMassiveWS:
                         kind, _, sym = item.partition(".")
                         if kind in subs:
                             (subs[kind].add if action == "subscribe" else subs[kind].discard)(sym)
+                    if self.no_ack:
+                        continue
                     await ws.send(json.dumps([{"ev": "status", "status": "success",
                                                "message": f"{action}d to: {params}"}]))
                     if replay is None and action == "subscribe":
@@ -258,6 +291,21 @@ class FakeMassiveWS:
                 self.active -= 1
             if replay is not None:
                 replay.cancel()
+            if pinger is not None:
+                pinger.cancel()
+
+    async def _pinger(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.ping_every)
+            sent = time.monotonic()
+            try:
+                waiter = await ws.ping()
+                await asyncio.wait_for(waiter, 5)
+                self.pongs.append((sent, time.monotonic() - sent))
+            except asyncio.TimeoutError:
+                self.pongs.append((sent, None))
+            except Exception:
+                return
 
     async def _replay(self, ws, subs: dict[str, set[str]], state: dict) -> None:
         sent = 0
@@ -271,11 +319,19 @@ class FakeMassiveWS:
                     wanted = subs[kind]
                     if not wanted:
                         continue
-                    evs = [e for e in self._bars[minute].get(kind, ()) if "*" in wanted or e["sym"] in wanted]
-                    if not evs:
-                        continue
-                    groups = [evs] if kind == "AM" else [[e for e in evs if e["s"] == s]
-                                                         for s in sorted({e["s"] for e in evs})]
+                    if self.tape is not None:
+                        if kind != "AM":
+                            continue
+                        k = int((minute - self.tape.minutes[0]) // pd.Timedelta(minutes=1))
+                        only = None if "*" in wanted else {self.tape.index[t] for t in wanted if t in self.tape.index}
+                        msg = self.tape.message(k, only)
+                        groups = [msg] if msg else []
+                    else:
+                        evs = [e for e in self._bars[minute].get(kind, ()) if "*" in wanted or e["sym"] in wanted]
+                        if not evs:
+                            continue
+                        groups = [evs] if kind == "AM" else [[e for e in evs if e["s"] == s]
+                                                             for s in sorted({e["s"] for e in evs})]
                     swap = self.hostile.get(f"{minute:%H:%M}" if kind == "AM" else f"A {minute:%H:%M}")
                     if swap is not None:
                         groups = list(swap)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,11 @@ _WIRE = redact.logger(__name__ + ".wire")
 _WIRE.setLevel(logging.INFO)
 
 PREFIX = {"1m": "AM", "1s": "A"}
+#: a message longer than this is parsed PART_EVENTS events at a time
+SPLIT_BYTES = 4 << 20
+PART_EVENTS = 20_000
+#: the handshake reads this much of a message for status events (data before the auth is not ours to parse)
+_STATUS_MAX = 1 << 20
 FEEDS = ("real-time", "delayed")
 _NOT_ENTITLED = ("plan", "not authorized", "not entitled", "entitle", "upgrade")
 
@@ -70,45 +76,62 @@ class MassiveFeed(LiveFeed):
         self.interval = interval
         self._ws = None
         self._send_lock = threading.Lock()
+        self._parts = None  # the rest of a large message, as frames
+        self._acked: float | None = None  # when the subscription's acknowledgement is due
+        #: the largest message taken: a quarter of the stream's memory budget (the socket refuses more)
+        self.max_message = max(1 << 20, (int(config.value("FINRPT_STREAM_MEMORY_MB")) << 20) // 4)
 
     def __repr__(self) -> str:
         return f"<MassiveFeed {self.feed} {self.url} key=****>"
 
     # -- the connection ----------------------------------------------------------------
     def connect(self) -> None:
+        """Open, upgrade and authenticate within MASSIVE_WS_OPEN_TIMEOUT in all, whatever the
+        server sends meanwhile (status messages, data, nothing)."""
         connect = _require_websockets()
         from websockets.exceptions import InvalidHandshake, InvalidURI
 
         cfg = self._config
+        limit = cfg.value("MASSIVE_WS_OPEN_TIMEOUT")
+        deadline = time.monotonic() + limit
+        self._acked = None
         try:
             # entered by hand (closed in close()): websockets 17 wants its context manager entered,
             # older releases return the open connection, which enters as itself
-            ws = connect(self.url, open_timeout=cfg.value("MASSIVE_WS_OPEN_TIMEOUT"),
-                         ping_interval=cfg.value("MASSIVE_WS_PING_INTERVAL"),
+            ws = connect(self.url, open_timeout=limit, ping_interval=cfg.value("MASSIVE_WS_PING_INTERVAL"),
                          ping_timeout=cfg.value("MASSIVE_WS_PING_TIMEOUT"), close_timeout=2,
-                         max_size=64 << 20, logger=_WIRE).__enter__()
+                         max_size=self.max_message, logger=_WIRE).__enter__()
         except InvalidURI as e:
             raise ProviderError(f"{self.url} is not a WebSocket URL ({e}): check MASSIVE_WS_"
                                 f"{'DELAYED' if self.feed == 'delayed' else 'REALTIME'}_URL", provider=NAME) from None
         except (OSError, TimeoutError, InvalidHandshake) as e:
-            raise ConnectionLost(f"could not connect to {self.url}: {type(e).__name__}: {e}") from None
+            raise ConnectionLost(f"could not connect to {self.url} within {limit:g} s "
+                                 f"(MASSIVE_WS_OPEN_TIMEOUT): {type(e).__name__}: {e}") from None
         self._ws = ws
+        others = 0
         try:
             with self._send_lock:
                 ws.send(json.dumps({"action": "auth", "params": self._key}))
-            deadline = cfg.value("MASSIVE_WS_OPEN_TIMEOUT")
             while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ConnectionLost(f"{self.url} did not answer the authentication within {limit:g} s "
+                                         f"(MASSIVE_WS_OPEN_TIMEOUT)"
+                                         + (f"; it sent {others} other message(s) meanwhile" if others else ""))
                 try:
-                    raw = ws.recv(timeout=deadline)
+                    raw = ws.recv(timeout=left)
                 except TimeoutError:
-                    raise ConnectionLost(f"{self.url} did not answer the authentication within {deadline:g} s") \
-                        from None
+                    continue
+                others += 1
+                if len(raw) > _STATUS_MAX:  # no status message is this long: data, not the answer
+                    continue
                 for ev in _events(raw):
                     if ev.get("ev") != "status":
                         continue
                     status = str(ev.get("status", ""))
                     if status == "auth_success":
                         log.info("stream: authenticated on %s (%s feed)", self.url, self.feed)
+                        self._acked = deadline  # the subscription's acknowledgement is due by then too
                         return
                     self._status(ev)  # raises for every failure
         except ConnectionLost:
@@ -137,6 +160,8 @@ class MassiveFeed(LiveFeed):
             raise self._not_entitled(message)
         if status == "error":
             raise ProviderError(f"Massive's WebSocket answered an error: {message}", provider=NAME)
+        if status == "success":
+            self._acked = None
         log.debug("stream: status %s: %s", status, message)
 
     def _not_entitled(self, message: str) -> NotEntitled:
@@ -188,15 +213,33 @@ class MassiveFeed(LiveFeed):
         self._send("unsubscribe", tickers)
 
     def receive(self, timeout: float) -> "pd.DataFrame | None":
+        """The next frame: from the rest of a large message first, then from the socket.
+        The subscription must be acknowledged (or data arrive) within MASSIVE_WS_OPEN_TIMEOUT
+        of the connection's start."""
+        if self._parts is not None:
+            frame = next(self._parts, None)
+            if frame is not None:
+                return frame
+            self._parts = None
         ws = self._ws
         if ws is None:
             raise ConnectionLost("not connected")
+        due = self._acked
+        if due is not None:
+            left = due - time.monotonic()
+            if left <= 0:
+                raise ConnectionLost(f"{self.url} did not acknowledge the subscription within "
+                                     f"{self._config.value('MASSIVE_WS_OPEN_TIMEOUT'):g} s (MASSIVE_WS_OPEN_TIMEOUT)")
+            timeout = min(timeout, left)
         try:
             raw = ws.recv(timeout=timeout)
         except TimeoutError:
             return None
         except Exception as e:
-            raise ConnectionLost(_closed_why(e)) from None
+            raise ConnectionLost(_closed_why(e, self.max_message)) from None
+        if len(raw) > SPLIT_BYTES:
+            self._parts = self._split(raw)
+            return next(self._parts, None)
         rows = []
         for ev in _events(raw):
             kind = ev.get("ev")
@@ -204,34 +247,70 @@ class MassiveFeed(LiveFeed):
                 rows.append(ev)
             elif kind == "status":
                 self._status(ev)
+        if rows:
+            self._acked = None  # data flows: the subscription holds
         return events_to_bars(rows) if rows else None
 
-    def fill(self, gaps: dict[str, tuple[Any, Any]]) -> "pd.DataFrame":
-        """Missed bars from REST (raw, as the stream's): one request per ticker."""
+    def _split(self, raw):
+        """A large message's events, PART_EVENTS at a time, as frames (no message-wide list of
+        dicts: a 50 MB message costs one part's worth of Python objects at a time)."""
+        rows = []
+        for ev in _iter_events(raw):
+            kind = ev.get("ev")
+            if kind == self.prefix:
+                rows.append(ev)
+                if len(rows) >= PART_EVENTS:
+                    self._acked = None
+                    yield events_to_bars(rows)
+                    rows = []
+            elif kind == "status":
+                self._status(ev)
+        if rows:
+            self._acked = None
+            yield events_to_bars(rows)
+
+    def fill(self, gaps: dict[str, tuple[Any, Any]]) -> "pd.DataFrame | None":
+        """Missed bars from REST (raw, as the stream's). Massive serves minute (and second)
+        aggregates one ticker per request (its grouped endpoint is daily only), so every
+        hole's ticker is one request, MASSIVE_REST_WORKERS at once under the client's shared
+        rate limit; the stream's reader goes on reading meanwhile."""
+        from concurrent.futures import ThreadPoolExecutor
+
         import pandas as pd
 
         from . import MassiveClient, results_to_bars
 
+        if not gaps:
+            return None
         client = MassiveClient(self._config)
-        parts = {}
-        for ticker, (after, before) in gaps.items():
-            mult, span = (1, "minute") if self.interval == "1m" else (1, "second")
+        mult, span = (1, "minute") if self.interval == "1m" else (1, "second")
+
+        def one(item):
+            ticker, (after, before) = item
             frm = int(after.timestamp() * 1000) + 1
             to = int(before.timestamp() * 1000) - 1
-            path = f"/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{frm}/{to}"
             results = []
-            for page in client.pages(path, {"adjusted": "false", "sort": "asc", "limit": "50000"},
+            for page in client.pages(f"/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{frm}/{to}",
+                                     {"adjusted": "false", "sort": "asc", "limit": "50000"},
                                      keep=("adjusted", "limit", "sort"), max_results=200_000,
                                      key=lambda r: r.get("t")):
                 results.extend(page.get("results") or [])
-            bars = results_to_bars(results, "1m")
-            if not bars.empty:
-                parts[ticker] = bars
+            return ticker, results_to_bars(results, "1m")
+
+        items = list(gaps.items())
+        workers = max(1, min(client.workers, len(items)))
+        if workers == 1:
+            got = [one(i) for i in items]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="massive-fill") as pool:
+                got = list(pool.map(one, items))
+        parts = {t: bars for t, bars in got if len(bars)}
         if not parts:
             return None
         return pd.concat(parts, names=["ticker", "timestamp"])
 
     def close(self) -> None:
+        self._parts = None
         ws, self._ws = self._ws, None
         if ws is not None:
             try:
@@ -251,8 +330,41 @@ def _events(raw: Any) -> list[dict]:
     return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
 
 
-def _closed_why(e: BaseException) -> str:
-    return redact.scrub(f"{type(e).__name__}: {e}")[:300]
+def _closed_why(e: BaseException, max_message: int | None = None) -> str:
+    why = redact.scrub(f"{type(e).__name__}: {e}")[:300]
+    if max_message and ("1009" in why or "too big" in why.lower()):
+        why = (f"Massive sent a message larger than {max_message / 2**20:.0f} MiB, a quarter of the stream's memory "
+               f"budget, so it was refused (raise FINRPT_STREAM_MEMORY_MB to take it): {why}")
+    return why
+
+
+def _iter_events(raw: Any):
+    """The event objects of a JSON array message one at a time (a dict message: itself)."""
+    import re
+
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).decode("utf-8", "replace")
+    skip = re.compile(r"[\s,]*")
+    i = skip.match(raw, 0).end()
+    if not raw.startswith("[", i):
+        yield from _events(raw)
+        return
+    decoder = json.JSONDecoder()
+    i += 1
+    n = 0
+    while True:
+        i = skip.match(raw, i).end()
+        if i >= len(raw) or raw[i] == "]":
+            return
+        try:
+            ev, i = decoder.raw_decode(raw, i)
+        except ValueError:
+            log.warning("stream: ignored the rest of a message that is not JSON (%d of %d bytes, after %d "
+                        "event(s))", len(raw) - i, len(raw), n)
+            return
+        n += 1
+        if isinstance(ev, dict):
+            yield ev
 
 
 def events_to_bars(rows: list[dict]) -> "pd.DataFrame":
