@@ -385,6 +385,7 @@ class Stream:
         self.connections = 0
         self.filled = 0
         self.fills = 0  # fill() calls made
+        self.fill_seconds = 0.0  # time spent in them
         self.peak_waiting = 0  # most bytes ever waiting
         self._reader = threading.Thread(target=self._read, name="finrpt-stream-reader", daemon=True)
         self._thread = threading.Thread(target=self._work, name="finrpt-stream", daemon=True)
@@ -781,6 +782,7 @@ class Stream:
             else:
                 got, refused = None, {}
         except (ProviderError, ConnectionLost) as e:  # a DataIntegrityError too: not a bar frame at all
+            self.fill_seconds += time.monotonic() - t0
             log.warning("stream: could not fill the bars missed while reconnecting (%s): missing for %s", e,
                         _describe(span))
             with self._lock:
@@ -807,8 +809,10 @@ class Stream:
             with self._lock:
                 self._gaps.update(kept)
         self.filled += n
+        took = time.monotonic() - t0
+        self.fill_seconds += took
         log.info("stream: filled %d bar(s) missed while reconnecting from %s in %.2f s: %s", n, self.provider,
-                 time.monotonic() - t0, _describe(span))
+                 took, _describe(span))
         if n:
             self._emit(got, "fill")
 
