@@ -72,7 +72,7 @@ def child(case: dict) -> dict:
         from websockets.sync.client import connect
 
         got = 0
-        with connect(case["url"], max_size=256 << 20) as ws:
+        with connect(case["url"], max_size=256 << 20, ping_interval=None) as ws:
             ws.recv(timeout=10)
             ws.send(json.dumps({"action": "auth", "params": KEY}))
             ws.recv(timeout=10)

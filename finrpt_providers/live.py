@@ -219,9 +219,10 @@ def stream(tickers: str | Iterable[str], *, interval: str = "1m", config: "Confi
 
 
 def weight(frame: Any) -> int:
-    """Bytes a bar frame holds (columns and index codes; a ticker name is shared by its rows)."""
+    """Bytes a bar frame holds: its columns, 24 a row for the index, 64 a ticker name."""
     try:
-        return int(frame.memory_usage(index=False, deep=False).sum()) + 24 * len(frame)
+        names = frame.index.levels[0] if getattr(frame.index, "nlevels", 1) > 1 else ()
+        return int(frame.memory_usage(index=False, deep=False).sum()) + 24 * len(frame) + 64 * len(names)
     except (AttributeError, TypeError, ValueError):
         return 0
 
@@ -369,7 +370,10 @@ class Stream:
         #: frames for the consumer (bounded in frames) and every frame waiting (bounded in bytes)
         self._queue: queue.Queue = queue.Queue(maxsize=config.value("FINRPT_STREAM_QUEUE"))
         self._inbox: queue.Queue = queue.Queue()
-        self._waiting = _Budget(budget // 2)
+        # two halves of the waiting share, so neither side can starve the other: the reader
+        # fills the inbox, the deliverer the consumer's queue
+        self._inbox_room = _Budget(budget // 4)
+        self._waiting = _Budget(budget // 2 - budget // 4)
         self._kept = _Kept(budget - budget // 2)
         self._max_reconnects = config.value("FINRPT_STREAM_MAX_RECONNECTS")
         self._backoff = config.value("FINRPT_STREAM_BACKOFF")
@@ -380,7 +384,8 @@ class Stream:
         self._gaps: dict[str, tuple[Any, Any]] = {}  # holes a fill could not close, for the next frame
         self._errors: dict[str, str] = {}  # ticker -> why its bars were refused, for the next frame
         self._late: dict[str, list[Any]] = {}  # ticker -> late bars' starts not delivered, for the next frame
-        self._closed = threading.Event()
+        self._closed = threading.Event()  # closed by the consumer: nobody reads any more
+        self._stop = threading.Event()  # the threads stop (closed, or the stream ended)
         self._behind = False
         self.connections = 0
         self.filled = 0
@@ -395,7 +400,7 @@ class Stream:
         self._reader.start()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed.is_set() else "open"
+        state = "closed" if self.closed else "open"
         subs = list(self._subs)
         shown = ",".join(subs[:10]) + (f",... ({len(subs)} tickers)" if len(subs) > 10 else "")
         return f"<Stream {self.provider} {self.feed} {self.interval} {shown} {state}>"
@@ -409,7 +414,7 @@ class Stream:
             try:
                 item, size = self._queue.get(timeout=0.25)
             except queue.Empty:
-                if self._closed.is_set() and not self._thread.is_alive() and self._queue.empty():
+                if self._stop.is_set() and not self._thread.is_alive() and self._queue.empty():
                     raise StopIteration from None
                 continue
             self._waiting.give(size)
@@ -458,7 +463,7 @@ class Stream:
     @property
     def waiting_bytes(self) -> int:
         """Bytes of frames received and not yet read by the consumer."""
-        return self._waiting.used
+        return self._inbox_room.used + self._waiting.used
 
     @property
     def kept_bytes(self) -> int:
@@ -494,6 +499,7 @@ class Stream:
         """Stop both threads and close the connection (idempotent)."""
         if not self._closed.is_set():
             self._closed.set()
+            self._stop.set()
             self._close_feed()
         me = threading.current_thread()
         for t in (self._reader, self._thread):
@@ -504,7 +510,7 @@ class Stream:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._closed.is_set() or (self._stop.is_set() and not self._thread.is_alive())
 
     # -- calls into the plugin -----------------------------------------------------------
     def _call(self, what: str, fn, *args):
@@ -530,7 +536,7 @@ class Stream:
         failures = 0
         end: BaseException | None = None
         try:
-            while not self._closed.is_set():
+            while not self._stop.is_set():
                 try:
                     self._call("connect()", self._feed.connect)
                     subs = self.tickers
@@ -541,18 +547,18 @@ class Stream:
                         log.info("stream: reconnected to %s's %s feed (connection %d); re-subscribed %d ticker(s)",
                                  self.provider, self.feed, self.connections + 1, len(subs))
                     self.connections += 1
-                    while not self._closed.is_set():
+                    while not self._stop.is_set():
                         frame = self._call("receive()", self._feed.receive, 0.5)
                         if frame is None:
                             continue
                         failures = 0  # the connection works: a later drop starts the count again
                         size = weight(frame)
-                        if not self._waiting.take(size, self._closed, self._slow):
+                        if not self._inbox_room.take(size, self._stop, self._slow):
                             break
-                        self.peak_waiting = max(self.peak_waiting, self._waiting.used)
+                        self.peak_waiting = max(self.peak_waiting, self.waiting_bytes)
                         self._inbox.put(("frame", frame, size))
                 except ConnectionLost as e:
-                    if self._closed.is_set():
+                    if self._stop.is_set():
                         break
                     failures += 1
                     self._close_feed()
@@ -568,7 +574,7 @@ class Stream:
                     pause = min(self._backoff_cap, self._backoff * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
                     log.warning("stream: connection to %s lost (%s); reconnecting in %.2f s (attempt %d of %d)",
                                 self.provider, e, pause, failures, self._max_reconnects)
-                    self._closed.wait(pause)
+                    self._stop.wait(pause)
         except ProviderError as e:
             end = e
         except KeyboardInterrupt as e:  # raised by a plugin in this thread: the consumer's to see
@@ -586,7 +592,7 @@ class Stream:
             self._behind = True
             log.warning("stream: the consumer is behind (%d frame(s), %.1f MiB waiting): reading from %s paused "
                         "until it catches up (no bar is dropped; raise FINRPT_STREAM_QUEUE or "
-                        "FINRPT_STREAM_MEMORY_MB to allow more)", self._queue.qsize(), self._waiting.used / 2**20,
+                        "FINRPT_STREAM_MEMORY_MB to allow more)", self._queue.qsize(), self.waiting_bytes / 2**20,
                         self.provider)
 
     # -- the deliverer thread: gate, order, fill, hand over ----------------------------------
@@ -597,7 +603,7 @@ class Stream:
                 try:
                     kind, item, size = self._inbox.get(timeout=0.25)
                 except queue.Empty:
-                    if self._closed.is_set() and not self._reader.is_alive():
+                    if self._stop.is_set() and not self._reader.is_alive():
                         return
                     continue
                 if kind == "end":
@@ -608,7 +614,7 @@ class Stream:
                         self._pending = set(self._last) & set(self._subs) if EVERY not in self._subs \
                             else set(self._last)
                     continue
-                self._waiting.give(size)
+                self._inbox_room.give(size)
                 if self._closed.is_set():
                     continue  # closed by the consumer: nobody will read it
                 self._deliver(item)
@@ -620,7 +626,7 @@ class Stream:
             end = ProviderError(f"the live stream from {self.provider} failed: {type(e).__name__}: {e}",
                                 provider=self.provider)
         finally:
-            self._closed.set()
+            self._stop.set()
             self._close_feed()
             if end is not None:
                 self._put(end)
@@ -840,7 +846,7 @@ class Stream:
             if self._behind and self._queue.empty():
                 self._behind = False
             self._queue.put_nowait((item, size))
-            self.peak_waiting = max(self.peak_waiting, self._waiting.used)
+            self.peak_waiting = max(self.peak_waiting, self.waiting_bytes)
             return
         except queue.Full:
             pass

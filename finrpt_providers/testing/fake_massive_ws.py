@@ -351,6 +351,7 @@ class FakeMassiveWS:
                         await ws.send(group if isinstance(group, str) else json.dumps(group))
                         sent += 1
                         self.sent_messages += 1
+                        await asyncio.sleep(0)  # a burst still lets the loop answer pings and read
             if nxt >= len(self._minutes):
                 return
             await asyncio.sleep(0.2 / max(self.speed, 1) if not self.burst else 0)
