@@ -157,7 +157,7 @@ class RateLimiter:
 
 
 _shared_lock = threading.Lock()
-_sessions: dict[str, requests.Session] = {}
+_sessions: dict[tuple[str, int], requests.Session] = {}
 _limiters: dict[tuple[str, str, int], RateLimiter] = {}
 
 
@@ -170,7 +170,9 @@ def _session(base_url: str, pool: int) -> requests.Session:
     from requests.adapters import HTTPAdapter
 
     with _shared_lock:
-        s = _sessions.get(base_url)
+        # one pool per (host, size): a client with more workers than the first one must not share its
+        # smaller pool (urllib3 would discard a connection per extra request, with a warning each)
+        s = _sessions.get((base_url, pool))
         if s is None:
             s = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool, 4), max_retries=0)
@@ -178,7 +180,7 @@ def _session(base_url: str, pool: int) -> requests.Session:
             s.mount("https://", adapter)
             s.headers["User-Agent"] = "finrpt-providers"
             deadline.install_requests(s)  # every request gets a total deadline, not only per-read timeouts
-            _sessions[base_url] = s
+            _sessions[base_url, pool] = s
         return s
 
 
