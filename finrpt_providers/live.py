@@ -103,8 +103,14 @@ EVERY = "*"
 _NEVER = -(1 << 62)
 #: bytes a kept bar costs: start (int64), ticker code (int32), seven float64 columns
 KEPT_ROW_BYTES = 8 + 4 + 7 * 8
-#: kept chunks are merged until they hold this many bars (a market minute is ~10,000)
+#: kept chunks are merged until they hold this many bars (a market minute is ~10,000), or a
+#: quarter of the kept share, whichever is less
 _CHUNK_ROWS = 65_536
+#: bytes a ticker's own state costs (its last start, its code, its name): charged to the kept share
+TICKER_BYTES = 256
+#: what a streamed ticker may look like (Massive's symbols: letters, digits, a class after a dot,
+#: lowercase letters for preferred series); anything else under "*" is a hostile server's
+_SYMBOL = r"^[A-Za-z][A-Za-z0-9]{0,11}([.:][A-Za-z0-9]{1,6})?$"
 #: the kept columns (transactions as float64, NaN where missing: exact below 2**53)
 _KEPT = ("open", "high", "low", "close", "volume", "vwap", "transactions")
 
@@ -263,6 +269,7 @@ class _Kept:
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
+        self.chunk_rows = max(1024, min(_CHUNK_ROWS, cap // (4 * KEPT_ROW_BYTES)))
         self.codes: dict[str, int] = {}
         self.chunks: list[dict[str, np.ndarray]] = []
         self.day: dt.date | None = None
@@ -273,8 +280,13 @@ class _Kept:
     def nbytes(self) -> int:
         return self.rows * KEPT_ROW_BYTES
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Keep a gated, sorted long frame's bars (all of one session)."""
+    def room(self, tickers: int) -> int:
+        """Bytes left for bars when ``tickers`` tickers' own state is charged to this share."""
+        return self.cap - tickers * TICKER_BYTES
+
+    def add(self, frame: pd.DataFrame, tickers: int = 0) -> None:
+        """Keep a gated, sorted long frame's bars (all of one session); ``tickers``: how many
+        tickers the stream holds state for (charged to this share)."""
         import numpy as np
 
         if not len(frame) or self.cap <= 0:
@@ -293,17 +305,18 @@ class _Kept:
             col = frame[c]
             chunk[c] = (col.to_numpy(dtype="float64", na_value=np.nan) if c == "transactions"
                         else col.to_numpy(dtype="float64", copy=True))
-        self._append(_sorted_chunk(chunk))
+        self._append(_sorted_chunk(chunk), self.room(tickers))
 
-    def _append(self, chunk: dict) -> None:
+    def _append(self, chunk: dict, room: int) -> None:
         import numpy as np
 
         self.chunks.append(chunk)
         self.rows += len(chunk["code"])
-        while len(self.chunks) > 1 and len(self.chunks[-1]["code"]) + len(self.chunks[-2]["code"]) <= _CHUNK_ROWS:
-            b, a = self.chunks.pop(), self.chunks.pop()
-            self.chunks.append(_sorted_chunk({k: np.concatenate([a[k], b[k]]) for k in a}))
-        while self.chunks and self.nbytes > self.cap:
+        while (len(self.chunks) > 2 and len(self.chunks[-2]["code"]) + len(self.chunks[-3]["code"]) <= self.chunk_rows):
+            # merge the older pairs only: the newest chunk stays whole, so eviction never takes it
+            b, a = self.chunks.pop(-2), self.chunks.pop(-2)
+            self.chunks.insert(len(self.chunks) - 1, _sorted_chunk({k: np.concatenate([a[k], b[k]]) for k in a}))
+        while len(self.chunks) > 1 and self.nbytes > room:
             gone = self.chunks.pop(0)
             self.rows -= len(gone["code"])
             self.dropped += len(gone["code"])
@@ -411,13 +424,19 @@ class Stream:
 
     def __next__(self) -> pd.DataFrame:
         while True:
+            if self._closed.is_set():
+                raise StopIteration  # closed by the consumer: what still waits is not wanted
             try:
                 item, size = self._queue.get(timeout=0.25)
             except queue.Empty:
+                if self._behind:
+                    self._behind = False  # caught up: the next wait is a new episode
                 if self._stop.is_set() and not self._thread.is_alive() and self._queue.empty():
                     raise StopIteration from None
                 continue
             self._waiting.give(size)
+            if self._behind and self._queue.empty():
+                self._behind = False
             if isinstance(item, BaseException):
                 self.close()
                 raise item
@@ -502,9 +521,10 @@ class Stream:
             self._stop.set()
             self._close_feed()
         me = threading.current_thread()
-        for t in (self._reader, self._thread):
+        until = time.monotonic() + 2.0  # a feed call in flight (a connect, a fill) ends on its own deadline
+        for t in (self._thread, self._reader):
             if t.is_alive() and me is not t:
-                t.join(timeout=5)
+                t.join(timeout=max(0.0, until - time.monotonic()))
         with _OPEN_LOCK:
             _OPEN.discard(self)
 
@@ -526,10 +546,33 @@ class Stream:
             raise plugin_failure(self._provider, f"its live feed's {what}", e) from None
 
     def _close_feed(self) -> None:
+        """Close the connection; never raises (it runs on every way out)."""
         try:
             self._call("close()", self._feed.close)
-        except (ProviderError, ConnectionLost):  # closing a broken connection: nothing left to tell
-            pass
+        except (ProviderError, ConnectionLost) as e:  # a broken connection's close: nothing to tell
+            if isinstance(e, ProviderError) and type(e).__name__ == "PluginError":
+                log.warning("stream: %s", e)
+        except BaseException as e:  # noqa: B036 - a KeyboardInterrupt from a plugin's close(): it is closed anyway
+            log.warning("stream: %s's live feed raised %s in close(); the stream is closed anyway", self.provider,
+                        type(e).__name__)
+
+    def _filled(self, span: dict) -> Any:
+        """The feed's fill, its length taken inside the plugin's call."""
+        got = self._feed.fill(span)
+        return got if got is None or len(got) else None
+
+    def _receive(self) -> tuple[Any, int]:
+        """The feed's next frame and its weight (both computed inside the plugin's call: a frame
+        whose length raises is the plugin's failure)."""
+        import pandas as pd
+
+        frame = self._feed.receive(0.5)
+        if frame is None:
+            return None, 0
+        if not isinstance(frame, pd.DataFrame):
+            raise DataIntegrityError(f"its live feed's receive() returned {type(frame).__name__}, not a bar frame "
+                                     "(a DataFrame indexed by ticker and timestamp) or None", provider=self.provider)
+        return (frame, weight(frame)) if len(frame) else (None, 0)
 
     # -- the reader thread: the connection, nothing else ------------------------------------
     def _read(self) -> None:
@@ -548,12 +591,11 @@ class Stream:
                                  self.provider, self.feed, self.connections + 1, len(subs))
                     self.connections += 1
                     while not self._stop.is_set():
-                        frame = self._call("receive()", self._feed.receive, 0.5)
+                        frame, size = self._call("receive()", self._receive)
                         if frame is None:
                             continue
                         failures = 0  # the connection works: a later drop starts the count again
-                        size = weight(frame)
-                        if not self._inbox_room.take(size, self._stop, self._slow):
+                        if not self._inbox_room.take(size, self._stop, self._paused):
                             break
                         self.peak_waiting = max(self.peak_waiting, self.waiting_bytes)
                         self._inbox.put(("frame", frame, size))
@@ -586,8 +628,13 @@ class Stream:
             self._close_feed()
             self._inbox.put(("end", end, 0))
 
+    def _paused(self) -> None:
+        """The reader waits for the deliverer (a fill, or the consumer behind it)."""
+        log.debug("stream: reading from %s paused: %.1f MiB received wait to be delivered", self.provider,
+                  self._inbox_room.used / 2**20)
+
     def _slow(self) -> None:
-        """The reader waits for room: once per episode, say so."""
+        """The consumer's queue is full: once per episode (until it has emptied it), say so."""
         if not self._behind:
             self._behind = True
             log.warning("stream: the consumer is behind (%d frame(s), %.1f MiB waiting): reading from %s paused "
@@ -693,6 +740,17 @@ class Stream:
         starts = frame.index.get_level_values(1).asi8
         codes, uniq = names.factorize()  # the gate sorted by ticker: one run per ticker
         last = self._last
+        if wanted is None:  # under "*" the server names the tickers: each new one is looked at once
+            new = [t for t in uniq if t not in last]
+            if new:
+                refused = self._new_tickers(new)
+                if refused:
+                    frame = frame[~names.isin(refused)]
+                    if frame.empty:
+                        return
+                    names = frame.index.get_level_values(0)
+                    starts = frame.index.get_level_values(1).asi8
+                    codes, uniq = names.factorize()
         prev = np.fromiter((last.get(t, _NEVER) for t in uniq), dtype=np.int64, count=len(uniq))
         fresh = starts > prev[codes]
         if not fresh.all():
@@ -719,6 +777,36 @@ class Stream:
             self._fill(holes, named)
         last.update(zip(heads, starts[stop - 1].tolist()))
         self._emit(frame, "stream")
+
+    def _new_tickers(self, new: list[str]) -> list[str]:
+        """Tickers a ``"*"`` stream sees for the first time that it refuses: not a symbol's shape
+        (a hostile server's 2,000-character names), or more than the budget holds state for
+        (each ticker's state is charged to the kept half)."""
+        import re
+
+        shape = re.compile(_SYMBOL)
+        bad = [t for t in new if not (isinstance(t, str) and shape.match(t))]
+        room = max(0, self._kept.cap // 2 // TICKER_BYTES - len(self._last))
+        badset = set(bad)
+        fits = [t for t in new if t not in badset]
+        over = fits[room:] if len(fits) > room else []
+        why = {}
+        if bad:
+            shown = ", ".join(repr(t[:24] if isinstance(t, str) else t) for t in bad[:3])
+            log.warning("stream: %s sent %d ticker(s) that are no symbol (e.g. %s): their bars are not delivered",
+                        self.provider, len(bad), shown)
+            why.update({t: "not a ticker symbol" for t in bad[:20]})
+        if over:
+            log.warning("stream: %s sent %d ticker(s) more than FINRPT_STREAM_MEMORY_MB=%d holds state for "
+                        "(%d tickers): their bars are not delivered (raise FINRPT_STREAM_MEMORY_MB)", self.provider,
+                        len(over), self.budget >> 20, len(self._last) + room)
+            why[EVERY] = (f"{len(over)} ticker(s) refused: more than FINRPT_STREAM_MEMORY_MB="
+                          f"{self.budget >> 20} holds state for")
+        if why:
+            with self._lock:
+                for t, msg in why.items():
+                    self._errors.setdefault(t if len(str(t)) <= 24 else str(t)[:24] + "...", msg)
+        return [*bad, *over]
 
     def _seen_before(self, old: pd.DataFrame) -> None:
         """Bars (gated) starting at or before their ticker's last delivered one: an exact
@@ -782,7 +870,7 @@ class Stream:
         t0 = time.monotonic()
         self.fills += 1
         try:
-            got = self._call("fill()", self._feed.fill, span)
+            got = self._call("fill()", self._filled, span)
             if got is not None and len(got):
                 got, refused = self._check(got, list(holes), "fill")
             else:
@@ -823,18 +911,28 @@ class Stream:
             self._emit(got, "fill")
 
     def _emit(self, frame: pd.DataFrame, source: str) -> None:
+        """Keep ``frame``'s bars and hand it over, in parts of at most an eighth of the waiting
+        share (a fill of a whole market is one frame from the feed, never one in the queue)."""
         with self._lock:
-            self._kept.add(frame)
-        out = frame.droplevel(0) if self._single else frame
-        out.attrs = {"provider": self.provider, "feed": self.feed, "source": source, "interval": self.interval}
-        with self._lock:
-            if self._gaps:
-                out.attrs["gaps"], self._gaps = self._gaps, {}
-            if self._errors:
-                out.attrs["errors"], self._errors = self._errors, {}
-            if self._late:
-                out.attrs["late"], self._late = self._late, {}
-        self._put(out)
+            self._kept.add(frame, len(self._last))
+        size = weight(frame)
+        cap = max(1, self._waiting.cap // 4)
+        if size > cap and len(frame) > 1:
+            rows = max(1, int(len(frame) * cap / size))
+            parts = [frame.iloc[i:i + rows] for i in range(0, len(frame), rows)]
+        else:
+            parts = [frame]
+        for part in parts:
+            out = part.droplevel(0) if self._single else part
+            out.attrs = {"provider": self.provider, "feed": self.feed, "source": source, "interval": self.interval}
+            with self._lock:
+                if self._gaps:
+                    out.attrs["gaps"], self._gaps = self._gaps, {}
+                if self._errors:
+                    out.attrs["errors"], self._errors = self._errors, {}
+                if self._late:
+                    out.attrs["late"], self._late = self._late, {}
+            self._put(out)
 
     def _put(self, item: Any) -> None:
         """Hand ``item`` (a frame, an error, or None: the end) to the consumer: a frame waits
@@ -843,8 +941,6 @@ class Stream:
         if size and not self._waiting.take(size, self._closed, self._slow):
             return  # closed by the consumer: nobody will read it
         try:
-            if self._behind and self._queue.empty():
-                self._behind = False
             self._queue.put_nowait((item, size))
             self.peak_waiting = max(self.peak_waiting, self.waiting_bytes)
             return

@@ -417,5 +417,8 @@ def _results(bars: pd.DataFrame) -> list[dict]:
     o, h, lo, c, v, vw = (bars[k].to_numpy(dtype="float64").tolist() for k in ("open", "high", "low", "close",
                                                                                  "volume", "vwap"))
     n = bars["transactions"].to_numpy(dtype="float64", na_value=np.nan).tolist()
-    return [{"v": v[i], "vw": vw[i], "o": o[i], "c": c[i], "h": h[i], "l": lo[i], "t": t[i], "n": int(n[i])}
-            for i in range(len(t))]
+    out = [{"v": v[i], "vw": vw[i], "o": o[i], "c": c[i], "h": h[i], "l": lo[i], "t": t[i]} for i in range(len(t))]
+    for r, k in zip(out, n):
+        if k == k:  # Massive omits ``n`` where it has no trade count (second bars here)
+            r["n"] = int(k)
+    return out

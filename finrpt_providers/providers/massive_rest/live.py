@@ -78,8 +78,13 @@ class MassiveFeed(LiveFeed):
         self._send_lock = threading.Lock()
         self._parts = None  # the rest of a large message, as frames
         self._acked: float | None = None  # when the subscription's acknowledgement is due
+        budget = int(config.value("FINRPT_STREAM_MEMORY_MB")) << 20
         #: the largest message taken: a quarter of the stream's memory budget (the socket refuses more)
-        self.max_message = max(1 << 20, (int(config.value("FINRPT_STREAM_MEMORY_MB")) << 20) // 4)
+        self.max_message = max(1 << 20, budget // 4)
+        #: a message longer than this is parsed in parts of ``part_events`` events (parsing whole
+        #: costs several times its size in Python objects): 4 MiB and 20,000 at the default budget
+        self.split_bytes = max(64 << 10, min(SPLIT_BYTES, budget // 64))
+        self.part_events = max(500, min(PART_EVENTS, budget // 13_000))
 
     def __repr__(self) -> str:
         return f"<MassiveFeed {self.feed} {self.url} key=****>"
@@ -142,7 +147,7 @@ class MassiveFeed(LiveFeed):
             raise
         except Exception as e:
             self.close()
-            raise ConnectionLost(_closed_why(e)) from None
+            raise ConnectionLost(_closed_why(e, self.max_message)) from None
 
     def _status(self, ev: dict) -> None:
         """Map a status event: failures raise, the rest is logged."""
@@ -237,7 +242,7 @@ class MassiveFeed(LiveFeed):
             return None
         except Exception as e:
             raise ConnectionLost(_closed_why(e, self.max_message)) from None
-        if len(raw) > SPLIT_BYTES:
+        if len(raw) > self.split_bytes:
             self._parts = self._split(raw)
             return next(self._parts, None)
         rows = []
@@ -259,7 +264,7 @@ class MassiveFeed(LiveFeed):
             kind = ev.get("ev")
             if kind == self.prefix:
                 rows.append(ev)
-                if len(rows) >= PART_EVENTS:
+                if len(rows) >= self.part_events:
                     self._acked = None
                     yield events_to_bars(rows)
                     rows = []
@@ -322,7 +327,7 @@ class MassiveFeed(LiveFeed):
 def _events(raw: Any) -> list[dict]:
     try:
         data = json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested 100,000 deep
         log.warning("stream: ignored a message that is not JSON (%d bytes)", len(raw or ""))
         return []
     if isinstance(data, dict):
@@ -358,7 +363,7 @@ def _iter_events(raw: Any):
             return
         try:
             ev, i = decoder.raw_decode(raw, i)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("stream: ignored the rest of a message that is not JSON (%d of %d bytes, after %d "
                         "event(s))", len(raw) - i, len(raw), n)
             return
