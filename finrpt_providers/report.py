@@ -45,7 +45,10 @@ def _end(end_date: Any, cfg: Config) -> dt.date:
 
 def key_data(ticker: str, end_date: Any = None, config: Config | dict | None = None) -> dict[str, Any]:
     """The key-data table of a report, as of the session before ``end_date`` (exclusive, as
-    finrpt's; default: today). Values are JSON-safe; ``None`` where no source knows them."""
+    finrpt's; default: today). Values are JSON-safe; ``None`` where no source knows them. A
+    share count or market cap the source gives that is no positive finite number (NaN, inf,
+    "15.2B", ``True``, zero, negative) is left out, never computed with; ``notes`` (present
+    only then) says which and why, and a warning too."""
     import pandas as pd
 
     from .chain import get_prices
@@ -58,18 +61,51 @@ def key_data(ticker: str, end_date: Any = None, config: Config | dict | None = N
                       config=cfg)
     half = year[year.index >= year.index[-1] - pd.DateOffset(months=6)]
     info = Ticker(ticker, config=cfg).info
-    shares = info.get("sharesOutstanding")
     close = float(year["close"].iloc[-1])
-    return {
+    notes: list[str] = []
+    shares = _positive(info.get("sharesOutstanding"), "sharesOutstanding", notes)
+    cap = _positive(info.get("marketCap"), "marketCap", notes) if not shares else None
+    out = {
         "symbol": year.attrs["ticker"], "as_of": str(year.index[-1].date()),
         "currency": info.get("currency", "USD"),
         "last_close": prompt_price(close),
         "high_52w": prompt_price(year["high"].max()), "low_52w": prompt_price(year["low"].min()),
         "avg_volume_6m": int(round(float(half["volume"].mean()))),
-        "shares_outstanding": int(shares) if shares else None,
-        "market_cap": int(round(close * shares)) if shares else info.get("marketCap"),
+        "shares_outstanding": int(round(shares)) if shares else None,
+        "market_cap": int(round(close * shares)) if shares else int(round(cap)) if cap else None,
         "provider": year.attrs["provider"],
     }
+    if notes:
+        out["notes"] = notes
+        for n in notes:
+            log.warning("key_data(%s): %s", out["symbol"], n)
+    return out
+
+
+def _positive(value: Any, what: str, notes: list[str]) -> float | None:
+    """``value`` as a positive finite number, or None; a value that is there but is not one
+    (a bool, a text such as "15.2B", NaN, inf, zero or negative) is left out, and ``notes``
+    says so (a share count of ``True`` is not one share; a negative one no market cap)."""
+    import math
+    import numbers
+
+    if value is None:
+        return None
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        notes.append(f"the source's {what} is {shown} ({type(value).__name__}), not a number: left out")
+        return None
+    try:
+        x = float(value)
+    except (OverflowError, ValueError):
+        x = math.inf
+    if not math.isfinite(x):
+        notes.append(f"the source's {what} is {shown}, not a finite number: left out")
+        return None
+    if x <= 0:
+        notes.append(f"the source's {what} is {shown}, not positive: left out")
+        return None
+    return x
 
 
 def performance(ticker: str, start: Any, end_date: Any = None, config: Config | dict | None = None

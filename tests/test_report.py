@@ -52,3 +52,51 @@ def test_statement_text_keeps_every_label_and_scales():
                                  "Other: 2025-12-31 3.10M"]
     assert report.statement_text(pd.DataFrame(), "Cash flow") == "Cash flow: no data"
     assert report.prompt_price(123.456) == 123.46 and report.prompt_price(0.123456) == 0.1235
+
+
+class _Info:
+    """finrpt_providers.yf.Ticker with the source's info replaced (the prices stay the chain's)."""
+
+    def __init__(self, info):
+        self._info = info
+
+    def __call__(self, ticker, config=None):
+        return self
+
+    @property
+    def info(self):
+        return dict(self._info)
+
+
+@pytest.mark.parametrize("shares, shown", [(float("nan"), "nan"), (float("inf"), "inf"), ("15.2B", "'15.2B'"),
+                                           (True, "True"), (-5_000_000, "-5000000"), (0, "0"),
+                                           (10 ** 400, "1000000")])
+def test_key_data_leaves_out_a_share_count_that_is_no_positive_number(box, monkeypatch, caplog, shares, shown):
+    import finrpt_providers.yf as yfmod
+
+    config, market = box
+    monkeypatch.setattr(yfmod, "Ticker", _Info({"currency": "USD", "sharesOutstanding": shares}))
+    got = report.key_data("AAPL", market.sessions[-1].isoformat(), config=config)
+    assert got["shares_outstanding"] is None and got["market_cap"] is None
+    assert len(got["notes"]) == 1 and "sharesOutstanding" in got["notes"][0] and shown in got["notes"][0]
+    assert any("sharesOutstanding" in r.getMessage() for r in caplog.records)
+    json.loads(json.dumps(got, allow_nan=False))  # JSON-safe: no NaN or inf anywhere
+
+
+def test_key_data_market_cap_is_close_times_shares_or_the_sources_when_shares_are_bad(box, monkeypatch):
+    import finrpt_providers.yf as yfmod
+
+    config, market = box
+    end = market.sessions[-1].isoformat()
+    last = market.sessions[-2]
+    close = market.truth("AAPL", last, last, "1d", "splits")["close"].iloc[-1]
+    monkeypatch.setattr(yfmod, "Ticker", _Info({"sharesOutstanding": 15_204_137_000}))
+    got = report.key_data("AAPL", end, config=config)
+    assert got["shares_outstanding"] == 15_204_137_000 and "notes" not in got
+    assert got["market_cap"] == int(round(close * 15_204_137_000))
+    monkeypatch.setattr(yfmod, "Ticker", _Info({"sharesOutstanding": "n/a", "marketCap": 3.1e12}))
+    got = report.key_data("AAPL", end, config=config)
+    assert got["shares_outstanding"] is None and got["market_cap"] == 3_100_000_000_000
+    monkeypatch.setattr(yfmod, "Ticker", _Info({"marketCap": -1}))
+    got = report.key_data("AAPL", end, config=config)
+    assert got["market_cap"] is None and "marketCap" in got["notes"][0]
