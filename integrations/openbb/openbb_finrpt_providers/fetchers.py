@@ -50,15 +50,23 @@ def _when(ts) -> dt.date | dt.datetime:
     return ts.date() if ts.hour == 0 and ts.minute == 0 else ts.to_pydatetime()
 
 
+#: the words OpenBB's other equity providers use for ``adjustment`` (yfinance's, FMP's), so a
+#: call swapped to provider="finrpt" with the same arguments means the same thing
+OPENBB_ADJUSTMENTS = {"unadjusted": "raw", "splits_only": "splits", "splits_and_dividends": "total"}
+
+
 class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
     """``symbol`` may list several tickers (``"AAPL,MSFT"``): one basket query."""
 
     __json_schema_extra__ = {"symbol": {"multiple_items_allowed": True},
                              "interval": {"choices": list(INTERVALS)},
-                             "adjustment": {"choices": ["raw", "splits", "total"]}}
+                             "adjustment": {"choices": ["raw", "splits", "total", "splits_only",
+                                                        "splits_and_dividends", "unadjusted"]}}
 
     interval: str = Field(default="1d", description="Bar interval: " + ", ".join(INTERVALS))
-    adjustment: str = Field(default="splits", description="raw (as traded), splits, or total (splits and dividends)")
+    adjustment: str = Field(default="splits", description="raw (as traded), splits, or total (splits and dividends); "
+                                                          "OpenBB's words too: unadjusted, splits_only, "
+                                                          "splits_and_dividends")
     providers: str | None = Field(default=None, description="finrpt-providers' sources in order, comma-separated "
                                                             "(default: FINRPT_PRICE_PROVIDERS)")
 
@@ -75,10 +83,11 @@ class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
         from finrpt_providers.errors import InvalidQuery
         from finrpt_providers.provider import normalize_adjustment
 
+        v = OPENBB_ADJUSTMENTS.get(v.strip().lower(), v) if isinstance(v, str) else v
         try:
             return normalize_adjustment(v)
         except InvalidQuery as e:
-            raise ValueError(str(e)) from None
+            raise ValueError(f"{e} (or OpenBB's {', '.join(OPENBB_ADJUSTMENTS)})") from None
 
 
 class FinrptEquityHistoricalData(EquityHistoricalData):
@@ -136,6 +145,16 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
                 symbol=ticker if basket else None,
                 provider_used=provider.get(ticker) if isinstance(provider, dict) else provider))
         failed = data.attrs.get("failed") or {}
+        if failed:  # a partly answered basket: OpenBB's warnings (obbject.warnings), not metadata alone
+            import warnings
+
+            from openbb_core.app.model.abstract.warning import OpenBBWarning
+
+            for t, why in list(failed.items())[:20]:
+                warnings.warn(f"no bars for {t}: {why}", OpenBBWarning, stacklevel=2)
+            if len(failed) > 20:
+                warnings.warn(f"no bars for {len(failed) - 20} more ticker(s): see the metadata's 'failed'",
+                              OpenBBWarning, stacklevel=2)
         meta = {"provider": provider, "adjustment": query.adjustment, "interval": query.interval,
                 "sources": {t: [{k: str(v) for k, v in s.items()} for s in ss]
                             for t, ss in (data.attrs.get("sources") or {}).items()}

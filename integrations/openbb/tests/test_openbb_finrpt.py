@@ -102,3 +102,22 @@ def test_finrpt_is_listed_and_errors_are_openbbs(env):
         _execute("EquityHistorical", {"symbol": "AAPL", "start_date": START, "end_date": END,
                                       "providers": "massive_rest"}, {})
     assert "MASSIVE_API_KEY" in str(info.value) and env["finrpt_massive_api_key"] not in str(info.value)
+
+
+@pytest.mark.parametrize("word, ours", [("splits_only", "splits"), ("splits_and_dividends", "total"),
+                                        ("unadjusted", "raw")])
+def test_openbbs_adjustment_words_mean_ours(env, box, word, ours):
+    config, _ = box
+    got = _execute("EquityHistorical", {"symbol": "NVDA", "start_date": START, "end_date": END,
+                                        "adjustment": word}, env)
+    want = fp.get_prices("NVDA", START, END, adjustment=ours, config=config)
+    assert got.metadata["adjustment"] == ours
+    assert [r.close for r in got.result] == pytest.approx(want["close"].tolist(), rel=1e-12)
+
+
+def test_a_partly_answered_basket_warns_as_openbb_does(env, box):
+    from openbb_core.app.model.abstract.warning import OpenBBWarning
+
+    with pytest.warns(OpenBBWarning, match="no bars for ZZZZ"):
+        got = _execute("EquityHistorical", {"symbol": "AAPL,ZZZZ", "start_date": START, "end_date": END}, env)
+    assert {r.symbol for r in got.result} == {"AAPL"} and "ZZZZ" in got.metadata["failed"]
