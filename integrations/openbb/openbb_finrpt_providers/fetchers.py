@@ -272,10 +272,16 @@ class FinrptMarketSnapshotsFetcher(Fetcher[FinrptMarketSnapshotsQueryParams, lis
         cfg = config_for(credentials)
         day = query.date or calendar.sessions(cfg.today() - dt.timedelta(days=10), cfg.today() - dt.timedelta(days=1))[-1]
         prev = calendar.session_before(day)
+        # the change is against the previous close in today's basis: a split on ``day`` must not
+        # read as a -75% day (raw closes of two share bases); the bars shown keep the asked basis
+        basis = "splits" if query.adjustment == "raw" else query.adjustment
         try:
             frame = fp.get_market(prev or day, day, adjustment=query.adjustment, config=cfg)
+            ref = frame if basis == query.adjustment else fp.get_market(prev or day, day, adjustment=basis,
+                                                                         config=cfg)
         except fp.ProviderError as e:
             raise openbb_error(e) from None
+        ref_closes = {t: part.droplevel("ticker")["close"] for t, part in ref.groupby(level="ticker", sort=False)}
         out = []
         for ticker, part in frame.groupby(level="ticker", sort=True):
             bars = part.droplevel("ticker")
@@ -283,12 +289,16 @@ class FinrptMarketSnapshotsFetcher(Fetcher[FinrptMarketSnapshotsQueryParams, lis
             if today.empty:
                 continue
             r = today.iloc[-1]
-            prev_close = float(bars["close"].iloc[-2]) if len(bars) > 1 else None
+            close = float(r["close"])
+            closes = ref_closes.get(ticker)
+            growth = (float(closes.iloc[-1]) / float(closes.iloc[-2])
+                      if closes is not None and len(closes) > 1 and closes.index[-1].date() == day else None)
+            prev_close = close / growth if growth else None
             out.append({"symbol": ticker, "open": float(r["open"]), "high": float(r["high"]), "low": float(r["low"]),
-                        "close": float(r["close"]), "volume": int(round(float(r["volume"]))),
+                        "close": close, "volume": int(round(float(r["volume"]))),
                         "prev_close": prev_close,
-                        "change": float(r["close"]) - prev_close if prev_close else None,
-                        "change_percent": float(r["close"]) / prev_close - 1 if prev_close else None})
+                        "change": close - prev_close if prev_close else None,
+                        "change_percent": growth - 1 if growth else None})
         if not out:
             raise EmptyDataError(f"no market cross-section for {day}")
         return out

@@ -121,3 +121,16 @@ def test_a_partly_answered_basket_warns_as_openbb_does(env, box):
     with pytest.warns(OpenBBWarning, match="no bars for ZZZZ"):
         got = _execute("EquityHistorical", {"symbol": "AAPL,ZZZZ", "start_date": START, "end_date": END}, env)
     assert {r.symbol for r in got.result} == {"AAPL"} and "ZZZZ" in got.metadata["failed"]
+
+
+def test_a_snapshot_on_a_split_day_changes_against_the_previous_close_in_todays_basis(env, box):
+    config, market = box
+    day = dt.date(2025, 11, 17)  # NVDA's 4-for-1 split in the synthetic market
+    got = {r.symbol: r for r in _execute("MarketSnapshots", {"date": day}, env)}
+    truth = market.truth("NVDA", market.sessions[market.sessions.index(day) - 1], day, "1d", "splits")
+    raw = market.truth("NVDA", day, day, "1d", "raw")
+    want = truth["close"].iloc[-1] / truth["close"].iloc[-2] - 1
+    assert abs(want) < 0.2  # an ordinary day, not the -75% of two share bases
+    assert got["NVDA"].change_percent == pytest.approx(want, rel=1e-9)
+    assert got["NVDA"].close == pytest.approx(raw["close"].iloc[-1], rel=1e-12)  # the bar stays as traded
+    assert got["NVDA"].prev_close == pytest.approx(raw["close"].iloc[-1] / (1 + want), rel=1e-9)
