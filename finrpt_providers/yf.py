@@ -367,7 +367,7 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     for flag, value, name in ((back_adjust, False, "back_adjust=True"), (repair, False, "repair=True"),
                               (keepna, False, "keepna=True"), (prepost, False, "prepost=True"),
                               (rounding, False, "rounding=True"), (proxy, None, "proxy="), (session, None, "session="),
-                              (actions, False, "actions=True"), (ignore_tz, None, "ignore_tz=")):
+                              (ignore_tz, None, "ignore_tz=")):
         if flag != value:
             raise _not_implemented(name, f"yfinance.download(..., {name.rstrip('=')}...)")
     if group_by not in ("column", "ticker"):
@@ -406,6 +406,14 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     if adj is not None:
         series["Adj Close"] = columns_of(adj.to_frame("close"), "close")
     parts = {(f, sym): series[f][by_symbol[sym]].reindex(index) for sym in sorted(symbols) for f in fields}
+    for key, col in parts.items():  # whole shares as yfinance gives them, where every row has a bar
+        if key[0] == "Volume" and len(col) and col.notna().all():
+            parts[key] = col.round().astype("int64")
+    if actions:
+        fields = [*fields, "Dividends", "Stock Splits"]
+        for sym in sorted(symbols):
+            for f, col in _actions_columns(long, by_symbol[sym], ours, cfg, index).items():
+                parts[(f, sym)] = col
     out = pd.DataFrame(parts, index=index)
     out.columns = pd.MultiIndex.from_tuples(list(out.columns), names=["Price", "Ticker"])
     out = out.sort_index(axis=1, level=[0, 1])
@@ -418,6 +426,49 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     out.attrs.update(provider=long.attrs.get("provider", {}), sources=long.attrs.get("sources", {}),
                      failed=long.attrs.get("failed", {}))
     return out
+
+
+def _actions_columns(long: pd.DataFrame, ticker: str, interval: str, cfg: Config, index: pd.DatetimeIndex
+                     ) -> dict[str, pd.Series]:
+    """``download(actions=True)``'s Dividends and Stock Splits of ``ticker`` on the naive
+    ``index``: as ``history`` gives them (on the session's first row, dividends in today's
+    split basis), NaN on rows where the ticker has no bar."""
+    import pandas as pd
+
+    have = ticker in set(long.index.get_level_values("ticker"))
+    if not have:
+        return {f: pd.Series(float("nan"), index=index) for f in ("Dividends", "Stock Splits")}
+    bars = long.xs(ticker, level="ticker")
+    t = Ticker(ticker, config=cfg)
+    splits, dividends = t._events(bars)
+    frame = _yahoo_frame(bars, interval, None, True, splits, dividends)
+    frame.index = pd.DatetimeIndex(frame.index).tz_localize(None).as_unit(index.unit)
+    return {f: frame[f].reindex(index) for f in ("Dividends", "Stock Splits")}
+
+
+class Tickers:
+    """yfinance's ``Tickers``: ``.symbols``, ``.tickers`` (symbol -> :class:`Ticker`), and
+    ``.history(...)`` / ``.download(...)`` as :func:`download` of every symbol (one basket
+    question to the chain; ``actions=True`` by default, as yfinance's)."""
+
+    def __init__(self, tickers: str | Iterable[str], session: Any = None, config: Config | dict | None = None):
+        self.symbols = _symbols(tickers)
+        self._cfg = _config(config)
+        self.tickers = {s: Ticker(s, config=self._cfg) for s in self.symbols}
+
+    def __repr__(self) -> str:
+        return f"finrpt_providers.yf.Tickers object <{','.join(self.symbols)}>"
+
+    def history(self, period: str | None = "1mo", interval: str = "1d", start: Any = None, end: Any = None,
+                prepost: bool = False, actions: bool = True, auto_adjust: bool = True, repair: bool = False,
+                proxy: Any = None, threads: bool | int = True, group_by: str = "column", progress: bool = True,
+                timeout: float | None = 10, **kwargs: Any) -> pd.DataFrame:
+        return download(self.symbols, start=start, end=end, actions=actions, threads=threads, group_by=group_by,
+                        auto_adjust=auto_adjust, repair=repair, progress=progress,
+                        period=period if start is None else None, interval=interval, prepost=prepost, proxy=proxy,
+                        timeout=timeout, config=self._cfg, **kwargs)
+
+    download = history
 
 
 def _symbols(tickers: str | Iterable[str]) -> list[str]:
@@ -440,4 +491,4 @@ def __getattr__(name: str) -> Any:
     raise _not_implemented(f"yf.{name}", f"yfinance.{name}")
 
 
-__all__ = ["Ticker", "download", "FastInfo"]
+__all__ = ["Ticker", "Tickers", "download", "FastInfo"]

@@ -104,8 +104,8 @@ def test_fast_info_info_periods_and_what_is_not_implemented(ycfg):
         t.history(prepost=True)
     with pytest.raises(NotImplementedError, match="interval='90m'"):
         t.history(interval="90m")
-    with pytest.raises(NotImplementedError, match="yfinance.Tickers"):
-        ours.Tickers
+    with pytest.raises(NotImplementedError, match="yfinance.shared"):
+        ours.shared
     empty = ours.Ticker("NOPE", config=ycfg).history(start=START, end=END)
     assert empty.empty and "NOPE" in empty.attrs["error"] or empty.attrs["error"]
     assert np.all(empty.columns == ["Open", "High", "Low", "Close", "Volume", "Dividends", "Stock Splits"])
@@ -157,3 +157,26 @@ def test_fast_info_equals_yfinance_for_the_keys_it_serves(ycfg, fake_yahoo):
     assert got[-1] == want[-1] and got[:-1] == pytest.approx(want[:-1], rel=1e-9)
     with pytest.raises(NotImplementedError, match="extended-hours"):
         fi["previous_close"]
+
+
+def test_download_with_actions_equals_yfinance_volume_dtype_included(ycfg, fake_yahoo):
+    want = real(fake_yahoo, lambda yf, s: yf.download(["NVDA", "AAPL"], start=START, end=END, progress=False,
+                                                      actions=True, session=s))
+    got = ours.download(["NVDA", "AAPL"], start=START, end=END, actions=True, config=ycfg)
+    assert list(got.columns) == list(want.columns)
+    assert (got["Dividends"] != 0).any().any() or (got["Stock Splits"] != 0).any().any()
+    pdt.assert_frame_equal(got, want, check_freq=False, rtol=1e-9)  # dtypes too: Volume int64 as yfinance's
+
+
+def test_tickers_as_in_yfinances_docs(ycfg, fake_yahoo):
+    want = real(fake_yahoo, lambda yf, s: yf.Tickers("nvda aapl", session=s))
+    got = ours.Tickers("nvda aapl", config=ycfg)
+    assert got.symbols == want.symbols and set(got.tickers) == set(want.tickers)
+    pdt.assert_frame_equal(got.tickers["NVDA"].history(start=START, end=END),
+                           real(fake_yahoo, lambda yf, s: yf.Ticker("NVDA", session=s).history(start=START, end=END)),
+                           check_freq=False, rtol=1e-9)
+    w = real(fake_yahoo, lambda yf, s: yf.Tickers("nvda aapl", session=s).history(start=START, end=END,
+                                                                                   progress=False, session=s))
+    g = got.history(start=START, end=END)
+    assert sorted(g.columns) == sorted(w.columns)
+    pdt.assert_frame_equal(g[list(w.columns)], w, check_freq=False, rtol=1e-9)
