@@ -10,3 +10,12 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*map(str, r)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def days(items, most: int = 5) -> str:
+    """Dates for a log line of one line: all of them when few (``2026-06-01, 2026-06-02``),
+    else a count and the first and last (``1,250 sessions from 2016-01-04 to 2020-12-31``)."""
+    items = sorted(items)
+    if len(items) <= most:
+        return ", ".join(d.isoformat() for d in items)
+    return f"{len(items):,} sessions from {items[0].isoformat()} to {items[-1].isoformat()}"

@@ -142,3 +142,14 @@ def test_validate_bars_checks_range_and_daily_stamps():
     with pytest.raises(DataIntegrityError, match="00:00"):
         validate_bars(_bars(2, daily=False), q)
     assert len(validate_bars(_bars(2), q)) == 2
+
+
+def test_dates_in_a_log_line_are_counted_not_listed():
+    import datetime as dt
+
+    from finrpt_providers import text
+
+    many = [dt.date(2016, 1, 4) + dt.timedelta(days=i) for i in range(1250)]
+    line = text.days(reversed(many))
+    assert line == "1,250 sessions from 2016-01-04 to 2019-06-06" and len(line) < 80
+    assert text.days([dt.date(2026, 6, 2), dt.date(2026, 6, 1)]) == "2026-06-01, 2026-06-02"

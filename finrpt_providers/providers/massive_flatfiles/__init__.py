@@ -23,7 +23,7 @@ import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ... import calendar, redact
+from ... import calendar, redact, text
 from ...config import Setting
 from ...errors import DataIntegrityError, InvalidQuery, NoData, ProviderError
 from ...hookspecs import hookimpl
@@ -181,7 +181,7 @@ class MassiveFlatFilesProvider(PriceProvider):
                          max_mb=self.config.value("MASSIVE_FLATFILES_MAX_QUERY_MB"))
         if outcome.missing:
             log.warning("%s: no %s file upstream for %s (not published yet, or absent): the answer lacks "
-                        "%s", NAME, dataset, ", ".join(d.isoformat() for d in outcome.missing),
+                        "%s", NAME, dataset, text.days(outcome.missing),
                         "that session" if len(outcome.missing) == 1 else "those sessions")
         return store
 
