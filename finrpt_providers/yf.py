@@ -137,6 +137,35 @@ def _yahoo_frame(bars: pd.DataFrame, interval: str, adj_close: pd.Series | None,
     return out
 
 
+def _no_repair(repair: bool) -> None:
+    """``repair=True`` is refused, saying how we differ: yfinance rewrites prices it finds
+    wrong (100x errors, missing bars, bad dividend adjustment) from other data; we never
+    rewrite a source's price, we refuse an impossible bar and name it (``keepna`` is
+    accepted either way: our frames hold no all-NaN rows to keep or drop)."""
+    if repair:
+        raise NotImplementedError(
+            "finrpt_providers.yf does not implement repair=True: yfinance rewrites prices it judges wrong (100x "
+            "errors, missing bars, dividend adjustment); finrpt_providers never rewrites a source's price, it "
+            "refuses an impossible bar and names it (attrs['failed']). Call without repair, or use the real "
+            "yfinance for its repairs")
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """yfinance's ``rounding=True``: every float column to the price hint's decimals (2; 4 when
+    the last close is below $1, as Yahoo hints for sub-dollar stocks)."""
+    import numpy as np
+
+    closes = frame.filter(like="Close").to_numpy(dtype="float64", na_value=np.nan).ravel()
+    closes = closes[~np.isnan(closes)]
+    digits = 4 if len(closes) and closes[-1] < 1 else 2
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype.kind == "f":
+            out[c] = out[c].round(digits)
+    out.attrs = dict(frame.attrs)
+    return out
+
+
 def _empty_history(interval: str, auto_adjust: bool, actions: bool) -> pd.DataFrame:
     import pandas as pd
 
@@ -222,9 +251,9 @@ class Ticker:
                 timeout: float | None = 10, raise_errors: bool = False) -> pd.DataFrame:
         """yfinance's ``Ticker.history``: prices from the chain, adjusted as yfinance's
         (``auto_adjust=True``: splits and dividends; ``False``: splits, plus ``Adj Close``)."""
+        _no_repair(repair)
         for flag, value, name in ((prepost, False, "prepost=True"), (back_adjust, False, "back_adjust=True"),
-                                  (repair, False, "repair=True"), (keepna, False, "keepna=True"),
-                                  (rounding, False, "rounding=True"), (proxy, None, "proxy=")):
+                                  (proxy, None, "proxy=")):
             if flag != value:
                 raise _not_implemented(name, f"yfinance.Ticker.history({name.rstrip('=')}...)")
         from .chain import get_prices
@@ -252,6 +281,8 @@ class Ticker:
             out.attrs["error"] = str(e)
             return out
         out = _yahoo_frame(bars, ours, adj, actions, splits, dividends)
+        if rounding:
+            out = _rounded(out)
         out.attrs.update(provider=bars.attrs.get("provider", ""), sources=bars.attrs.get("sources", []),
                          actions=bars.attrs.get("actions", ""))
         return out
@@ -364,10 +395,9 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
 
     from .chain import get_prices
 
-    for flag, value, name in ((back_adjust, False, "back_adjust=True"), (repair, False, "repair=True"),
-                              (keepna, False, "keepna=True"), (prepost, False, "prepost=True"),
-                              (rounding, False, "rounding=True"), (proxy, None, "proxy="), (session, None, "session="),
-                              (ignore_tz, None, "ignore_tz=")):
+    _no_repair(repair)
+    for flag, value, name in ((back_adjust, False, "back_adjust=True"), (prepost, False, "prepost=True"),
+                              (proxy, None, "proxy="), (session, None, "session="), (ignore_tz, None, "ignore_tz=")):
         if flag != value:
             raise _not_implemented(name, f"yfinance.download(..., {name.rstrip('=')}...)")
     if group_by not in ("column", "ticker"):
@@ -423,6 +453,8 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
         out.columns = out.columns.set_names(["Ticker", "Price"])
     if not multi_level_index and len(symbols) == 1:
         out.columns = out.columns.get_level_values("Price" if group_by == "column" else 1)
+    if rounding:
+        out = _rounded(out)
     out.attrs.update(provider=long.attrs.get("provider", {}), sources=long.attrs.get("sources", {}),
                      failed=long.attrs.get("failed", {}))
     return out

@@ -180,3 +180,16 @@ def test_tickers_as_in_yfinances_docs(ycfg, fake_yahoo):
     g = got.history(start=START, end=END)
     assert sorted(g.columns) == sorted(w.columns)
     pdt.assert_frame_equal(g[list(w.columns)], w, check_freq=False, rtol=1e-9)
+
+
+def test_rounding_and_keepna_as_yfinance_and_repair_refused_naming_the_difference(ycfg, fake_yahoo):
+    want = real(fake_yahoo, lambda yf, s: yf.Ticker("NVDA", session=s).history(start=START, end=END, rounding=True,
+                                                                              keepna=True))
+    got = ours.Ticker("NVDA", config=ycfg).history(start=START, end=END, rounding=True, keepna=True)
+    pdt.assert_frame_equal(got, want, check_freq=False)
+    d = ours.download(["NVDA", "AAPL"], start=START, end=END, rounding=True, keepna=True, config=ycfg)
+    assert (d["Close"].round(2) == d["Close"]).all().all()
+    with pytest.raises(NotImplementedError, match="never rewrites a source's price"):
+        ours.Ticker("NVDA", config=ycfg).history(start=START, end=END, repair=True)
+    with pytest.raises(NotImplementedError, match="repair=True"):
+        ours.download("NVDA", start=START, end=END, repair=True, config=ycfg)
