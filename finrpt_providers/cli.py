@@ -25,7 +25,37 @@ log = redact.logger("finrpt_providers")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own usage errors: exit 2, one line + usage
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message}\n")
+        self.exit(2, f"error: {_echo_safe(message, _ARGV)}\n")
+
+
+#: an input echoed in an error keeps this many characters when it is long (see _short)
+ECHO_KEEP = 40
+#: inputs longer than this are shortened when echoed
+ECHO_LIMIT = 80
+#: the arguments of the running main() (argparse's errors echo them; see _echo_safe)
+_ARGV: list[str] = []
+
+
+def _short(text: Any, quote: bool = False) -> str:
+    """``text`` (a ticker, a path, any input) as an error line echoes it: whole when short, else its
+    first ECHO_KEEP characters and its length (``AAAA...AAAA... (100000 characters)``), so one huge
+    input never floods the terminal. Control characters are escaped; ``quote``: in quotes, like repr."""
+    text = str(text)
+    head = text if len(text) <= ECHO_LIMIT else text[:ECHO_KEEP]
+    if quote:
+        head = repr(head)
+    elif not head.isprintable():
+        head = repr(head)[1:-1]
+    return head if len(text) <= ECHO_LIMIT else f"{head}... ({len(text)} characters)"
+
+
+def _echo_safe(message: str, inputs: Sequence[str] = ()) -> str:
+    """``message`` with every long input of ``inputs`` it quotes (whole, or as repr) shortened by
+    :func:`_short`: errors raised deeper down echo what they were given."""
+    for v in sorted({v for v in inputs if isinstance(v, str) and len(v) > ECHO_LIMIT}, key=len, reverse=True):
+        if v in message:
+            message = message.replace(repr(v), _short(v, quote=True)).replace(v, _short(v))
+    return message
 
 
 from .text import table as _table  # noqa: E402
@@ -87,19 +117,127 @@ def _bars_json(df) -> dict[str, Any]:
     }
 
 
-def _tickers(args: argparse.Namespace) -> list[str]:
-    """The positional tickers, then those of --tickers-file (one a line, '#' comments)."""
+def _ticker_key(ticker: str) -> str:
+    """What the chain dedupes a valid ticker by (its SIP spelling, as normalize_ticker writes it),
+    without validating it: cheap enough to count a million lines."""
+    t = ticker.replace("-", ".") if ticker.count("-") == 1 else ticker
+    return t.upper() if t == t.lower() else t
+
+
+def _checked_ticker(ticker: str) -> str:
+    """``ticker`` validated (InvalidQuery echoing it shortened when long)."""
+    from .query import normalize_ticker
+
+    try:
+        return normalize_ticker(ticker)
+    except InvalidQuery as e:
+        raise InvalidQuery(_echo_safe(str(e), [ticker])) from None
+
+
+def _cap_tickers(tickers: Sequence[str], cfg, where: str, whole: str) -> None:
+    """At most FINRPT_MAX_TICKERS distinct tickers (counted as the chain dedupes them), before any
+    fetch: InvalidQuery naming the count, the limit, the setting, and ``whole`` (how to ask for a
+    whole market instead)."""
+    limit = cfg.value("FINRPT_MAX_TICKERS")
+    if len(tickers) <= limit:
+        return
+    n = len(dict.fromkeys(_ticker_key(t) for t in tickers))
+    if n > limit:
+        origin = cfg.source("FINRPT_MAX_TICKERS") or "default"
+        raise InvalidQuery(f"{n} distinct tickers {where}: more than the limit of {limit} a command takes "
+                           f"(FINRPT_MAX_TICKERS = {limit}, from {origin}): {whole}, split the list, or raise "
+                           "FINRPT_MAX_TICKERS ([cli] max_tickers) if you mean it")
+
+
+def _read_tickers_file(path: str) -> list[str]:
+    """The tickers of a text file, one a line ('#' starts a comment; blank lines skipped)."""
+    shown = _short(path)
+    try:
+        data = Path(path).read_bytes()
+    except (OSError, ValueError) as e:
+        raise InvalidQuery(f"cannot read --tickers-file {shown} "
+                           f"({getattr(e, 'strerror', None) or type(e).__name__}): fix the path") from None
+    what = "one ticker a line, '#' starts a comment, UTF-8"
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise InvalidQuery(f"--tickers-file {shown} is not a text file of tickers ({what}): it holds binary data "
+                           f"(a NUL byte at byte {nul}); point it at the list of tickers")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidQuery(f"--tickers-file {shown} is not a text file of tickers ({what}): it is not UTF-8 text "
+                           f"(byte {e.start}); point it at the list of tickers, or save it as UTF-8") from None
+    return [t for t in (ln.split("#", 1)[0].strip() for ln in text.splitlines()) if t]
+
+
+def _tickers(args: argparse.Namespace, cfg) -> list[str]:
+    """The positional tickers, then those of --tickers-file (one a line, '#' comments), at most
+    FINRPT_MAX_TICKERS distinct ones, each checked (long ones echoed shortened), before any fetch."""
     tickers = list(args.tickers)
     if args.tickers_file:
-        try:
-            text = Path(args.tickers_file).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise InvalidQuery(f"cannot read --tickers-file {args.tickers_file} "
-                               f"({getattr(e, 'strerror', None) or type(e).__name__}): fix the path") from None
-        tickers += [ln.split("#", 1)[0].strip() for ln in text.splitlines() if ln.split("#", 1)[0].strip()]
+        tickers += _read_tickers_file(args.tickers_file)
     if not tickers:
         raise InvalidQuery("no ticker given: name one or more (fetch AAPL MSFT ...) or use --tickers-file FILE")
+    where = (f"in --tickers-file {_short(args.tickers_file)}" + (" and on the command line" if args.tickers else "")
+             if args.tickers_file else "on the command line")
+    _cap_tickers(tickers, cfg, where, "for every ticker of a session use `finrpt-providers market DATE` "
+                 "(get_market in Python)")
+    for t in tickers:
+        _checked_ticker(t)
     return tickers
+
+
+def _check_output(path: str | None, option: str = "--output", example: str = "bars.csv") -> None:
+    """Before any fetch: ``path`` can take the file (not a directory; its directory exists and takes
+    new files, tried by creating and removing a temporary file there, as the write will). InvalidQuery
+    (exit 2) naming the path and the fix, so a long fetch never ends in an unwritable path."""
+    if not path:
+        return
+    import os
+    import stat
+    import tempfile
+
+    shown = _short(path)
+
+    def kind(p: str) -> str | None:
+        try:
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return "under a file"
+        return "dir" if stat.S_ISDIR(mode) else "file"
+
+    try:
+        target = kind(path)
+        parent = os.path.dirname(path) or "."
+        up = kind(parent)
+    except ValueError:  # a NUL character
+        raise InvalidQuery(f"{option} {shown} is not a valid path (it holds a NUL character): "
+                           "name a file such as out/bars.csv") from None
+    except OSError as e:  # a name too long, a loop of links, a directory that cannot be searched
+        raise InvalidQuery(f"cannot write {option} {shown} ({e.strerror}): pick another path") from None
+    if target == "dir":
+        raise InvalidQuery(f"{option} {shown} is a directory: name a file in it, e.g. "
+                           f"{option} {os.path.join(shown, example)}")
+    if path.endswith(("/", os.sep)):
+        raise InvalidQuery(f"{option} {shown} ends with a slash, but the directory does not exist: name a file, "
+                           f"e.g. {option} {shown}{example}")
+    if up is None:
+        import shlex
+
+        mkdir = f"mkdir -p {shlex.quote(parent)}" if len(parent) <= ECHO_LIMIT else "mkdir -p"
+        raise InvalidQuery(f"cannot write {option} {shown}: the directory {_short(parent)} does not exist: "
+                           f"create it first ({mkdir}) or pick another path")
+    if up != "dir":
+        raise InvalidQuery(f"cannot write {option} {shown}: {_short(parent)} is not a directory: pick another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:64]}.", suffix=".probe", dir=parent)
+    except OSError as e:
+        raise InvalidQuery(f"cannot write {option} {shown}: the directory {_short(parent)} does not take new "
+                           f"files ({e.strerror}): fix its permissions or pick another path") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _write(args: argparse.Namespace, write) -> None:
@@ -145,13 +283,18 @@ def _basket_progress(n: int):
     return progress_to(done)
 
 
+#: the file extension of each --format (for the examples in errors)
+_EXT = {"table": "txt", "csv": "csv", "json": "json", "parquet": "parquet"}
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .chain import get_prices
 
-    tickers = _tickers(args)
+    cfg = _config(args)
+    tickers = _tickers(args, cfg)
     if args.format == "parquet" and not args.output:
         raise InvalidQuery("--format parquet writes a file: add --output FILE.parquet")
-    cfg = _config(args)
+    _check_output(args.output, example=f"bars.{_EXT[args.format]}")
     end = args.end or cfg.today().isoformat()
     single = len(tickers) == 1
     with _basket_progress(len(tickers)):
@@ -211,6 +354,7 @@ def cmd_market(args: argparse.Namespace) -> int:
 
     if args.format == "parquet" and not args.output:
         raise InvalidQuery("--format parquet writes a file: add --output FILE.parquet")
+    _check_output(args.output, example=f"market.{_EXT[args.format]}")
     cfg = _config(args)
     df = get_market(args.date, args.end, interval=args.interval, adjustment=args.adjustment,
                     providers=args.provider or None, config=cfg)
@@ -262,12 +406,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The whole system against the built-in sandbox (lives with the sandbox, in testing)."""
     from .testing.demo import run_demo
 
+    _check_output(args.plot, "--plot", "demo.png")
     return run_demo(args.plot)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import Tolerances, compare
 
+    _checked_ticker(args.ticker)
+    _check_output(args.plot, "--plot", "compare.png")
     cfg = _config(args)
     end = args.end or cfg.today().isoformat()
     result = compare(args.ticker, args.start, end, providers=args.providers, interval=args.interval,
@@ -460,7 +607,8 @@ def _until(text: str | None):
     try:
         return dt.datetime.strptime(text.strip(), "%H:%M").time()
     except ValueError:
-        raise InvalidQuery(f"--until {text!r} is not a time: use HH:MM, New York time (e.g. 16:00)") from None
+        raise InvalidQuery(f"--until {_short(text, quote=True)} is not a time: use HH:MM, New York time "
+                           "(e.g. 16:00)") from None
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -476,6 +624,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise InvalidQuery(f"--count {args.count} must be at least 1")
     cfg = _config(args)
+    named = [t for t in args.tickers if t != "*"]
+    _cap_tickers(named, cfg, "on the command line", "for every ticker stream '*'")
+    for t in named:
+        _checked_ticker(t)
     pinned = cfg.get("FINRPT_PROVIDERS_TODAY") is not None  # a pinned day: the bars' clock alone decides
     live = stream(args.tickers, interval=args.interval, config=cfg, providers=args.provider)
     print(f"streaming {', '.join(live.tickers)} {args.interval} bars from {live.provider} ({live.feed} feed): "
@@ -522,6 +674,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _ARGV[:] = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -541,10 +694,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return args.func(args)
         return args.func(args)
     except InvalidQuery as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_echo_safe(str(e), _ARGV)}", file=sys.stderr)
         return 2
     except ProviderError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_echo_safe(str(e), _ARGV)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -554,8 +707,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
-        print(f"error: unexpected {type(e).__name__}: {redact.scrub(str(e))} (run with --debug for the traceback, "
-              "and please report it)", file=sys.stderr)
+        print(f"error: unexpected {type(e).__name__}: {_echo_safe(redact.scrub(str(e)), _ARGV)} (run with --debug "
+              "for the traceback, and please report it)", file=sys.stderr)
         return 1
 
 

@@ -179,6 +179,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
                  "(plus a second per 256 KiB of the object)"),
     Setting("FINRPT_MAX_INTRADAY_SESSIONS", "chain", "max_intraday_sessions", "int", 2520, ge=1,
             help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
+    Setting("FINRPT_MAX_TICKERS", "cli", "max_tickers", "int", 5000, ge=1,
+            help="most distinct tickers one command takes (a --tickers-file and the command line together); "
+                 "checked before any fetch (every ticker of a session: the market command, get_market)"),
     Setting("FINRPT_STREAM_QUEUE", "stream", "queue", "int", 1000, ge=1, le=1_000_000,
             help="frames a live stream holds for a slow reader before its connection pauses (nothing is dropped)"),
     Setting("FINRPT_STREAM_MEMORY_MB", "stream", "memory_mb", "int", 256, ge=8, le=1_048_576,
