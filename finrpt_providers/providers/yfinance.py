@@ -386,6 +386,19 @@ def quarterly_statements(config, ticker: str, prefix: str = "quarterly_") -> dic
                 out[attr] = pd.DataFrame()
             except Exception as e:
                 raise _map_error(e, symbol, query) from None
+        # The currency the statements are reported in (an ADR's may not be its quote's):
+        # said on each frame for the core's statements gate; best effort (unnamed if Yahoo
+        # does not say, and the gate then says it took them as USD).
+        currency = None
+        if any(isinstance(f, pd.DataFrame) and not f.empty for f in out.values()):
+            try:
+                info = t.info
+                currency = info.get("financialCurrency") if isinstance(info, dict) else None
+            except Exception as e:  # noqa: BLE001 - the statements stand without it
+                log.info("Yahoo's financialCurrency of %s unavailable (%s)", symbol, type(e).__name__)
+    for frame in out.values():
+        if isinstance(frame, pd.DataFrame) and isinstance(currency, str) and currency.strip():
+            frame.attrs["currency"] = currency.strip().upper()
     return out
 
 

@@ -798,8 +798,10 @@ class MassiveRESTProvider(PriceProvider):
 
     def fetch_statements(self, ticker: str, frequency: str = "quarterly") -> dict:
         """Massive's financials (``/vX/reference/financials``: SEC filings' XBRL mapped to
-        common concepts) as yfinance-shaped frames: line items as rows with yfinance's labels
-        (``Total Revenue``, ``Diluted EPS``...), period ends as columns, newest first."""
+        common concepts) as filings for the core's statements gate
+        (:func:`finrpt_providers.company.normalise_statements`), which makes yfinance-shaped
+        frames of them: line items as rows with yfinance's labels (``Total Revenue``,
+        ``Diluted EPS``...), period ends as columns, newest first."""
         timeframe = {"quarterly": "quarterly", "yearly": "annual"}.get(frequency)
         if timeframe is None:
             raise UnsupportedQuery(f"statements frequency {frequency!r}: 'quarterly' or 'yearly'", provider=NAME)
@@ -807,7 +809,7 @@ class MassiveRESTProvider(PriceProvider):
                                     {"ticker": ticker, "timeframe": timeframe, "limit": "100",
                                      "order": "desc", "sort": "period_of_report_date"}, max_results=400)
         rows = [r for p in pages for r in (p.get("results") or [])]
-        return statements_frames(rows)
+        return statements_filings(rows, ticker)
 
 
 #: Massive financials concept -> yfinance's row label, per statement
@@ -832,30 +834,64 @@ STATEMENT_LABELS = {
 _SECTIONS = {"income": "income_statement", "balance_sheet": "balance_sheet", "cash_flow": "cash_flow_statement"}
 
 
-def statements_frames(rows: list[dict]) -> dict:
-    """Massive financials results -> {"income", "balance_sheet", "cash_flow"} frames in
-    yfinance's layout. A concept it does not report is not a row (never a made-up zero)."""
-    import pandas as pd
+def _financials_day(value: Any, field: str, fid: str, ticker: str, *, optional: bool = False) -> str | None:
+    """A financials result's date field as YYYY-MM-DD; anything else is Massive's bad data
+    (a DataIntegrityError naming the field), never a crash of this plugin."""
+    if value is None and optional:
+        return None
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return dt.date.fromisoformat(value[:10]).isoformat()
+        except ValueError:
+            pass
+    raise DataIntegrityError(f"Massive's financials for {ticker} have {field} {str(value)[:60]!r} in {fid}, not a "
+                             "date (YYYY-MM-DD): refused", provider=NAME)
 
-    out = {}
-    for kind, labels in STATEMENT_LABELS.items():
-        data: dict = {}
-        for r in rows:
-            end = r.get("end_date")
-            block = ((r.get("financials") or {}).get(_SECTIONS[kind])) or {}
-            if not end or not isinstance(block, dict):
+
+def statements_filings(rows: list[dict], ticker: str = "") -> dict:
+    """Massive financials results -> the core's filings form (``{"filings": [...], "rows":
+    {statement: [labels]}}``): each result's period end, timeframe, filing date and values
+    (with their ``unit``) as sent; the core's gate checks them (numbers, currency, one
+    filing per period, timeframe). A concept it does not report is not a value (never a
+    made-up zero). A result whose dates or sections are malformed is a DataIntegrityError."""
+    filings = []
+    for i, r in enumerate(rows):
+        fid = r.get("source_filing_url") if isinstance(r.get("source_filing_url"), str) else None
+        fid = (fid or f"result {i + 1} ({str(r.get('fiscal_period'))[:8]} {str(r.get('fiscal_year'))[:8]})")[:160]
+        timeframe = r.get("timeframe")
+        if timeframe is None and isinstance(r.get("fiscal_period"), str):
+            timeframe = "annual" if r["fiscal_period"].upper() == "FY" else "quarterly"
+        fin = r.get("financials")
+        if fin is None:
+            fin = {}
+        if not isinstance(fin, dict):
+            raise DataIntegrityError(f"Massive's financials for {ticker} have field financials of "
+                                     f"{type(fin).__name__} in {fid}, not an object: refused", provider=NAME)
+        values = {}
+        for kind, labels in STATEMENT_LABELS.items():
+            block = fin.get(_SECTIONS[kind])
+            if block is None:
                 continue
-            col = pd.Timestamp(end)
+            if not isinstance(block, dict):
+                raise DataIntegrityError(f"Massive's financials for {ticker} have field {_SECTIONS[kind]} of "
+                                         f"{type(block).__name__} in {fid}, not an object: refused", provider=NAME)
+            values[kind] = {}
             for concept, label in labels.items():
-                item = block.get(concept)
-                if isinstance(item, dict) and isinstance(item.get("value"), (int, float)):
-                    data.setdefault(label, {})[col] = float(item["value"])
-        frame = pd.DataFrame(data).T if data else pd.DataFrame()
-        if len(frame.columns):
-            frame = frame[sorted(frame.columns, reverse=True)]
-            frame = frame.loc[[lbl for lbl in labels.values() if lbl in frame.index]]
-        out[kind] = frame
-    return out
+                if concept not in block:
+                    continue
+                if not isinstance(block[concept], dict):
+                    raise DataIntegrityError(f"Massive's financials for {ticker} have field {concept} of "
+                                             f"{type(block[concept]).__name__} in {fid}, not an object with a "
+                                             "value and unit: refused", provider=NAME)
+                values[kind][label] = block[concept]
+        filings.append({"period_end": _financials_day(r.get("end_date"), "end_date", fid, ticker),
+                        "timeframe": timeframe, "id": fid,
+                        "filing_date": _financials_day(r.get("filing_date"), "filing_date", fid, ticker,
+                                                       optional=True),
+                        "accepted": r.get("acceptance_datetime") if isinstance(r.get("acceptance_datetime"), str)
+                        else None,
+                        "values": values})
+    return {"filings": filings, "rows": {kind: list(labels.values()) for kind, labels in STATEMENT_LABELS.items()}}
 
 
 @hookimpl
