@@ -197,7 +197,16 @@ class PriceProvider:
         """Quarterly ``income``, ``balance_sheet`` and ``cash_flow`` frames (line items as rows,
         period ends as columns). Only when ``serves_statements``. A provider that also has
         yearly statements declares ``"yearly"`` in :attr:`statement_frequencies` and accepts
-        ``frequency="yearly"`` (a keyword; the core asks for it only by keyword)."""
+        ``frequency="yearly"`` (a keyword; the core asks for it only by keyword).
+
+        Every answer passes the core's one statements normaliser
+        (:func:`finrpt_providers.company.normalise_statements`): a frame may name its
+        ``attrs["currency"]`` (and ``attrs["fx_to_usd"]``, USD per unit, when the source gives a
+        rate) and ``attrs["periods"]`` (per column: ``timeframe``, ``filing_date``, ``id``); or
+        the provider answers ``{"filings": [...], "rows": {...}}`` with each value's own unit
+        (see that module). Non-USD values without a rate, non-numbers, NaN and inf are left
+        out and named; one filing per period (the latest filed); the other timeframe dropped.
+        Bad source data (a malformed date or field) is a DataIntegrityError naming the field."""
         raise UnsupportedQuery(f"{self.name} does not serve financial statements", provider=self.name)
 
     def fetch_info(self, ticker: str) -> dict[str, Any]:
