@@ -199,7 +199,7 @@ def main() -> int:
     rows = throughput(market, day, args.wide, args.minutes)
     print(f"\nThroughput: {args.minutes} minutes of the session replayed at once; the consumer reads every bar "
           "(FINRPT_STREAM_MEMORY_MB=256, the default)")
-    print(f"| case | path | bars | s | bars/s | vs transport | peak RSS MB | kept MB | waited MB |")
+    print("| case | path | bars | s | bars/s | vs transport | peak RSS MB | kept MB | waited MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, base, core in rows:
         print(f"| {label} | transport only (baseline) | {base['bars']:,} | {base['seconds']:.2f} | "
