@@ -69,6 +69,9 @@ class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
                                                           "splits_and_dividends")
     providers: str | None = Field(default=None, description="finrpt-providers' sources in order, comma-separated "
                                                             "(default: FINRPT_PRICE_PROVIDERS)")
+    include_actions: bool = Field(default=False, description="Add each bar's dividend (cash, in today's split basis) "
+                                                              "and split_ratio (0 when none), as OpenBB's yfinance "
+                                                              "provider does")
 
     @field_validator("interval", mode="before", check_fields=False)
     @classmethod
@@ -94,6 +97,10 @@ class FinrptEquityHistoricalData(EquityHistoricalData):
     symbol: str | None = Field(default=None, description="The ticker (in a basket answer).")
     transactions: int | None = Field(default=None, description="Trades in the bar, when the source counts them.")
     provider_used: str | None = Field(default=None, description="The finrpt-providers source of this bar's ticker.")
+    dividend: float | None = Field(default=None, description="Cash dividend going ex on this bar's session "
+                                                             "(include_actions=True).")
+    split_ratio: float | None = Field(default=None, description="Split ratio on this bar's session (4.0: 4-for-1; "
+                                                                "include_actions=True).")
 
 
 class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, list[FinrptEquityHistoricalData]]):
@@ -115,15 +122,29 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
 
     @staticmethod
     def extract_data(query: FinrptEquityHistoricalQueryParams, credentials: dict[str, str] | None, **kwargs: Any):
+        import pandas as pd
+
         import finrpt_providers as fp
 
         tickers = [t.strip() for t in query.symbol.split(",") if t.strip()]
         try:
-            return fp.get_prices(tickers if len(tickers) > 1 else tickers[0], query.start_date, query.end_date,
+            data = fp.get_prices(tickers if len(tickers) > 1 else tickers[0], query.start_date, query.end_date,
                                  interval=INTERVALS[query.interval], adjustment=query.adjustment,
                                  providers=query.providers, config=config_for(credentials), errors="omit")
         except fp.ProviderError as e:
             raise openbb_error(e) from None
+        if query.include_actions and not data.empty:
+            from finrpt_providers.actions import served_dividends
+
+            names = (sorted(set(data.index.get_level_values(0))) if isinstance(data.index, pd.MultiIndex)
+                     else [data.attrs.get("ticker")])
+            events = {}
+            for t in names:
+                acts, _cfg = _actions(t, credentials)
+                events[t] = ({ex.date(): float(r) for ex, r in acts.splits.items()},
+                             {ex.date(): float(c) for ex, c in served_dividends(acts).items()})
+            data.attrs["events"] = events
+        return data
 
     @staticmethod
     def transform_data(query: FinrptEquityHistoricalQueryParams, data: Any, **kwargs: Any
@@ -136,9 +157,19 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
                                  + (f": {data.attrs.get('failed')}" if data.attrs.get("failed") else ""))
         provider = data.attrs.get("provider")
         rows = []
+        events = data.attrs.get("events")
+        seen: set = set()
         for key, r in zip(data.index, data.itertuples(index=False)):
             ticker, ts = key if basket else (data.attrs.get("ticker"), key)
-            rows.append(FinrptEquityHistoricalData(
+            acts = {}
+            if events is not None:
+                day = ts.date()
+                first = (ticker, day) not in seen  # an intraday session's events sit on its first bar
+                seen.add((ticker, day))
+                splits, cash = events.get(ticker, ({}, {}))
+                acts = {"split_ratio": splits.get(day, 0.0) if first else 0.0,
+                        "dividend": cash.get(day, 0.0) if first else 0.0}
+            rows.append(FinrptEquityHistoricalData(**acts,
                 date=_when(ts), open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume,
                 vwap=None if pd.isna(r.vwap) else r.vwap,
                 transactions=None if pd.isna(r.transactions) else int(r.transactions),

@@ -134,3 +134,19 @@ def test_a_snapshot_on_a_split_day_changes_against_the_previous_close_in_todays_
     assert got["NVDA"].change_percent == pytest.approx(want, rel=1e-9)
     assert got["NVDA"].close == pytest.approx(raw["close"].iloc[-1], rel=1e-12)  # the bar stays as traded
     assert got["NVDA"].prev_close == pytest.approx(raw["close"].iloc[-1] / (1 + want), rel=1e-9)
+
+
+def test_include_actions_puts_the_split_and_the_dividends_on_their_sessions(env, box):
+    config, market = box
+    got = _execute("EquityHistorical", {"symbol": "NVDA,AAPL", "start_date": dt.date(2025, 11, 3),
+                                        "end_date": dt.date(2026, 3, 31), "include_actions": True}, env)
+    splits = {(r.symbol, r.date): r.split_ratio for r in got.result if r.split_ratio}
+    assert splits == {("NVDA", dt.date(2025, 11, 17)): 4.0}
+    cash = {(r.symbol, r.date): r.dividend for r in got.result if r.dividend}
+    want = fp.get_actions("AAPL", config=config)
+    want = want[(want["Dividends"] > 0) & (want.index.date >= dt.date(2025, 11, 3))
+                & (want.index.date <= dt.date(2026, 3, 31))]["Dividends"]
+    assert want.size and {d: v for (t, d), v in cash.items() if t == "AAPL"} == pytest.approx(
+        {ts.date(): v for ts, v in want.items()}, rel=1e-12)
+    assert all(r.dividend is None for r in _execute("EquityHistorical", {"symbol": "AAPL", "start_date": START,
+                                                                         "end_date": END}, env).result)
