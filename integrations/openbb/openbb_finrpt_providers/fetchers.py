@@ -97,6 +97,18 @@ class FinrptEquityHistoricalData(EquityHistoricalData):
     symbol: str | None = Field(default=None, description="The ticker (in a basket answer).")
     transactions: int | None = Field(default=None, description="Trades in the bar, when the source counts them.")
     provider_used: str | None = Field(default=None, description="The finrpt-providers source of this bar's ticker.")
+    @field_validator("date", mode="after", check_fields=False)
+    @classmethod
+    def _new_york(cls, v):
+        """OpenBB's standard model parses the date from text, so an intraday range across a DST
+        change holds two fixed offsets and its frame's index becomes ``object``: back to the
+        one zone (a DatetimeIndex in America/New_York)."""
+        if isinstance(v, dt.datetime) and v.tzinfo is not None:
+            from zoneinfo import ZoneInfo
+
+            return v.astimezone(ZoneInfo("America/New_York"))
+        return v
+
     dividend: float | None = Field(default=None, description="Cash dividend going ex on this bar's session "
                                                              "(include_actions=True).")
     split_ratio: float | None = Field(default=None, description="Split ratio on this bar's session (4.0: 4-for-1; "

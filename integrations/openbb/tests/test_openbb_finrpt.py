@@ -150,3 +150,18 @@ def test_include_actions_puts_the_split_and_the_dividends_on_their_sessions(env,
         {ts.date(): v for ts, v in want.items()}, rel=1e-12)
     assert all(r.dividend is None for r in _execute("EquityHistorical", {"symbol": "AAPL", "start_date": START,
                                                                          "end_date": END}, env).result)
+
+
+def test_an_intraday_range_across_a_dst_change_keeps_a_datetime_index():
+    import pandas as pd
+    from openbb_core.app.model.obbject import OBBject
+
+    from finrpt_providers.timebase import ET
+    from openbb_finrpt_providers.fetchers import FinrptEquityHistoricalData
+
+    stamps = pd.DatetimeIndex(["2026-03-06 10:00", "2026-03-09 10:00"]).tz_localize(ET)
+    rows = [FinrptEquityHistoricalData(date=t.to_pydatetime(), open=1, high=1, low=1, close=1, volume=1)
+            for t in stamps]
+    df = OBBject(results=rows).to_df()
+    assert isinstance(df.index, pd.DatetimeIndex) and str(df.index.tz) == "America/New_York"
+    assert list(df.index) == list(stamps)
