@@ -420,3 +420,21 @@ def test_a_session_whose_object_is_gone_is_fetched_again_not_answered_without(cf
     pdt.assert_frame_equal(df, truth_without_vwap(market, "AAPL", start, end, interval, "raw"), check_freq=False)
     assert ff.count() == 1  # that session's file, once
     assert store.verify(dataset) == []
+
+
+def test_a_long_history_mostly_absent_upstream_lists_months_instead_of_asking_each_day(cfg, ff, market, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="finrpt_providers")
+    last = published(market)[-1]
+    got = flat(cfg, "AAPL", "2016-01-04", last)
+    pdt.assert_frame_equal(got, truth_without_vwap(market, "AAPL", market.sessions[0], last, "1d", "raw"),
+                           check_freq=False, rtol=1e-9)
+    gets = [p for m, p in ff.requests if m == "GET" and "/day_aggs_v1/" in p]
+    lists = [p for m, p in ff.requests if m == "GET" and "/day_aggs_v1/" not in p]
+    assert len(gets) == len(published(market)), "one GET per file that exists, none per absent day"
+    assert 0 < len(lists) <= 12 * 11  # one listing per month of the range
+    said = [r.getMessage() for r in caplog.records if "no day_aggs_v1 file upstream" in r.getMessage()]
+    assert said and len(said[0]) < 300 and "sessions from 2016-01-04" in said[0]
+    ff.reset_counts()
+    assert flat(cfg, "AAPL", "2016-01-04", last).equals(got) and ff.count() == 0  # the marks hold: no request

@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,12 @@ class Files:
                                    + (" and the FINRPT_STORE_S3_* settings" if not self.local else ""))
 
 
+#: a folder's dead writers' temp files are looked for at most this often per process
+SWEEP_SECONDS = 30.0
+_SWEPT: dict[str, float] = {}
+_SWEPT_LOCK = threading.Lock()
+
+
 class LocalFiles(Files):
     local = True
 
@@ -142,7 +149,18 @@ class LocalFiles(Files):
             raise
 
     def _sweep(self, directory: Path) -> None:
-        """Remove the temporary files of writers that died (killed mid-write) in ``directory``."""
+        """Remove the temporary files of writers that died (killed mid-write) in ``directory``:
+        on a process's first write there, then at most every SWEEP_SECONDS (a folder of 2,000
+        marks written in a row is listed a few times, not 2,000)."""
+        key = str(directory)
+        now = time.monotonic()
+        with _SWEPT_LOCK:
+            last = _SWEPT.get(key)
+            if last is not None and now - last < SWEEP_SECONDS:
+                return
+            if len(_SWEPT) >= 4096:
+                _SWEPT.clear()
+            _SWEPT[key] = now
         try:
             with os.scandir(directory) as it:
                 dead = [e.path for e in it if e.name.startswith(".") and e.name.endswith(".tmp")

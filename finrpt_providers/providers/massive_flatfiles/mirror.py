@@ -96,6 +96,22 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
     return out
 
 
+#: a query lacking more sessions than this lists the months first (a month of files: ~21)
+LIST_FIRST = 31
+
+
+def _listed(s3: FlatFilesS3, dataset: str, days: list[dt.date]) -> tuple[list[dt.date], list[dt.date]]:
+    """(the ``days`` whose file is listed upstream, the others): one listing per month."""
+    months = sorted({(d.year, d.month) for d in days})
+    keys: set[str] = set()
+    workers = max(1, min(8, len(months)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flatfiles-list") as pool:
+        for listing in pool.map(lambda ym: s3.list(f"{PREFIX}/{dataset}/{ym[0]:04d}/{ym[1]:02d}/", dataset), months):
+            keys.update(listing)
+    have = [d for d in days if key_for(dataset, d) in keys]
+    return have, [d for d in days if key_for(dataset, d) not in keys]
+
+
 def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], workers: int,
            today: dt.date, max_mb: float | None = None) -> Outcome:
     """Make ``days`` of ``dataset`` present in the store, fetching only what it lacks.
@@ -118,10 +134,18 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
             f"{len(todo)} {dataset} files (~{estimate / 1024:.1f} GB) are not in the store, more than one query "
             f"downloads (MASSIVE_FLATFILES_MAX_QUERY_MB={max_mb:g}): run `finrpt-providers sync --start {todo[0]} "
             f"--end {todo[-1]} --datasets {dataset}` once, or ask for fewer sessions", provider=NAME)
-    if todo:
+    absent: list[dt.date] = []
+    if len(todo) > LIST_FIRST:
+        # many sessions lacking (a long history, mostly before the plan's or the bucket's first
+        # file): one listing per month says which exist, instead of one GET answering 404 per day
+        todo, absent = _listed(s3, dataset, todo)
+    if todo or absent:
         # the answer first: the year's copy by ticker is built by the next question (or a sync),
         # which finds it behind; this one reads the session objects it just wrote
         out = fetch_days(s3, store, dataset, todo, workers)
+        if absent:
+            store.record_missing(dataset, absent)
+            out.missing = sorted([*out.missing, *absent])
     else:
         out = Outcome()
         if store.per_year(dataset):
