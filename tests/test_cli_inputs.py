@@ -4,29 +4,18 @@ a tickers file that is not text. Every refusal: exit 2, one error line, nothing 
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
 from finrpt_providers import chain, cli, compare, live
 from finrpt_providers import market as market_mod
 from finrpt_providers.testing import demo
+from tests.test_cli import run  # the CLI in-process: (exit code, stdout, stderr)
 
 START, END = "2025-11-13", "2025-11-18"
 HUGE = "A" * 100_000
-
-
-def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = cli.main(list(args))
-        except SystemExit as e:  # argparse
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def fetch(*extra):
