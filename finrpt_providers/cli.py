@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from . import redact
+from . import text as text_mod
 from .errors import InvalidQuery, ProviderError
 
 log = redact.logger("finrpt_providers")
@@ -28,25 +29,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {_echo_safe(message, _ARGV)}\n")
 
 
-#: an input echoed in an error keeps this many characters when it is long (see _short)
-ECHO_KEEP = 40
-#: inputs longer than this are shortened when echoed
-ECHO_LIMIT = 80
+from .text import ECHO_LIMIT  # noqa: E402  (inputs longer than this are echoed cut)
 #: the arguments of the running main() (argparse's errors echo them; see _echo_safe)
 _ARGV: list[str] = []
 
 
 def _short(text: Any, quote: bool = False) -> str:
-    """``text`` (a ticker, a path, any input) as an error line echoes it: whole when short, else its
-    first ECHO_KEEP characters and its length (``AAAA...AAAA... (100000 characters)``), so one huge
-    input never floods the terminal. Control characters are escaped; ``quote``: in quotes, like repr."""
-    text = str(text)
-    head = text if len(text) <= ECHO_LIMIT else text[:ECHO_KEEP]
-    if quote:
-        head = repr(head)
-    elif not head.isprintable():
-        head = repr(head)[1:-1]
-    return head if len(text) <= ECHO_LIMIT else f"{head}... ({len(text)} characters)"
+    """An input as an error line echoes it: :func:`finrpt_providers.text.short`."""
+    return text_mod.short(text, quote)
 
 
 def _echo_safe(message: str, inputs: Sequence[str] = ()) -> str:

@@ -54,7 +54,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import redact
+from . import redact, text
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def _fx(raw: Any, provider: str) -> dict:
 
 
 def _shown(v: Any) -> str:
-    return repr(v)[:40]
+    return text.short(repr(v))
 
 
 def _from_filings(got: dict, provider: str) -> list[_Filing]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from . import redact
+from . import redact, text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,7 +91,7 @@ def _positive(value: Any, what: str, notes: list[str]) -> float | None:
 
     if value is None:
         return None
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    shown = text.short(repr(value))
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         notes.append(f"the source's {what} is {shown} ({type(value).__name__}), not a number: left out")
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     """``rows`` under ``header`` in left-aligned columns, separated by two spaces."""
@@ -19,3 +21,22 @@ def days(items, most: int = 5) -> str:
     if len(items) <= most:
         return ", ".join(d.isoformat() for d in items)
     return f"{len(items):,} sessions from {items[0].isoformat()} to {items[-1].isoformat()}"
+
+
+#: an echoed input longer than ECHO_LIMIT characters is cut to its first ECHO_KEEP
+ECHO_LIMIT = 80
+ECHO_KEEP = 40
+
+
+def short(text: Any, quote: bool = False) -> str:
+    """``text`` (a ticker, a path, a source's value) as a message echoes it: whole when short,
+    else its first ECHO_KEEP characters and its length (``AAAA...AAAA... (100000 characters)``),
+    so one huge input never floods a terminal or a log. Control characters are escaped;
+    ``quote``: in quotes, like repr."""
+    text = str(text)
+    head = text if len(text) <= ECHO_LIMIT else text[:ECHO_KEEP]
+    if quote:
+        head = repr(head)
+    elif not head.isprintable():
+        head = repr(head)[1:-1]
+    return head if len(text) <= ECHO_LIMIT else f"{head}... ({len(text)} characters)"

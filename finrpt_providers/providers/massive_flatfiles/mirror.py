@@ -100,14 +100,20 @@ def fetch_days(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date],
 LIST_FIRST = 31
 
 
-def _listed(s3: FlatFilesS3, dataset: str, days: list[dt.date]) -> tuple[list[dt.date], list[dt.date]]:
-    """(the ``days`` whose file is listed upstream, the others): one listing per month."""
+def _listing(s3: FlatFilesS3, dataset: str, days: list[dt.date]) -> dict[str, Source]:
+    """Upstream's files of the months of ``days`` (key -> its version): one listing per month,
+    a few at once."""
     months = sorted({(d.year, d.month) for d in days})
-    keys: set[str] = set()
-    workers = max(1, min(8, len(months)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flatfiles-list") as pool:
+    out: dict[str, Source] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(months))), thread_name_prefix="flatfiles-list") as pool:
         for listing in pool.map(lambda ym: s3.list(f"{PREFIX}/{dataset}/{ym[0]:04d}/{ym[1]:02d}/", dataset), months):
-            keys.update(listing)
+            out.update(listing)
+    return out
+
+
+def _listed(s3: FlatFilesS3, dataset: str, days: list[dt.date]) -> tuple[list[dt.date], list[dt.date]]:
+    """(the ``days`` whose file is listed upstream, the others)."""
+    keys = _listing(s3, dataset, days)
     have = [d for d in days if key_for(dataset, d) in keys]
     return have, [d for d in days if key_for(dataset, d) not in keys]
 
@@ -159,9 +165,7 @@ def ensure(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date], wor
 def plan(s3: FlatFilesS3, store: Store, dataset: str, days: list[dt.date]) -> tuple[list[Planned], list[dt.date]]:
     """What a sync must fetch (new, or replaced upstream: another ETag or size), and the
     sessions with no file upstream. One listing per month."""
-    listing: dict[str, Source] = {}
-    for year, month in sorted({(d.year, d.month) for d in days}):
-        listing.update(s3.list(f"{PREFIX}/{dataset}/{year:04d}/{month:02d}/", dataset))
+    listing = _listing(s3, dataset, days)
     have = store.stored(dataset, days)
     todo, absent = [], []
     for d in days:
