@@ -58,3 +58,36 @@ def session_hours(day: dt.date):
     ts = pd.Timestamp(day)
     return cal.session_open(ts).tz_convert(ET), cal.session_close(ts).tz_convert(ET)
 
+
+
+@lru_cache(maxsize=4)
+def _hours_table(first_year: int):
+    """(session day ordinals, regular open, regular close as New York wall-clock ns since
+    1970-01-01), sorted, for every session of the calendar starting ``first_year``."""
+    import numpy as np
+
+    cal = _calendar(first_year)
+    day = np.asarray(cal.sessions.asi8, dtype=np.int64) // (86_400 * 10**9)
+    wall = lambda s: np.asarray(s.dt.tz_convert(ET).dt.tz_localize(None).astype("M8[ns]").astype(np.int64))  # noqa: E731
+    return day, wall(cal.opens), wall(cal.closes)
+
+
+def regular_hours(days):
+    """The regular session of each day ordinal in ``days`` (an int64 array, days since
+    1970-01-01 in New York) as (open, close): New York wall-clock ns since 1970-01-01, the
+    close at 13:00 on half days. A day that is no session gets open == close (an empty
+    session). Vectorised: a market's minutes cost one search of the calendar."""
+    import numpy as np
+
+    days = np.asarray(days, dtype=np.int64)
+    if not len(days):
+        return days.copy(), days.copy()
+    first = (EPOCH_DATE + dt.timedelta(days=int(days.min()))).year
+    table, opens, closes = _hours_table(min(1990, first))
+    at = np.clip(np.searchsorted(table, days), 0, max(len(table) - 1, 0))
+    hit = table[at] == days if len(table) else np.zeros(len(days), dtype=bool)
+    start = days * (86_400 * 10**9)
+    return np.where(hit, opens[at], start), np.where(hit, closes[at], start)
+
+
+EPOCH_DATE = dt.date(1970, 1, 1)

@@ -80,6 +80,7 @@ class Chain:
             ticker=query.ticker,
             interval=query.interval,
             adjustment=query.adjustment,
+            **({"extended_hours": query.extended_hours} if query.intraday else {}),
             provider="+".join(dict.fromkeys(s["provider"] for s in sources)),
             sources=sources,
             attempts=attempts[query.ticker],
@@ -123,6 +124,7 @@ class Chain:
             tickers=answered,
             interval=q0.interval,
             adjustment=q0.adjustment,
+            **({"extended_hours": q0.extended_hours} if q0.intraday else {}),
             provider={t: "+".join(dict.fromkeys(s["provider"] for s in done[t][1])) if t in done else ""
                       for t in answered},
             sources={t: done[t][1] if t in done else [] for t in answered},
@@ -171,7 +173,8 @@ class Chain:
                 for q in pending:
                     record(q.ticker, name, "skipped", reason or "cannot serve")
                 continue
-            natives = [q.replace(interval=native.interval, adjustment=native.adjustment) for q in pending]
+            natives = [q.replace(interval=native.interval, adjustment=native.adjustment,
+                                 extended_hours=native.extended_hours) for q in pending]
             answers = _call(provider, natives)
             still = []
             if not isinstance(answers, dict):  # one long frame for the basket: checked and adjusted at once
@@ -345,9 +348,17 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
     today = live.index[0].date()
     if not query.start <= today <= query.end:
         return df, sources
+    if query.regular_only:  # the stream sends every hour: the answer keeps the regular session
+        from .intervals import in_regular_session
+
+        live = live[in_regular_session(live.index)]
+        if live.empty:
+            return df, sources
     minute = pd.Timedelta(minutes=1)
     last = df.index[-1] if len(df) else None
-    session_first = pd.Timestamp(today, tz=live.index.tz) + pd.Timedelta(hours=4)
+    opens, closes = calendar.session_hours(today)
+    session_first = opens if query.regular_only else pd.Timestamp(today, tz=live.index.tz) + pd.Timedelta(hours=4)
+    session_end = closes if query.regular_only else pd.Timestamp(today, tz=live.index.tz) + pd.Timedelta(hours=20)
     edge = last if last is not None and last >= session_first else session_first - minute
     if live.index[0] > edge + minute and (last is None or live.index[0] > last):
         log.warning("a live stream has %s bars of %s from %s, but the answer ends at %s: the minutes between are "
@@ -363,8 +374,9 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
         return df, sources
     live = checked.droplevel(0)
     width = pd.Timedelta(minutes=INTERVAL_MINUTES[query.interval])
-    bars = resample_minutes(live, query.interval)
-    bars = bars[bars.index + width <= live.index[-1] + minute]  # closed buckets only
+    bars = resample_minutes(live, query.interval, regular=query.regular_only)
+    ends = (bars.index + width).where(bars.index + width <= session_end, session_end)
+    bars = bars[ends <= live.index[-1] + minute]  # closed buckets only (the last one ends at the close)
     if last is not None:
         bars = bars[bars.index > last]
     if bars.empty:
@@ -448,7 +460,8 @@ def bounded(query: PriceQuery, today: dt.date, config: Config) -> PriceQuery:
 
 def get_prices(ticker: str | Sequence[str], start: Any, end: Any, *, interval: str = "1d",
                adjustment: str = DEFAULT_ADJUSTMENT, providers: Sequence[str] | str | None = None,
-               config: Config | dict | None = None, errors: str = "raise") -> pd.DataFrame:
+               config: Config | dict | None = None, errors: str = "raise",
+               extended_hours: bool = False) -> pd.DataFrame:
     """Bars for ``ticker`` from ``start`` to ``end`` (both inclusive, session dates in ET).
 
     Returns the bar frame (see :mod:`finrpt_providers.provider`); ``attrs`` say which
@@ -463,21 +476,27 @@ def get_prices(ticker: str | Sequence[str], start: Any, end: Any, *, interval: s
     provider could serve. ``errors="raise"`` (default) raises AllProvidersFailed naming
     every failed ticker; ``errors="omit"`` answers the others. A ticker listed twice is
     answered once.
+
+    Intraday bars cover the regular session by default (09:30-16:00 New York, 13:00 on half
+    days; hourly bars at 09:30, 10:30 ... 15:30, the last one half an hour), as yfinance's
+    ``prepost=False`` and OpenBB's ``extended_hours=False`` do; ``extended_hours=True``
+    gives 04:00-20:00 with clock-aligned buckets. ``attrs["extended_hours"]`` says which.
     """
     cfg = resolve_config(config)
     if isinstance(providers, str):
         providers = [p for p in providers.split(",") if p.strip()]
     names = list(providers) if providers is not None else cfg.providers
     if isinstance(ticker, str):
-        return Chain(names, cfg).fetch(PriceQuery(ticker, start, end, interval, adjustment))
+        return Chain(names, cfg).fetch(PriceQuery(ticker, start, end, interval, adjustment, extended_hours))
     if errors not in ("raise", "omit"):
         raise InvalidQuery(f"errors={errors!r} is not valid: use 'raise' (fail naming every ticker no provider "
                            "could serve) or 'omit' (answer the others)")
-    queries = basket_queries(ticker, start, end, interval, adjustment)
+    queries = basket_queries(ticker, start, end, interval, adjustment, extended_hours)
     return Chain(names, cfg).fetch_many(queries, errors)
 
 
-def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment: str) -> list[PriceQuery]:
+def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment: str,
+                   extended_hours: bool = False) -> list[PriceQuery]:
     """One validated query per distinct ticker, in the given order (InvalidQuery before any I/O)."""
     try:
         items = list(tickers)
@@ -485,7 +504,7 @@ def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment
         raise InvalidQuery(f"tickers must be a string or a list of strings, not {type(tickers).__name__}") from None
     if not items:
         raise InvalidQuery("the list of tickers is empty: give at least one")
-    first = PriceQuery(items[0], start, end, interval, adjustment)  # the range, interval, adjustment checked once
+    first = PriceQuery(items[0], start, end, interval, adjustment, extended_hours)  # the range, interval, adjustment checked once
     out = {first.ticker: first}
     for t in items[1:]:
         q = first.replace(ticker=t)
@@ -494,11 +513,11 @@ def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment
 
 
 def fetch_one(provider, ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = DEFAULT_ADJUSTMENT,
-              config: Config | None = None) -> pd.DataFrame:
+              config: Config | None = None, extended_hours: bool = False) -> pd.DataFrame:
     """One provider instance answering through the core's pipeline (derived intervals and
     adjustments included), without the chain's fallback: what the conformance kit
     checks. The provider need not be registered."""
-    query = PriceQuery(ticker, start, end, interval, adjustment)
+    query = PriceQuery(ticker, start, end, interval, adjustment, extended_hours)
     return _fetch_one(provider, query, config)
 
 

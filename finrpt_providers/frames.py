@@ -56,6 +56,9 @@ class Expect:
     hours: tuple[int, int] = EXTENDED_HOURS
     #: the exchange's sessions in the range (None: any day in it): a bar on another day fails
     sessions: tuple[dt.date, ...] | None = None
+    #: intraday bars asked for the regular session only: a bar starting outside its day's
+    #: regular hours (the calendar's, half days included) fails its ticker
+    regular: bool = False
 
     @property
     def daily(self) -> bool:
@@ -306,6 +309,11 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
         mark(wall % DAY_NS != 0, 7)
     else:
         mark((minute < expect.hours[0]) | (minute >= expect.hours[1]) | (wall % MINUTE_NS != 0), 8)
+        if expect.regular:
+            from .calendar import regular_hours
+
+            opens, closes = regular_hours(day)
+            mark((wall < opens) | (wall >= closes), 12)
     if n > 1:
         same = (codes[1:] == codes[:-1]) & (wall[1:] == wall[:-1])
         if same.any():
@@ -403,6 +411,8 @@ _REASONS = {
     9: lambda ts, *a: f"the bar {ts} was sent twice with different values",
     10: lambda ts, *a: f"duplicate bars at {ts}",
     11: lambda ts, *a: f"bar {ts} is on a day the exchange had no session",
+    12: lambda ts, *a: (f"bar {ts} starts outside its day's regular session, which was asked alone "
+                        "(extended_hours=False)"),
 }
 
 

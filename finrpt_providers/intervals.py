@@ -1,7 +1,13 @@
 """Bar intervals: their names, and how the core derives one from another.
 
 * Minute intervals ``5m 15m 30m 1h`` are derived from ``1m`` when a provider does not
-  serve them natively: clock-aligned ET buckets labelled by their start (09:30, 09:35...).
+  serve them natively: ET buckets labelled by their start. Over the extended session
+  (04:00-20:00) they are clock-aligned (09:00, 10:00...); over the regular session they
+  start at the session's open, as yfinance gives them: hourly bars at 09:30, 10:30 ...
+  15:30 (the last one half an hour; on a half day 12:30-13:00). Buckets of 5, 15 and 30
+  minutes are the same either way (09:30 is on their grid).
+* The regular session of a day is the exchange calendar's (09:30-16:00 New York, 13:00
+  on half days): :func:`in_regular_session` is the one test of it.
 * Period intervals ``1wk 1mo 3mo`` (yfinance's names) are always derived from ``1d``,
   after adjustment and after the chain has stitched the daily history, so a period is
   whole whoever served its sessions. A bar starts on the period's first CALENDAR day
@@ -73,6 +79,34 @@ def base_interval(interval: str) -> str | None:
     return None
 
 
+#: the bases a regular-session hour derives from (their grids hold 09:30), coarsest first
+REGULAR_HOUR_BASES = ("30m", "15m", "5m", "1m")
+
+
+def regular_base(interval: str, served) -> str | None:
+    """What a provider serving ``served`` (clock-aligned, every hour) answers a regular-session
+    ``interval`` from: ``interval`` itself when its grid holds 09:30 (``1m``..``30m``), else
+    (``1h``) the coarsest served base whose grid does; None when there is none."""
+    if interval != "1h":
+        return interval if interval in served else (base_interval(interval) if "1m" in served else None)
+    return next((b for b in REGULAR_HOUR_BASES if b in served), None)
+
+
+def in_regular_session(stamps) -> Any:
+    """Boolean mask: which bars of a tz-aware DatetimeIndex start inside their day's regular
+    session (the exchange calendar's open to close, half days included); vectorised."""
+    import numpy as np
+
+    from .calendar import regular_hours
+    from .timebase import DAY_NS, wall_ns
+
+    wall = wall_ns(stamps)
+    if not len(wall):
+        return np.zeros(0, dtype=bool)
+    start, end = regular_hours(wall // DAY_NS)
+    return (wall >= start) & (wall < end)
+
+
 def period_start(day: dt.date, interval: str) -> dt.date:
     """First calendar day of the period holding ``day``."""
     if interval == "1wk":
@@ -99,9 +133,10 @@ def widen(start: dt.date, end: dt.date, interval: str) -> tuple[dt.date, dt.date
     return period_start(start, interval), period_end(end, interval)
 
 
-def resample_minutes(df: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """1m bars -> ``interval`` bars in ET, clock-aligned, labelled by bar start: one ticker as a
-    basket of one (:func:`resample_long`, whose rules these are)."""
+def resample_minutes(df: pd.DataFrame, interval: str, regular: bool = False) -> pd.DataFrame:
+    """1m bars -> ``interval`` bars in ET labelled by bar start (``regular``: from the session's
+    open, else clock-aligned): one ticker as a basket of one (:func:`resample_long`, whose
+    rules these are)."""
     import numpy as np
     import pandas as pd
 
@@ -112,7 +147,7 @@ def resample_minutes(df: pd.DataFrame, interval: str) -> pd.DataFrame:
     long.index = pd.MultiIndex(levels=[pd.Index(["_"], dtype="object"), idx.unique()],
                                codes=[np.zeros(len(df), dtype=np.int64), idx.unique().get_indexer(idx)],
                                names=["ticker", "timestamp"], verify_integrity=False)
-    out = resample_long(long, interval).droplevel(0)
+    out = resample_long(long, interval, regular).droplevel(0)
     out.attrs = dict(df.attrs)
     return out
 
@@ -205,10 +240,12 @@ def resample_periods_long(long: pd.DataFrame, interval: str, today: dt.date | No
     return out
 
 
-def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """1m bars of a sorted long frame (ticker, timestamp) -> ``interval`` bars of every ticker
-    at once (the rules of :func:`resample_minutes`): buckets are runs of equal (ticker,
-    clock-aligned start), reduced with ``numpy.ufunc.reduceat``; no loop over tickers."""
+def resample_long(long: pd.DataFrame, interval: str, regular: bool = False) -> pd.DataFrame:
+    """1m (or finer-grid) bars of a sorted long frame (ticker, timestamp) -> ``interval`` bars
+    of every ticker at once (the rules of :func:`resample_minutes`): buckets are runs of equal
+    (ticker, start), reduced with ``numpy.ufunc.reduceat``; no loop over tickers. ``regular``:
+    the bars are the regular session's, and buckets start at its open (hourly bars at 09:30);
+    else on the clock."""
     import numpy as np
     import pandas as pd
 
@@ -221,7 +258,13 @@ def resample_long(long: pd.DataFrame, interval: str) -> pd.DataFrame:
     codes = np.asarray(long.index.codes[0], dtype=np.int64)  # a sorted long frame: one run per ticker
     stamps = long.index.get_level_values(1).as_unit("ns")
     wall = np.asarray(stamps.tz_localize(None).asi8)
-    bucket = wall - wall % width
+    if regular:
+        from .calendar import regular_hours
+
+        origin, _close = regular_hours(wall // (86_400 * 10**9))
+        bucket = origin + (wall - origin) // width * width
+    else:
+        bucket = wall - wall % width
     edge = np.r_[True, (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])]
     at = np.flatnonzero(edge)
     last = np.r_[at[1:], len(long)] - 1

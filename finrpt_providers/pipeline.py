@@ -4,7 +4,9 @@ validation) that interprets ``adjustment``, and where intervals are derived.
 For one provider and one query:
 
 1. **plan** (no I/O): the native question to ask. An interval the provider does not
-   serve is derived from ``1m`` (``5m``..``1h``); an adjustment it does not serve is
+   serve is derived from ``1m`` (``5m``..``1h``); intraday bars are asked for every hour
+   unless the provider serves the regular session itself (:attr:`PriceProvider.regular_intervals`),
+   and a regular-session hour (from 09:30) is built from 30m, 15m, 5m or 1m bars; an adjustment it does not serve is
    derived from ``raw`` (preferred) or ``splits`` with the configured corporate actions
    (:mod:`finrpt_providers.actions`). When neither works, the reason says why, and
    the chain skips the provider before calling it.
@@ -13,7 +15,8 @@ For one provider and one query:
    pure functions of :mod:`finrpt_providers.adjust`. ``total`` needs the as-traded
    close of the session immediately before each ex-date, from the same provider;
    when that close is unavailable the answer is an error naming the date.
-4. **resample** minutes (:mod:`finrpt_providers.intervals`).
+4. **keep the regular session** (``extended_hours=False``, the default) and **resample**
+   minutes (:mod:`finrpt_providers.intervals`).
 
 Period intervals (``1wk 1mo 3mo``) are derived by the chain from stitched daily bars.
 """
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING
 from . import actions, calendar, redact
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .frames import Expect, check_bars, closes_by_session, empty_bars, gate, long_frame, tickers_of
-from .intervals import INTERVALS, base_interval, is_period, resample_long
+from .intervals import INTERVALS, base_interval, in_regular_session, is_period, regular_base, resample_long
 from .provider import PriceProvider, PriceQuery
 from .timebase import DAY_NS, from_ordinal, midnight, ordinal, wall_ns
 
@@ -44,10 +47,19 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
     if reason:
         return None, reason
     interval = query.interval
-    if interval not in provider.intervals:
+    served = ", ".join(sorted(provider.intervals, key=INTERVALS.index))
+    regular_native = query.regular_only and interval in provider.regular_intervals
+    if query.regular_only and not regular_native:
+        interval = regular_base(interval, provider.intervals)
+        if interval is None:
+            if query.interval == "1h":
+                return None, (f"regular-session hourly bars start at 09:30, and {provider.name} serves clock hours "
+                              f"with no 30m, 15m, 5m or 1m bars to build them from (serves {served}; "
+                              "extended_hours=True answers clock hours)")
+            return None, f"interval {query.interval} not served (serves {served})"
+    elif interval not in provider.intervals:
         base = base_interval(interval)
         if is_period(interval) or base is None or base not in provider.intervals:
-            served = ", ".join(sorted(provider.intervals, key=INTERVALS.index))
             return None, f"interval {interval} not served (serves {served})"
         interval = base
     adjustment = native_adjustment(provider, interval, query.adjustment)
@@ -59,7 +71,10 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
         if not ready:
             return None, actions.none_available_message(provider.config,
                                                         f"{query.adjustment} from {provider.name}'s {adjustment} bars")
-    native = query.replace(interval=interval, adjustment=adjustment)
+    # intraday bars are asked for every hour (and the core keeps the regular session), unless
+    # the provider serves the regular session itself at that interval
+    native = query.replace(interval=interval, adjustment=adjustment,
+                           extended_hours=query.intraday and not regular_native)
     reason = provider.cannot_serve(native, today)
     if reason:
         return None, reason
@@ -92,7 +107,7 @@ def expect(native: PriceQuery, tickers=None) -> Expect:
     """What the gate admits for an answer to ``native`` (its NYSE sessions, interval, tickers):
     a bar outside them fails its ticker, named (never clipped away in silence)."""
     return Expect(native.start, native.end, native.interval, tickers,
-                  sessions=tuple(calendar.sessions(native.start, native.end)))
+                  sessions=tuple(calendar.sessions(native.start, native.end)), regular=native.regular_only)
 
 
 def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +119,8 @@ def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame
         raise DataIntegrityError(f"bar frame breaks the contract: expected a pandas DataFrame, got "
                                  f"{type(frame).__name__}", provider=provider.name)
     bars = check_bars(frame, expect(native, [query.ticker]), query.ticker, provider.name)
-    if native.adjustment == query.adjustment and native.interval == query.interval:
+    if native.adjustment == query.adjustment and native.interval == query.interval \
+            and native.extended_hours == query.extended_hours:
         bars.attrs = {"actions": ""}
         return bars  # nothing to derive: the checked frame as it is (the warm path)
     long, failed, used = finish_long(provider, query, native, long_frame({query.ticker: bars}))
@@ -152,11 +168,24 @@ def finish_long(provider: PriceProvider, query: PriceQuery, native: PriceQuery, 
     a bucket is handled); the tickers' corporate actions come from the configured sources."""
     failed: dict[str, ProviderError] = {}
     used: dict[str, str] = {}
+    if query.regular_only and native.extended_hours and len(long):
+        long = regular_session(long)
     if native.adjustment != query.adjustment and len(long):
         long, failed, used = _adjust_basket(provider, long, native, query.adjustment)
     if native.interval != query.interval and len(long):
-        long = resample_long(long, query.interval)
+        long = resample_long(long, query.interval, regular=query.regular_only)
     return long, failed, used
+
+
+def regular_session(long: pd.DataFrame) -> pd.DataFrame:
+    """The bars of a long frame (every hour, as served) that start in their day's regular
+    session: what ``extended_hours=False`` answers (the one place, every path)."""
+    keep = in_regular_session(long.index.get_level_values(-1))
+    if keep.all():
+        return long
+    out = long[keep]
+    out.attrs = dict(long.attrs)
+    return out
 
 
 def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQuery, want: str

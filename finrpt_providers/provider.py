@@ -48,6 +48,11 @@ class PriceProvider:
     name: ClassVar[str] = ""
     #: intervals served natively (a subset of BASE_INTERVALS: 1m 5m 15m 30m 1h 1d)
     intervals: ClassVar[frozenset[str]] = frozenset({"1d"})
+    #: intraday intervals at which :meth:`fetch` serves the regular session alone when asked
+    #: ``extended_hours=False`` (hourly bars from 09:30, as yfinance gives them). At the
+    #: others the core asks for every hour (``extended_hours=True``: 04:00-20:00, on the
+    #: clock) and keeps the regular session itself.
+    regular_intervals: ClassVar[frozenset[str]] = frozenset()
     #: adjustments served natively ("raw", "splits", "total")
     adjustments: ClassVar[frozenset[str]] = frozenset(ADJUSTMENTS)
     #: True when :meth:`fetch_actions` serves splits and cash dividends
@@ -146,6 +151,9 @@ class PriceProvider:
             return reason
         if query.interval not in self.intervals:
             return f"interval {query.interval} not served (serves {', '.join(sorted(self.intervals, key=INTERVALS.index))})"
+        if query.regular_only and query.interval not in self.regular_intervals:
+            return (f"the regular session alone is not served at {query.interval} (every hour is: ask "
+                    "extended_hours=True and keep the session's hours)")
         native = self.native_adjustments(query.interval)
         if query.adjustment not in native:
             return f"adjustment {query.adjustment} not served at {query.interval} (serves {', '.join(sorted(native))})"

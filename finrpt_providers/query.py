@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import InvalidQuery
 from .intervals import MINUTE_INTERVALS, normalize_interval
+from .text import short
 from .timebase import ET
 
 ADJUSTMENTS = ("raw", "splits", "total")
@@ -93,6 +94,15 @@ def normalize_adjustment(adjustment: Any) -> str:
     )
 
 
+def normalize_extended_hours(value: Any) -> bool:
+    """True or False (a NumPy bool too); anything else is refused, "false" above all (a
+    non-empty string is truthy: taken as is it would silently mean the opposite)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise InvalidQuery(f"extended_hours must be True or False, not {short(value, quote=True)}: False (the default) gives the "
+                       "regular session 09:30-16:00 New York, True the extended one 04:00-20:00")
+
+
 @dataclasses.dataclass(frozen=True)
 class PriceQuery:
     """A validated question: one ticker, an inclusive range of session dates (ET).
@@ -108,6 +118,10 @@ class PriceQuery:
     end: dt.date
     interval: str = "1d"
     adjustment: str = DEFAULT_ADJUSTMENT
+    #: intraday bars of the extended session (04:00-20:00 New York, hourly bars on the clock)
+    #: instead of the regular one (09:30-16:00, 13:00 on half days; hourly bars from 09:30),
+    #: OpenBB's name and default. Daily and longer bars are regular sessions whatever it says.
+    extended_hours: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -116,6 +130,7 @@ class PriceQuery:
         set_("end", to_date(self.end, "end"))
         set_("interval", normalize_interval(self.interval))
         set_("adjustment", normalize_adjustment(self.adjustment))
+        set_("extended_hours", normalize_extended_hours(self.extended_hours))
         if self.start > self.end:
             raise InvalidQuery(f"start {self.start} is after end {self.end}: swap them (both are inclusive)")
         if self.start < EARLIEST_DATE:
@@ -142,9 +157,16 @@ class PriceQuery:
             return dataclasses.replace(self, **changes)  # the constructor's error, word for word
         return out
 
+    @property
+    def regular_only(self) -> bool:
+        """True when the answer holds the regular session only (intraday, not extended)."""
+        return self.intraday and not self.extended_hours
+
     def describe(self) -> str:
-        return f"{self.ticker} {self.interval} {self.adjustment} {self.start}..{self.end}"
+        hours = " extended hours" if self.intraday and self.extended_hours else ""
+        return f"{self.ticker} {self.interval}{hours} {self.adjustment} {self.start}..{self.end}"
 
 
 _NORMALISE = {"ticker": normalize_ticker, "start": lambda v: to_date(v, "start"), "end": lambda v: to_date(v, "end"),
-              "interval": normalize_interval, "adjustment": normalize_adjustment}
+              "interval": normalize_interval, "adjustment": normalize_adjustment,
+              "extended_hours": lambda v: normalize_extended_hours(v)}

@@ -171,6 +171,9 @@ def _map_error(e: BaseException, symbol: str, query: PriceQuery) -> ProviderErro
 class YFinanceProvider(PriceProvider):
     name = NAME
     intervals = frozenset({"1m", "5m", "15m", "30m", "1h", "1d"})
+    #: Yahoo serves the regular session itself (includePrePost=false; hourly bars from 09:30),
+    #: so a regular-session hour is one request of 1h bars, not of 30m ones (kept 60 days only)
+    regular_intervals = frozenset({"1m", "5m", "15m", "30m", "1h"})
     adjustments = frozenset({"splits", "total"})
     serves_actions = True
     serves_statements = True
@@ -183,7 +186,8 @@ class YFinanceProvider(PriceProvider):
         days = LOOKBACK_DAYS.get(query.interval)
         return None if days is None else today - dt.timedelta(days=days)
 
-    def _history(self, ticker, start: dt.date, end_inclusive: dt.date, interval: str, auto_adjust: bool) -> pd.DataFrame:
+    def _history(self, ticker, start: dt.date, end_inclusive: dt.date, interval: str, auto_adjust: bool,
+                 prepost: bool = False) -> pd.DataFrame:
         import pandas as pd
 
         span = REQUEST_SPAN_DAYS[interval]
@@ -194,7 +198,7 @@ class YFinanceProvider(PriceProvider):
             hi = min(end_inclusive, lo + dt.timedelta(days=span - 1))
             df = ticker.history(start=lo.isoformat(), end=(hi + dt.timedelta(days=1)).isoformat(),
                                 interval=YAHOO_INTERVAL[interval], auto_adjust=auto_adjust, actions=True,
-                                prepost=interval != "1d", repair=False, timeout=timeout)
+                                prepost=prepost, repair=False, timeout=timeout)
             if not df.empty:
                 frames.append(df)
             lo = hi + dt.timedelta(days=1)
@@ -214,7 +218,8 @@ class YFinanceProvider(PriceProvider):
         try:
             with _yfinance_scope(base_url, _timeout(self.config)) as yf:
                 hist = self._history(yf.Ticker(symbol), query.start, query.end, query.interval,
-                                     auto_adjust=query.adjustment == "total")
+                                     auto_adjust=query.adjustment == "total",
+                                     prepost=query.intraday and query.extended_hours)
         except Exception as e:
             raise _map_error(e, symbol, query) from None
         if hist.empty:

@@ -147,9 +147,10 @@ class FakeMassiveREST(FakeHTTPServer):
                 # sandbox streams only the last sessions, so only those are served by the second
                 from .market import second_bars
 
-                cached = second_bars(m.truth(ticker, m.sessions[-2], m.end, "1m", "raw"))
+                cached = second_bars(m.truth(ticker, m.sessions[-2], m.end, "1m", "raw", extended_hours=True))
             else:
-                cached = m.truth(ticker, m.start, m.end, interval, "splits" if adjusted else "raw")
+                cached = m.truth(ticker, m.start, m.end, interval, "splits" if adjusted else "raw",
+                                 extended_hours=True)
             with self._count_lock:
                 if len(self._frames) > 24:
                     self._frames.clear()

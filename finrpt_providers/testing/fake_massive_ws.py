@@ -114,7 +114,7 @@ class FakeMassiveWS:
             return [m for m in self.tape.minutes if m >= first], {}
         by_minute: dict[pd.Timestamp, dict[str, list[dict]]] = {}
         for t in self.tickers:
-            minutes = self.market.truth(t, self.day, self.day, "1m", "raw")
+            minutes = self.market.truth(t, self.day, self.day, "1m", "raw", extended_hours=True)
             minutes = minutes[minutes.index >= first]
             seconds = second_bars(minutes)
             for kind, frame in (("AM", minutes), ("A", seconds)):
@@ -159,7 +159,7 @@ class FakeMassiveWS:
     def truth(self, ticker: str, interval: str = "1m") -> pd.DataFrame:
         """What the replay streams for ``ticker`` (all of it), as a bar frame."""
         first = pd.Timestamp(f"{self.day} {self.start_time}", tz="America/New_York")
-        minutes = self.market.truth(ticker, self.day, self.day, "1m", "raw")
+        minutes = self.market.truth(ticker, self.day, self.day, "1m", "raw", extended_hours=True)
         minutes = minutes[minutes.index >= first]
         return minutes if interval == "1m" else second_bars(minutes)
 

@@ -150,9 +150,15 @@ class FakeYahoo(FakeHTTPServer):
             p2 = pd.Timestamp(days[-1] + pd.Timedelta(days=1), tz=ET).tz_convert("UTC")
         first = max(p1.tz_convert(ET).date(), m.start)
         last = min((p2 - pd.Timedelta(seconds=1)).tz_convert(ET).date(), m.end)
-        splits_adj = m.truth(ticker, first, last, interval, "splits") if first <= last else None
+        # Yahoo serves the regular session alone (hourly bars from 09:30) unless includePrePost
+        prepost = interval != "1d" and str(q.get("includePrePost", "false")).lower() == "true"
+        splits_adj = m.truth(ticker, first, last, interval, "splits", extended_hours=prepost) \
+            if first <= last else None
         stamps: list[int] = []
         result: dict = {"meta": self._meta(ticker, symbol, q, interval)}
+        if interval != "1d":
+            days = [d for d in m.trading_days(ticker) if first <= d <= last] if first <= last else []
+            result["meta"]["tradingPeriods"] = _trading_periods(days, prepost)
         if splits_adj is not None and len(splits_adj):
             idx = splits_adj.index
             if interval == "1d":  # Yahoo stamps daily bars at the open
@@ -226,3 +232,20 @@ class FakeYahoo(FakeHTTPServer):
             },
             "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
         }
+
+
+def _trading_periods(days: list, prepost: bool):
+    """Yahoo's ``meta.tradingPeriods`` of an intraday chart: each session's regular period (a
+    list of one-element lists), or with pre/post-market ``{"pre", "regular", "post"}``; yfinance
+    drops the bars outside the regular periods when prepost=False."""
+    def one(a: pd.Timestamp, b: pd.Timestamp) -> list[dict]:
+        return [{"timezone": a.tzname(), "start": _epoch(a), "end": _epoch(b),
+                 "gmtoffset": int(a.utcoffset().total_seconds())}]
+
+    regular, pre, post = [], [], []
+    for d in days:
+        o, c = calendar.session_hours(d)
+        regular.append(one(o, c))
+        pre.append(one(pd.Timestamp(d, tz=ET) + pd.Timedelta(hours=4), o))
+        post.append(one(c, c + pd.Timedelta(hours=4)))
+    return {"pre": pre, "regular": regular, "post": post} if prepost else regular

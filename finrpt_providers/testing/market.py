@@ -285,24 +285,35 @@ class SyntheticMarket:
                 price[days < ex] *= 1.0 - cash / prev.iloc[-1]
         return price, volume
 
-    def raw(self, ticker: str, start: dt.date, end: dt.date, interval: str = "1d") -> pd.DataFrame:
-        """As-traded bars in [start, end] at ``interval`` (intraday resampled from 1m, bar-start labels)."""
+    def raw(self, ticker: str, start: dt.date, end: dt.date, interval: str = "1d",
+            extended_hours: bool = False) -> pd.DataFrame:
+        """As-traded bars in [start, end] at ``interval`` (intraday resampled from 1m, bar-start
+        labels). Intraday: the regular session (each day's open to close from the calendar,
+        hourly bars from the open) unless ``extended_hours`` (every minute, clock-aligned)."""
         if interval == "1d":
             df = self.daily(ticker)
             days = df.index.normalize()
             return df[(days >= pd.Timestamp(start, tz=ET)) & (days <= pd.Timestamp(end, tz=ET))]
-        frames = [self.minute(ticker, d) for d in self.trading_days(ticker) if start <= d <= end]
+        frames = []
+        for d in self.trading_days(ticker):
+            if start <= d <= end:
+                f = self.minute(ticker, d)
+                if not extended_hours:  # each day's own hours: a half day closes at 13:00
+                    opens, closes = calendar.session_hours(d)
+                    f = f[(f.index >= opens) & (f.index < closes)]
+                frames.append(f)
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_bars()
         df = pd.concat(frames)
         if interval == "1m":
             return df
-        return resample_bars(df, interval)
+        return resample_bars(df, interval, regular=not extended_hours)
 
     def truth(self, ticker: str, start: dt.date | str, end: dt.date | str, interval: str = "1d",
-              adjustment: str = "splits") -> pd.DataFrame:
-        """The exact bar frame a perfect provider returns for this question.
+              adjustment: str = "splits", extended_hours: bool = False) -> pd.DataFrame:
+        """The exact bar frame a perfect provider returns for this question (intraday: the
+        regular session unless ``extended_hours``, as :func:`finrpt_providers.get_prices`).
 
         Periods (``1wk 1mo 3mo``) cover the range widened to whole periods, built here
         with pandas Periods (apart from the package's own code on purpose)."""
@@ -310,7 +321,7 @@ class SyntheticMarket:
         end = dt.date.fromisoformat(end) if isinstance(end, str) else end
         if interval in _PERIOD_FREQ:
             return _period_truth(self, ticker, start, end, interval, adjustment)
-        df = self.raw(ticker, start, end, interval).copy()
+        df = self.raw(ticker, start, end, interval, extended_hours).copy()
         if df.empty:
             return empty_bars()
         pf, vf = self.factors(ticker, df.index.normalize(), adjustment)
