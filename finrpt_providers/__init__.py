@@ -32,7 +32,7 @@ from .live import ConnectionLost, LiveFeed, Stream, stream
 from .intervals import INTERVALS
 from .provider import BAR_COLUMNS, PriceProvider, PriceQuery, empty_bars, validate_bars
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 
 def list_providers(config: Config | dict | None = None, *, check_imports: bool = False) -> list[dict]:

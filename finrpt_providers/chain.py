@@ -339,7 +339,7 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
     from .intervals import INTERVAL_MINUTES, resample_minutes
     from .live import live_bars
 
-    got = live_bars(query.ticker)
+    got = live_bars(query.ticker, query.extended_hours)
     if got is None:
         return df, sources
     import pandas as pd

@@ -277,6 +277,10 @@ def _basket_progress(n: int):
 _EXT = {"table": "txt", "csv": "csv", "json": "json", "parquet": "parquet"}
 
 
+_EXTENDED_HELP = ("intraday: 04:00-20:00 New York, hourly bars on the clock (default: the regular session "
+                  "09:30-16:00, hourly bars from 09:30)")
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .chain import get_prices
 
@@ -289,7 +293,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     single = len(tickers) == 1
     with _basket_progress(len(tickers)):
         df = get_prices(tickers[0] if single else tickers, args.start, end, interval=args.interval,
-                        adjustment=args.adjustment, providers=args.provider or None, config=cfg, errors=args.errors)
+                        adjustment=args.adjustment, providers=args.provider or None, config=cfg, errors=args.errors,
+                        extended_hours=args.extended_hours)
     if args.format == "json":
         body = _bars_json(df) if single else _basket_json(df)
 
@@ -347,7 +352,7 @@ def cmd_market(args: argparse.Namespace) -> int:
     _check_output(args.output, example=f"market.{_EXT[args.format]}")
     cfg = _config(args)
     df = get_market(args.date, args.end, interval=args.interval, adjustment=args.adjustment,
-                    providers=args.provider or None, config=cfg)
+                    providers=args.provider or None, config=cfg, extended_hours=args.extended_hours)
     _emit_long(args, df)
     for a in df.attrs["attempts"]:
         print(f"  {a['provider']}: {a['outcome']}: {a['detail']}", file=sys.stderr)
@@ -408,7 +413,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cfg = _config(args)
     end = args.end or cfg.today().isoformat()
     result = compare(args.ticker, args.start, end, providers=args.providers, interval=args.interval,
-                     adjustment=args.adjustment, config=cfg,
+                     adjustment=args.adjustment, config=cfg, extended_hours=args.extended_hours,
                      tolerances=Tolerances(args.price_rtol, args.volume_rtol, args.missing_sessions))
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=1, default=str)
@@ -524,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc2.add_argument("--providers", nargs="+", metavar="NAME", help="default: FINRPT_PRICE_PROVIDERS")
     sc2.add_argument("--interval", default="1d")
     sc2.add_argument("--adjustment", default="splits")
+    sc2.add_argument("--extended-hours", action="store_true", help=_EXTENDED_HELP)
     sc2.add_argument("--price-rtol", type=float, default=5e-4, help="largest relative price difference (5e-4)")
     sc2.add_argument("--volume-rtol", type=float, default=0.05, help="largest relative volume difference (0.05)")
     sc2.add_argument("--missing-sessions", type=int, default=0, help="sessions a provider may lack (0)")
@@ -543,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("--end", help="last session, YYYY-MM-DD (inclusive; default: today)")
     sf.add_argument("--interval", default="1d", help="1m 5m 15m 30m 1h 1d 1wk 1mo 3mo (default 1d)")
     sf.add_argument("--adjustment", default="splits", help="raw, splits or total (default splits)")
+    sf.add_argument("--extended-hours", action="store_true", help=_EXTENDED_HELP)
     sf.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
                     help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
     sf.add_argument("--errors", choices=["raise", "omit"], default="raise",
@@ -557,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("end", nargs="?", help="last session of a range, YYYY-MM-DD (inclusive)")
     sm.add_argument("--interval", default="1d", help="a base interval the market providers serve (default 1d)")
     sm.add_argument("--adjustment", default="splits", help="raw, splits or total (default splits)")
+    sm.add_argument("--extended-hours", action="store_true", help=_EXTENDED_HELP)
     sm.add_argument("--provider", action="extend", nargs="+", metavar="NAME",
                     help="providers to try, in order (default: FINRPT_PRICE_PROVIDERS)")
     sm.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
@@ -567,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     sl = sub.add_parser("stream", help="print bars as they close (a live feed) until Ctrl-C, --count or --until")
     sl.add_argument("tickers", nargs="+", metavar="TICKER", help="US tickers, or '*' for every ticker")
     sl.add_argument("--interval", choices=["1m", "1s"], default="1m", help="bars per minute (default) or second")
+    sl.add_argument("--extended-hours", action="store_true", help="bars of 04:00-20:00 New York (default: the "
+                    "regular session, 09:30-16:00)")
     sl.add_argument("--format", choices=["table", "csv", "json"], default="table", help="json: one object a line")
     sl.add_argument("--count", type=int, metavar="N", help="stop after N bars")
     sl.add_argument("--until", metavar="HH:MM", help="stop at the first bar at or after HH:MM New York time, or "
@@ -619,9 +629,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     for t in named:
         _checked_ticker(t)
     pinned = cfg.get("FINRPT_PROVIDERS_TODAY") is not None  # a pinned day: the bars' clock alone decides
-    live = stream(args.tickers, interval=args.interval, config=cfg, providers=args.provider)
-    print(f"streaming {', '.join(live.tickers)} {args.interval} bars from {live.provider} ({live.feed} feed): "
-          "Ctrl-C to stop", file=sys.stderr, flush=True)
+    live = stream(args.tickers, interval=args.interval, config=cfg, providers=args.provider,
+                  extended_hours=args.extended_hours)
+    hours = "04:00-20:00" if args.extended_hours else "the regular session (--extended-hours for 04:00-20:00)"
+    print(f"streaming {', '.join(live.tickers)} {args.interval} bars of {hours} from {live.provider} "
+          f"({live.feed} feed): Ctrl-C to stop", file=sys.stderr, flush=True)
     shown = 0
     cols = ["open", "high", "low", "close", "volume", "vwap"]
     if args.format == "csv":

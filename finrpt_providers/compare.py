@@ -139,11 +139,11 @@ class Comparison:
 
 def compare(ticker: str, start: Any, end: Any, *, providers: Sequence[str] | None = None, interval: str = "1d",
             adjustment: str = DEFAULT_ADJUSTMENT, config: Config | dict | None = None,
-            tolerances: Tolerances | None = None) -> Comparison:
+            tolerances: Tolerances | None = None, extended_hours: bool = False) -> Comparison:
     """Ask each provider alone and compare what they return (see the module doc)."""
     import numpy as np
 
-    query = PriceQuery(ticker, start, end, interval, adjustment)
+    query = PriceQuery(ticker, start, end, interval, adjustment, extended_hours)
     cfg = resolve_config(config)
     names = list(providers) if providers else cfg.providers
     if not names:
@@ -154,7 +154,8 @@ def compare(ticker: str, start: Any, end: Any, *, providers: Sequence[str] | Non
     for name in dict.fromkeys(names):
         try:
             frames[name] = get_prices(query.ticker, query.start, query.end, interval=query.interval,
-                                      adjustment=query.adjustment, providers=[name], config=cfg)
+                                      adjustment=query.adjustment, providers=[name], config=cfg,
+                                      extended_hours=query.extended_hours)
         except InvalidQuery:
             raise
         except ProviderError as e:

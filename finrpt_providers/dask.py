@@ -174,7 +174,7 @@ def _partition(part: tuple) -> "pd.DataFrame":
     from .pipeline import adjust_long
     from .plugins import registry
 
-    name, provider, dataset, days, tickers, interval, adjustment, prepared = part
+    name, provider, dataset, days, tickers, interval, adjustment, prepared, extended = part
     p = registry()[provider].provider.configured(worker_config(name))
     store = p.store()
     table = store.read_tickers(dataset, days, tickers) if tickers is not None else store.read_days(dataset, days)
@@ -185,6 +185,10 @@ def _partition(part: tuple) -> "pd.DataFrame":
 
         logging.getLogger(__name__).warning("read_bars: %d ticker(s) of %s..%s left out, their stored bars break "
                                             "the contract: %s", len(bad), days[0], days[-1], ", ".join(sorted(bad)[:20]))
+    if interval != "1d" and not extended and len(long):  # the regular session, as every intraday answer
+        from .pipeline import regular_session
+
+        long = regular_session(long)
     if adjustment != "raw" and len(long):
         splits, dividends, closes, failed = prepared
         long, why = adjust_long(long, "raw", adjustment, splits, dividends, daily=False,
@@ -278,7 +282,8 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
 
 def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = None,
               adjustment: str = DEFAULT_ADJUSTMENT, *,
-              config: "Config | dict | None" = None, client=None, provider: str | None = None):
+              config: "Config | dict | None" = None, client=None, provider: str | None = None,
+              extended_hours: bool = False):
     """The store's bars as a ``dask.dataframe.DataFrame``: columns ``ticker``, ``timestamp``
     (bar start, New York) and the bar columns; one partition per session (minute bars) or
     per year (day bars), in time order. Sessions not in the store are not fetched (sync
@@ -289,7 +294,9 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     session before each ex-date), from the market-wide corporate-actions source,
     computed once here and shipped with the partitions as data; a ticker whose events
     cannot be applied is left out, named with the reason in the result's ``attrs["failed"]``
-    (as ``get_market`` does). The default is ``get_prices``'s: "splits". Runs on ``client`` (or
+    (as ``get_market`` does). The default is ``get_prices``'s: "splits". Minute bars are
+    the regular session's (09:30-16:00 New York, half days from the calendar) unless
+    ``extended_hours=True`` (every stored minute, 04:00-20:00). Runs on ``client`` (or
     the current default client; without one, dask's local scheduler)."""
     require()
     import dask.dataframe as dd
@@ -297,13 +304,14 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     from . import calendar
     from .config import resolve_config
     from .market import market_actions_source
-    from .query import normalize_adjustment, normalize_ticker, to_date
+    from .query import normalize_adjustment, normalize_extended_hours, normalize_ticker, to_date
 
     cfg = resolve_config(config)
     first, last = to_date(start, "start"), to_date(end, "end")
     if last < first:
         raise InvalidQuery(f"end {last} is before start {first}")
     adjustment = normalize_adjustment(adjustment)
+    extended = normalize_extended_hours(extended_hours)
     tickers = None if tickers is None else sorted({normalize_ticker(t) for t in tickers})
     source = _store_provider(cfg, dataset, provider)
     days = calendar.sessions(first, min(last, cfg.today()))
@@ -335,11 +343,13 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     for d in days:
         groups.setdefault(d.year if per_year else d, []).append(d)
     interval = "1d" if per_year else "1m"
-    parts = [(name, source.name, dataset, ds, tickers, interval, adjustment, prepared) for ds in groups.values()]
+    parts = [(name, source.name, dataset, ds, tickers, interval, adjustment, prepared, extended)
+             for ds in groups.values()]
     out = dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
     # a dask DataFrame has no attrs of its own: these sit on the returned object (not on frames
     # derived from it), as get_market's do on its frame
-    object.__setattr__(out, "attrs", {"adjustment": adjustment, "failed": failed, "actions": src})
+    object.__setattr__(out, "attrs", {"adjustment": adjustment, "failed": failed, "actions": src,
+                                      **({} if per_year else {"extended_hours": extended})})
     return out
 
 

@@ -34,7 +34,10 @@ today); this module owns what every live feed needs the same way:
   **error event for its ticker**: a WARNING names the ticker and the reason, the next
   frame delivered carries it in ``attrs["errors"]`` (ticker -> message), and none of that
   ticker's bars of that frame is delivered (neither of a conflicting pair: which one is
-  right cannot be told). The ticker's bars in later frames keep flowing, and a refused
+  right cannot be told). After the gate, a stream of the regular session (the default,
+  ``extended_hours=False``) keeps the bars starting inside it (09:30-16:00, half days
+  from the calendar), as every intraday answer does; the others are counted in
+  ``outside_hours`` and never delivered nor filled. The ticker's bars in later frames keep flowing, and a refused
   bar never moves the ticker's last delivered start. Like a reconnect, an error event
   makes the ticker's next good bar, if it leaves a hole behind it, fill the hole first
   (so a refused minute comes from REST when REST has it; when the fill brings none of
@@ -205,7 +208,7 @@ def stream_source(config: "Config", providers: Sequence[str] | None = None) -> "
 
 
 def stream(tickers: str | Iterable[str], *, interval: str = "1m", config: "Config | dict | None" = None,
-           providers: Sequence[str] | None = None) -> "Stream":
+           providers: Sequence[str] | None = None, extended_hours: bool = False) -> "Stream":
     """Bars of ``tickers`` as they close, from the first configured provider that streams.
 
     Returns a :class:`Stream`: iterate it (or ``async for``) for frames in the bar frame
@@ -214,14 +217,21 @@ def stream(tickers: str | Iterable[str], *, interval: str = "1m", config: "Confi
     ``timestamp``). ``attrs``: ``provider``, ``feed`` ("real-time"/"delayed"),
     ``source`` ("stream" or "fill"), ``interval``. Close it (or use ``with``) when done.
     Bad arguments raise InvalidQuery here, before any connection; connection errors
-    surface at the first read."""
+    surface at the first read.
+
+    Bars of the regular session only (09:30-16:00 New York, 13:00 on half days), as every
+    intraday answer, unless ``extended_hours=True`` (04:00-20:00); the source streams every
+    hour, and the others are counted in :attr:`Stream.outside_hours`, never delivered."""
     from .config import resolve_config
+    from .query import normalize_extended_hours
 
     names = _tickers(tickers)
     ivl = _interval(interval)
+    extended = normalize_extended_hours(extended_hours)
     cfg = resolve_config(config)
     provider = stream_source(cfg, providers)
-    return Stream(provider, names, ivl, cfg, single=isinstance(tickers, str) and tickers != EVERY)
+    return Stream(provider, names, ivl, cfg, single=isinstance(tickers, str) and tickers != EVERY,
+                  extended_hours=extended)
 
 
 def weight(frame: Any) -> int:
@@ -366,10 +376,13 @@ class Stream:
     """An open live stream (see :func:`stream`)."""
 
     def __init__(self, provider: "PriceProvider", tickers: list[str], interval: str, config: "Config",
-                 single: bool = False) -> None:
+                 single: bool = False, extended_hours: bool = False) -> None:
         from .plugins import guard
 
         self.interval = interval
+        #: False: bars outside the regular session are not delivered (counted in outside_hours)
+        self.extended_hours = bool(extended_hours)
+        self.outside_hours = 0
         self._step = STREAM_INTERVALS[interval]
         self._single = single
         self._config = config
@@ -706,6 +719,13 @@ class Stream:
         why = {t: str(e) for t, e in failed.items()}
         if why:
             self._error_events(why, source)
+        if not self.extended_hours and len(clean):  # the regular session, as every intraday answer
+            from .intervals import in_regular_session
+
+            keep = in_regular_session(clean.index.get_level_values(1))
+            if not keep.all():
+                self.outside_hours += int((~keep).sum())
+                clean = clean[keep]
         return clean, why
 
     def _error_events(self, why: dict[str, str], source: str) -> None:
@@ -1036,11 +1056,13 @@ def any_open() -> bool:
         return any(not s.closed for s in _OPEN)
 
 
-def live_bars(ticker: str) -> tuple[pd.DataFrame, str] | None:
+def live_bars(ticker: str, extended_hours: bool = False) -> tuple[pd.DataFrame, str] | None:
     """1m bars of ``ticker`` in the latest session of an open stream of this process, and the
-    stream's name for ``attrs["sources"]`` (the stream with the most bars when several)."""
+    stream's name for ``attrs["sources"]`` (the stream with the most bars when several).
+    ``extended_hours``: only streams that deliver them (a regular-session stream lacks them)."""
     with _OPEN_LOCK:
-        open_ = [s for s in _OPEN if not s.closed and s.interval == "1m"]
+        open_ = [s for s in _OPEN if not s.closed and s.interval == "1m"
+                 and (s.extended_hours or not extended_hours)]
     best = None
     for s in open_:
         bars = s.bars_today(ticker)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
 from .frames import Expect, closes_by_session, empty_long, gate, one_ticker, tickers_of
+from .pipeline import regular_session
 from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery
 from .timebase import DAY_NS, ET, from_ordinal, session_days, wall_ns
 
@@ -37,12 +38,14 @@ log = redact.logger(__name__)
 
 
 def get_market(start: Any, end: Any = None, *, interval: str = "1d", adjustment: str = DEFAULT_ADJUSTMENT,
-               providers: Sequence[str] | str | None = None, config: Config | dict | None = None) -> pd.DataFrame:
+               providers: Sequence[str] | str | None = None, config: Config | dict | None = None,
+               extended_hours: bool = False) -> pd.DataFrame:
     """Every ticker's bars for the session ``start`` (or ``start`` to ``end``, inclusive):
     one long frame indexed by (``ticker``, ``timestamp``), sorted, bar columns and dtypes as
     for one ticker. ``attrs``: ``provider`` and ``sources`` by ticker, ``failed`` (tickers
     left out and why), ``attempts`` (every provider considered), ``actions`` (the source
-    of market-wide corporate actions, when used)."""
+    of market-wide corporate actions, when used). Intraday bars: the regular session unless
+    ``extended_hours=True``, as :func:`~finrpt_providers.get_prices`."""
     from .chain import bounded
     from .config import resolve_config
 
@@ -50,7 +53,8 @@ def get_market(start: Any, end: Any = None, *, interval: str = "1d", adjustment:
     if isinstance(providers, str):
         providers = [p for p in providers.split(",") if p.strip()]
     names = list(dict.fromkeys(providers if providers is not None else cfg.providers))
-    query = PriceQuery("SPY", start, start if end is None else end, interval, adjustment)  # checks dates & names
+    query = PriceQuery("SPY", start, start if end is None else end, interval, adjustment,  # checks dates & names
+                       extended_hours)
     today = cfg.today()
     query = bounded(query, today, cfg)
     days = calendar.sessions(query.start, min(query.end, today))
@@ -100,6 +104,8 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
             frame = validate_long(raw, query, days, provider.name)
             failed: dict[str, str] = dict(frame.attrs.get("failed", {}))
             frame.attrs = {}
+            if query.regular_only and len(frame):  # served every hour: the regular session kept
+                frame = regular_session(frame)
             source = ""
             if have != query.adjustment and len(frame):
                 frame, more, source = adjust_market(frame, have, query.adjustment, provider, cfg, today,
@@ -382,6 +388,7 @@ def _finish(frame: pd.DataFrame, query: PriceQuery, by_day: dict, attempts: list
     sources = [{"provider": by_day[d], "session": d} for d in sorted(by_day)]  # one list, shared by every ticker
     frame.attrs.update(
         interval=query.interval, adjustment=query.adjustment, start=query.start, end=query.end,
+        **({"extended_hours": query.extended_hours} if query.intraday else {}),
         provider=dict.fromkeys(tickers, providers),
         sources=dict.fromkeys(tickers, sources),
         failed=failed, attempts=attempts, actions=source,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import redact
 from .errors import InvalidQuery, ProviderError
 from .intervals import MINUTE_INTERVALS
+from .text import short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -250,10 +251,12 @@ class Ticker:
                 repair: bool = False, keepna: bool = False, proxy: Any = None, rounding: bool = False,
                 timeout: float | None = 10, raise_errors: bool = False) -> pd.DataFrame:
         """yfinance's ``Ticker.history``: prices from the chain, adjusted as yfinance's
-        (``auto_adjust=True``: splits and dividends; ``False``: splits, plus ``Adj Close``)."""
+        (``auto_adjust=True``: splits and dividends; ``False``: splits, plus ``Adj Close``).
+        Intraday: the regular session (hourly bars at 09:30 ... 15:30) unless ``prepost=True``
+        (04:00-20:00), as yfinance."""
         _no_repair(repair)
-        for flag, value, name in ((prepost, False, "prepost=True"), (back_adjust, False, "back_adjust=True"),
-                                  (proxy, None, "proxy=")):
+        extended = _prepost(prepost)
+        for flag, value, name in ((back_adjust, False, "back_adjust=True"), (proxy, None, "proxy=")):
             if flag != value:
                 raise _not_implemented(name, f"yfinance.Ticker.history({name.rstrip('=')}...)")
         from .chain import get_prices
@@ -262,11 +265,11 @@ class Ticker:
         try:
             first, last = _range(period, start, end, self._cfg.today())
             bars = get_prices(self._ours, first, last, interval=ours, adjustment="total" if auto_adjust else "splits",
-                              config=self._cfg)
+                              config=self._cfg, extended_hours=extended)
             adj = None
             if not auto_adjust:
                 adj = get_prices(self._ours, first, last, interval=ours, adjustment="total",
-                                 config=self._cfg)["close"]
+                                 config=self._cfg, extended_hours=extended)["close"]
             if start is None and (period or "1mo").lower() in ("1d", "5d"):
                 bars = _last_sessions(bars, int(period[0]))
                 adj = _last_sessions(adj.to_frame(), int(period[0]))["close"] if adj is not None else None
@@ -396,7 +399,8 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     from .chain import get_prices
 
     _no_repair(repair)
-    for flag, value, name in ((back_adjust, False, "back_adjust=True"), (prepost, False, "prepost=True"),
+    extended = _prepost(prepost)
+    for flag, value, name in ((back_adjust, False, "back_adjust=True"),
                               (proxy, None, "proxy="), (session, None, "session="), (ignore_tz, None, "ignore_tz=")):
         if flag != value:
             raise _not_implemented(name, f"yfinance.download(..., {name.rstrip('=')}...)")
@@ -409,11 +413,11 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     by_symbol = {s: _ticker_of(s) for s in symbols}
     adjustment = "total" if auto_adjust else "splits"
     long = get_prices(list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment=adjustment,
-                      config=cfg, errors="omit")
+                      config=cfg, errors="omit", extended_hours=extended)
     adj = None
     if not auto_adjust:
         adj = get_prices(list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment="total",
-                         config=cfg, errors="omit")["close"]
+                         config=cfg, errors="omit", extended_hours=extended)["close"]
     for t, why in long.attrs.get("failed", {}).items():
         log.error("%s: %s", t, why)
     fields = ["Open", "High", "Low", "Close"] + ([] if auto_adjust else ["Adj Close"]) + ["Volume"]
@@ -501,6 +505,14 @@ class Tickers:
                         timeout=timeout, config=self._cfg, **kwargs)
 
     download = history
+
+
+def _prepost(prepost: Any) -> bool:
+    """yfinance's ``prepost`` as our ``extended_hours`` (True, False, 0 or 1)."""
+    if isinstance(prepost, bool) or type(prepost).__name__ == "bool_" or (isinstance(prepost, int) and prepost in (0, 1)):
+        return bool(prepost)
+    raise InvalidQuery(f"prepost must be True or False, not {short(prepost, quote=True)}: False (the default) gives "
+                       "the regular session 09:30-16:00 New York, True 04:00-20:00")
 
 
 def _symbols(tickers: str | Iterable[str]) -> list[str]:

@@ -69,6 +69,9 @@ class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
                                                           "splits_and_dividends")
     providers: str | None = Field(default=None, description="finrpt-providers' sources in order, comma-separated "
                                                             "(default: FINRPT_PRICE_PROVIDERS)")
+    extended_hours: bool = Field(default=False, description="Intraday bars of the extended session (04:00-20:00 "
+                                                             "New York, hourly bars on the clock) instead of the "
+                                                             "regular one (09:30-16:00, hourly bars from 09:30)")
     include_actions: bool = Field(default=False, description="Add each bar's dividend (cash, in today's split basis) "
                                                               "and split_ratio (0 when none), as OpenBB's yfinance "
                                                               "provider does")
@@ -142,7 +145,8 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
         try:
             data = fp.get_prices(tickers if len(tickers) > 1 else tickers[0], query.start_date, query.end_date,
                                  interval=INTERVALS[query.interval], adjustment=query.adjustment,
-                                 providers=query.providers, config=config_for(credentials), errors="omit")
+                                 providers=query.providers, config=config_for(credentials), errors="omit",
+                                 extended_hours=query.extended_hours)
         except fp.ProviderError as e:
             raise openbb_error(e) from None
         if query.include_actions and not data.empty:
@@ -199,6 +203,7 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
                 warnings.warn(f"no bars for {len(failed) - 20} more ticker(s): see the metadata's 'failed'",
                               OpenBBWarning, stacklevel=2)
         meta = {"provider": provider, "adjustment": query.adjustment, "interval": query.interval,
+                "extended_hours": query.extended_hours,
                 "sources": {t: [{k: str(v) for k, v in s.items()} for s in ss]
                             for t, ss in (data.attrs.get("sources") or {}).items()}
                 if basket else [{k: str(v) for k, v in s.items()} for s in data.attrs.get("sources", [])],
