@@ -85,7 +85,7 @@ def child(case: dict) -> dict:
         return {"bars": got, "seconds": time.perf_counter() - t0, "rss_mb": peak_mb() - start}
     cfg = Config.load(case["config"], environ={})
     got = 0
-    with fp.stream(case["tickers"], config=cfg) as s:
+    with fp.stream(case["tickers"], config=cfg, extended_hours=True) as s:  # the tape starts at 04:00
         for frame in s:
             got += len(frame)
             if got >= expect:

@@ -101,11 +101,16 @@ def test_truth_applies_the_documented_rules(market):
 
 
 def test_resampled_bars_use_bar_start_labels_and_weighted_vwap(market):
-    m = market.raw("AAPL", dt.date(2026, 3, 2), dt.date(2026, 3, 2), "1m")
-    h = market.raw("AAPL", dt.date(2026, 3, 2), dt.date(2026, 3, 2), "1h")
-    ten = pd.Timestamp("2026-03-02 10:00", tz=ET)
-    block = m[(m.index >= ten) & (m.index < ten + pd.Timedelta(hours=1))]
-    row = h.loc[ten]
-    assert row["open"] == block["open"].iloc[0] and row["close"] == block["close"].iloc[-1]
-    assert row["vwap"] == pytest.approx((block["vwap"] * block["volume"]).sum() / block["volume"].sum())
-    assert row["transactions"] == block["transactions"].sum()
+    day = dt.date(2026, 3, 2)
+    m = market.raw("AAPL", day, day, "1m", extended_hours=True)
+    # extended hours: buckets on the clock; the regular session: from the open (09:30)
+    for extended, at in ((True, "10:00"), (False, "10:30")):
+        h = market.raw("AAPL", day, day, "1h", extended_hours=extended)
+        start = pd.Timestamp(f"2026-03-02 {at}", tz=ET)
+        block = m[(m.index >= start) & (m.index < start + pd.Timedelta(hours=1))]
+        row = h.loc[start]
+        assert row["open"] == block["open"].iloc[0] and row["close"] == block["close"].iloc[-1]
+        assert row["vwap"] == pytest.approx((block["vwap"] * block["volume"]).sum() / block["volume"].sum())
+        assert row["transactions"] == block["transactions"].sum()
+    assert list(market.raw("AAPL", day, day, "1h").index.strftime("%H:%M")) == [
+        "09:30", "10:30", "11:30", "12:30", "13:30", "14:30", "15:30"]

@@ -89,7 +89,7 @@ def assert_every_session_is_the_truth(store, market, days, dataset=DAY) -> None:
     for d in days:
         got = table_to_long(store.read_days(dataset, [d]))
         for t in market.tickers:
-            want = market.truth(t, d, d, "1d" if dataset == DAY else "1m", "raw")
+            want = market.truth(t, d, d, "1d" if dataset == DAY else "1m", "raw", extended_hours=True)  # stored whole
             if want.empty:
                 assert t not in got.index.get_level_values(0)
                 continue

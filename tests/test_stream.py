@@ -314,12 +314,16 @@ def test_the_chain_refuses_to_join_across_a_hole(short_market, rest, ws, caplog)
     day = short_market.sessions[-1]
     rest.intraday_until = pd.Timestamp(f"{day} 09:10", tz="America/New_York")  # 09:10-09:29 known to nobody
     config = cfg(short_market, rest, ws)
-    with stream(["AAPL"], config=config) as s:
+    with stream(["AAPL"], config=config, extended_hours=True) as s:
         take(s, 5)
-        df = fp.get_prices("AAPL", day, day, interval="1m", adjustment="raw", config=config)
+        df = fp.get_prices("AAPL", day, day, interval="1m", adjustment="raw", config=config, extended_hours=True)
+        # the regular session starts at 09:30, where the stream starts: no hole, joined
+        regular = fp.get_prices("AAPL", day, day, interval="1m", adjustment="raw", config=config)
     assert df.index[-1] < rest.intraday_until
     assert [src["provider"] for src in df.attrs["sources"]] == ["massive_rest"]
     assert any("not joined" in r.getMessage() for r in caplog.records)
+    assert regular.index[0] == pd.Timestamp(f"{day} 09:30", tz="America/New_York")
+    assert [src["provider"] for src in regular.attrs["sources"]] == [f"{s.provider} (stream, {s.feed})"]
 
 
 # -- the command line ----------------------------------------------------------------------------

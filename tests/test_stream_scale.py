@@ -196,7 +196,7 @@ from finrpt_providers.live import weight
 cfg = Config.load(args["config"], environ={})
 heaviest = 0
 base = None
-with fp.stream(args["tickers"], config=cfg) as s:
+with fp.stream(args["tickers"], config=cfg, extended_hours=True) as s:  # the tape starts at 04:00
     if args["mode"] == "wide":  # account per ticker, keep nothing else
         n, first_ms = args["n"], args["first_ms"]
         count = np.zeros(n, np.int64); msum = np.zeros(n, np.int64); csum = np.zeros(n); vsum = np.zeros(n)
@@ -444,7 +444,7 @@ def test_a_source_faster_than_the_gate_never_wedges_the_stream(register_plugin, 
     register_plugin(_plugin(Provider()), name="fast-feed-plugin")
     config = Config.load({"FINRPT_PRICE_PROVIDERS": "fastfeed", "FINRPT_PROVIDERS_TODAY": day.isoformat(),
                           "FINRPT_STREAM_MEMORY_MB": "8"}, environ={})
-    s = fp.stream("*", config=config)
+    s = fp.stream("*", config=config, extended_hours=True)  # the tape starts at 04:00
     got, seen = 0, Counter()
 
     def state():
@@ -700,7 +700,7 @@ def test_a_whole_market_drop_is_filled_in_bulk_once_per_ticker_while_pings_are_a
             del pool.records[:]
             skip = ask("delay")["before"]
             config = Config.load({**base, "MASSIVE_REST_WORKERS": "16"}, environ={})
-            with fp.stream("*", config=config) as s:
+            with fp.stream("*", config=config, extended_hours=True) as s:  # the tape starts at 04:00
                 after_fill = None
                 with watchdog(s, 60) as fired:
                     for f in s:

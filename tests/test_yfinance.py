@@ -71,13 +71,20 @@ def test_raw_looks_for_splits_after_the_range(yf_config, market, fake_yahoo):
     assert_matches_truth(df, market.truth("NVDA", "2025-11-03", "2025-11-07", "1d", "raw"), 0.125)
 
 
+@pytest.mark.parametrize("extended", [False, True])
 @pytest.mark.parametrize("interval", ["1m", "5m", "15m", "30m", "1h"])
-def test_intraday_bars_equal_the_truth(yf_config, market, interval):
+def test_intraday_bars_equal_the_truth(yf_config, market, fake_yahoo, interval, extended):
     start, end = ("2026-06-24", "2026-06-26") if interval == "1m" else ("2026-06-15", "2026-06-26")
     df = fp.get_prices("AAPL", start, end, interval=interval, adjustment="splits", providers=["yfinance"],
-                       config=yf_config)
-    truth = market.truth("AAPL", start, end, interval, "splits")
-    assert df.index[0].hour == 4  # pre-market included, like Massive
+                       config=yf_config, extended_hours=extended)
+    truth = market.truth("AAPL", start, end, interval, "splits", extended_hours=extended)
+    # the regular session from 09:30 (hourly bars too), or pre-market from 04:00 like Massive
+    assert df.index[0].hour == 4 if extended else (df.index[0].hour, df.index[0].minute) == (9, 30)
+    assert df.index[-1].hour == (19 if extended else 15)
+    assert df.attrs["extended_hours"] is extended
+    # Yahoo is asked for what is wanted (includePrePost), not for every hour to be filtered
+    charts = [r for r in fake_yahoo.requests if "/chart/" in r.path and "period1" in r.query]
+    assert charts and {r.query.get("includePrePost", "").lower() for r in charts} == {str(extended).lower()}
     # yfinance builds 30m bars from two rounded 15m bars: up to one share off
     assert_matches_truth(df, truth, volume_atol=1.0 if interval == "30m" else 0.5)
 

@@ -122,7 +122,8 @@ def test_verify_finds_and_repairs_damage_and_upstream_replacements(all_cfg, ff, 
         day = fp.get_prices("AAPL", replaced, replaced, adjustment="raw", config=flat)
         assert day["close"].iloc[0] == pytest.approx(market.daily("AAPL").loc[str(replaced), "close"] * 1.05,
                                                      rel=1e-6)
-        m = fp.get_prices("AAPL", "2026-06-23", "2026-06-23", interval="1m", adjustment="raw", config=flat)
+        m = fp.get_prices("AAPL", "2026-06-23", "2026-06-23", interval="1m", adjustment="raw", config=flat,
+                          extended_hours=True)  # the store keeps every minute, 04:00-20:00
         assert len(m) == len(market.minute("AAPL", dt.date(2026, 6, 23)))
     finally:
         ff.publish([replaced], ["day_aggs_v1"])
