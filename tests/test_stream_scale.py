@@ -696,7 +696,7 @@ def test_a_whole_market_drop_is_filled_in_bulk_once_per_ticker_while_pings_are_a
             # the process used Massive's REST before (a report with the default MASSIVE_REST_WORKERS=4)
             earlier = fp.get_prices(["W0001", "W0002"], day, day, interval="1m", adjustment="raw",
                                     config=Config.load(base, environ={}))
-            assert len(earlier) > 1000
+            assert len(earlier) > 600  # two tickers, 390 regular minutes each (the tape skips a few)
             del pool.records[:]
             skip = ask("delay")["before"]
             config = Config.load({**base, "MASSIVE_REST_WORKERS": "16"}, environ={})
