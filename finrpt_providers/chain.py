@@ -66,15 +66,17 @@ class Chain:
             df, sources, used = empty_bars(), [], {}
         else:
             done = self._run([query], self.names, attempts, today, note="", basket=False)
+            joined_live = False
             if query.ticker not in done and query.intraday and len(expected_sessions(query, today)) == 1:
                 joined, live = _with_live(query, empty_bars(), [])  # one session: a live stream may know it
                 if live:
                     done[query.ticker] = (joined, live, {})
+                    joined_live = True
             if query.ticker not in done:
                 raise AllProvidersFailed.from_attempts(query.describe(), attempts[query.ticker])
             df, sources, used = done[query.ticker]
-        if query.intraday:
-            df, sources = _with_live(query, df, sources)
+            if query.intraday and not joined_live:  # once: a second join would list the stream twice
+                df, sources = _with_live(query, df, sources)
         df.attrs.clear()
         df.attrs.update(
             ticker=query.ticker,

@@ -75,7 +75,8 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": {"ticker": self.query.ticker, "start": str(self.query.start), "end": str(self.query.end),
-                      "interval": self.query.interval, "adjustment": self.query.adjustment},
+                      "interval": self.query.interval, "adjustment": self.query.adjustment,
+                      **({"extended_hours": self.query.extended_hours} if self.query.intraday else {})},
             "reference": self.reference,
             "providers": {name: {"bars": int(len(df)), "missing_sessions": [str(d) for d in self.missing.get(name, [])],
                                  "volume_ratio": self.volume_ratio.get(name)} for name, df in self.frames.items()},

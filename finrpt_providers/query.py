@@ -94,10 +94,16 @@ def normalize_adjustment(adjustment: Any) -> str:
     )
 
 
+def is_numpy_bool(value: Any) -> bool:
+    """A NumPy bool (``numpy.bool_``, named ``bool`` in NumPy 2), without importing NumPy."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+
+
 def normalize_extended_hours(value: Any) -> bool:
     """True or False (a NumPy bool too); anything else is refused, "false" above all (a
     non-empty string is truthy: taken as is it would silently mean the opposite)."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or is_numpy_bool(value):
         return bool(value)
     raise InvalidQuery(f"extended_hours must be True or False, not {short(value, quote=True)}: False (the default) gives the "
                        "regular session 09:30-16:00 New York, True the extended one 04:00-20:00")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import redact
 from .errors import InvalidQuery, ProviderError
 from .intervals import MINUTE_INTERVALS
+from .query import is_numpy_bool
 from .text import short
 
 if TYPE_CHECKING:
@@ -264,12 +265,12 @@ class Ticker:
         ours = _interval(interval)
         try:
             first, last = _range(period, start, end, self._cfg.today())
-            bars = get_prices(self._ours, first, last, interval=ours, adjustment="total" if auto_adjust else "splits",
+            bars = get_prices(self._ours, first, last, interval=ours, adjustment=_adjustment(auto_adjust, ours),
                               config=self._cfg, extended_hours=extended)
             adj = None
             if not auto_adjust:
-                adj = get_prices(self._ours, first, last, interval=ours, adjustment="total",
-                                 config=self._cfg, extended_hours=extended)["close"]
+                adj = bars["close"] if ours in MINUTE_INTERVALS else get_prices(
+                    self._ours, first, last, interval=ours, adjustment="total", config=self._cfg)["close"]
             if start is None and (period or "1mo").lower() in ("1d", "5d"):
                 bars = _last_sessions(bars, int(period[0]))
                 adj = _last_sessions(adj.to_frame(), int(period[0]))["close"] if adj is not None else None
@@ -411,13 +412,14 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     ours = _interval(interval)
     first, last = _range(period, start, end, cfg.today())
     by_symbol = {s: _ticker_of(s) for s in symbols}
-    adjustment = "total" if auto_adjust else "splits"
+    adjustment = _adjustment(auto_adjust, ours)
     long = get_prices(list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment=adjustment,
                       config=cfg, errors="omit", extended_hours=extended)
     adj = None
     if not auto_adjust:
-        adj = get_prices(list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment="total",
-                         config=cfg, errors="omit", extended_hours=extended)["close"]
+        adj = long["close"] if ours in MINUTE_INTERVALS else get_prices(
+            list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment="total", config=cfg,
+            errors="omit")["close"]
     for t, why in long.attrs.get("failed", {}).items():
         log.error("%s: %s", t, why)
     fields = ["Open", "High", "Low", "Close"] + ([] if auto_adjust else ["Adj Close"]) + ["Volume"]
@@ -507,9 +509,16 @@ class Tickers:
     download = history
 
 
+def _adjustment(auto_adjust: bool, interval: str) -> str:
+    """What yfinance's ``auto_adjust`` means at ``interval``: daily and longer bars with it are
+    total-return adjusted (Yahoo's adjclose); intraday bars are split-adjusted either way (Yahoo
+    sends no adjclose intraday, so yfinance's ``Adj Close`` is the close there)."""
+    return "total" if auto_adjust and interval not in MINUTE_INTERVALS else "splits"
+
+
 def _prepost(prepost: Any) -> bool:
     """yfinance's ``prepost`` as our ``extended_hours`` (True, False, 0 or 1)."""
-    if isinstance(prepost, bool) or type(prepost).__name__ == "bool_" or (isinstance(prepost, int) and prepost in (0, 1)):
+    if isinstance(prepost, bool) or is_numpy_bool(prepost) or (isinstance(prepost, int) and prepost in (0, 1)):
         return bool(prepost)
     raise InvalidQuery(f"prepost must be True or False, not {short(prepost, quote=True)}: False (the default) gives "
                        "the regular session 09:30-16:00 New York, True 04:00-20:00")

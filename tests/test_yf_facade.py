@@ -10,6 +10,7 @@ import pytest
 
 from finrpt_providers import yf as ours
 from finrpt_providers.config import Config
+from finrpt_providers.errors import InvalidQuery
 from finrpt_providers.providers.yfinance import _session_by_base, _yfinance_scope
 from tests.conftest import report_flatfiles
 
@@ -100,8 +101,8 @@ def test_fast_info_info_periods_and_what_is_not_implemented(ycfg):
     assert str(month.index[0].date()) >= "2026-05-30"
     with pytest.raises(NotImplementedError, match=r"yfinance\.Ticker\(\.\.\.\)\.options"):
         t.options
-    with pytest.raises(NotImplementedError, match="prepost"):
-        t.history(prepost=True)
+    with pytest.raises(InvalidQuery, match="prepost must be True or False"):
+        t.history(prepost="yes")
     with pytest.raises(NotImplementedError, match="interval='90m'"):
         t.history(interval="90m")
     with pytest.raises(NotImplementedError, match="yfinance.shared"):
