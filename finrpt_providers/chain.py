@@ -83,6 +83,7 @@ class Chain:
             interval=query.interval,
             adjustment=query.adjustment,
             **({"extended_hours": query.extended_hours} if query.intraday else {}),
+            **({"as_of": query.as_of} if query.as_of is not None else {}),
             provider="+".join(dict.fromkeys(s["provider"] for s in sources)),
             sources=sources,
             attempts=attempts[query.ticker],
@@ -91,8 +92,9 @@ class Chain:
         return df
 
     def _fetch_periods(self, query: PriceQuery, today: dt.date) -> pd.DataFrame:
-        start, end = widen(query.start, query.end, query.interval)
-        return resample_periods(self.fetch(query.replace(interval="1d", start=start, end=end)), query.interval, today)
+        start, end = _widened(query)
+        return resample_periods(self.fetch(query.replace(interval="1d", start=start, end=end)), query.interval,
+                                min(today, query.as_of) if query.as_of is not None else today)
 
     # -- a basket ---------------------------------------------------------------------
     def fetch_many(self, queries: list[PriceQuery], errors: str = "raise") -> pd.DataFrame:
@@ -103,7 +105,7 @@ class Chain:
         queries = [bounded(q, today, self.config) for q in queries]
         q0 = queries[0]
         if is_period(q0.interval):
-            start, end = widen(q0.start, q0.end, q0.interval)
+            start, end = _widened(q0)
             daily = self.fetch_many([q.replace(interval="1d", start=start, end=end) for q in queries], errors)
             return _periods_of_basket(daily, q0.interval, today)
         attempts: dict[str, list[dict[str, Any]]] = {q.ticker: [] for q in queries}
@@ -127,6 +129,7 @@ class Chain:
             interval=q0.interval,
             adjustment=q0.adjustment,
             **({"extended_hours": q0.extended_hours} if q0.intraday else {}),
+            **({"as_of": q0.as_of} if q0.as_of is not None else {}),
             provider={t: "+".join(dict.fromkeys(s["provider"] for s in done[t][1])) if t in done else ""
                       for t in answered},
             sources={t: done[t][1] if t in done else [] for t in answered},
@@ -443,6 +446,13 @@ def _periods_of_basket(daily: pd.DataFrame, interval: str, today: dt.date) -> pd
     return out
 
 
+def _widened(query: PriceQuery) -> tuple[dt.date, dt.date]:
+    """The range grown to whole periods, never past ``as_of`` (a period running on the as-of
+    date ends at its last session then, as one running today does)."""
+    start, end = widen(query.start, query.end, query.interval)
+    return start, (min(end, query.as_of) if query.as_of is not None else end)
+
+
 def bounded(query: PriceQuery, today: dt.date, config: Config) -> PriceQuery:
     """The question as any provider will see it: not starting in the future, ``end`` clipped
     to ``today`` (no request is ever made for days that have not happened), and an intraday
@@ -463,7 +473,7 @@ def bounded(query: PriceQuery, today: dt.date, config: Config) -> PriceQuery:
 def get_prices(ticker: str | Sequence[str], start: Any, end: Any, *, interval: str = "1d",
                adjustment: str = DEFAULT_ADJUSTMENT, providers: Sequence[str] | str | None = None,
                config: Config | dict | None = None, errors: str = "raise",
-               extended_hours: bool = False) -> pd.DataFrame:
+               extended_hours: bool = False, as_of: Any = None) -> pd.DataFrame:
     """Bars for ``ticker`` from ``start`` to ``end`` (both inclusive, session dates in ET).
 
     Returns the bar frame (see :mod:`finrpt_providers.provider`); ``attrs`` say which
@@ -483,22 +493,28 @@ def get_prices(ticker: str | Sequence[str], start: Any, end: Any, *, interval: s
     days; hourly bars at 09:30, 10:30 ... 15:30, the last one half an hour), as yfinance's
     ``prepost=False`` and OpenBB's ``extended_hours=False`` do; ``extended_hours=True``
     gives 04:00-20:00 with clock-aligned buckets. ``attrs["extended_hours"]`` says which.
+
+    ``as_of=DATE`` answers as the prices were known on that date (point in time, for reports
+    and backtests dated in the past): only corporate actions with an ex-date on or before it
+    adjust, so a price before a later split is the one quoted then. ``end`` must not be after
+    it (InvalidQuery: those bars were not known). ``attrs["as_of"]`` repeats it. The default,
+    None, adjusts with every event known today, as yfinance, OpenBB and Massive do.
     """
     cfg = resolve_config(config)
     if isinstance(providers, str):
         providers = [p for p in providers.split(",") if p.strip()]
     names = list(providers) if providers is not None else cfg.providers
     if isinstance(ticker, str):
-        return Chain(names, cfg).fetch(PriceQuery(ticker, start, end, interval, adjustment, extended_hours))
+        return Chain(names, cfg).fetch(PriceQuery(ticker, start, end, interval, adjustment, extended_hours, as_of))
     if errors not in ("raise", "omit"):
         raise InvalidQuery(f"errors={errors!r} is not valid: use 'raise' (fail naming every ticker no provider "
                            "could serve) or 'omit' (answer the others)")
-    queries = basket_queries(ticker, start, end, interval, adjustment, extended_hours)
+    queries = basket_queries(ticker, start, end, interval, adjustment, extended_hours, as_of)
     return Chain(names, cfg).fetch_many(queries, errors)
 
 
 def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment: str,
-                   extended_hours: bool = False) -> list[PriceQuery]:
+                   extended_hours: bool = False, as_of: Any = None) -> list[PriceQuery]:
     """One validated query per distinct ticker, in the given order (InvalidQuery before any I/O)."""
     try:
         items = list(tickers)
@@ -506,7 +522,7 @@ def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment
         raise InvalidQuery(f"tickers must be a string or a list of strings, not {type(tickers).__name__}") from None
     if not items:
         raise InvalidQuery("the list of tickers is empty: give at least one")
-    first = PriceQuery(items[0], start, end, interval, adjustment, extended_hours)  # the range, interval, adjustment checked once
+    first = PriceQuery(items[0], start, end, interval, adjustment, extended_hours, as_of)  # the range, interval, adjustment checked once
     out = {first.ticker: first}
     for t in items[1:]:
         q = first.replace(ticker=t)
@@ -515,11 +531,11 @@ def basket_queries(tickers: Any, start: Any, end: Any, interval: str, adjustment
 
 
 def fetch_one(provider, ticker: str, start: Any, end: Any, *, interval: str = "1d", adjustment: str = DEFAULT_ADJUSTMENT,
-              config: Config | None = None, extended_hours: bool = False) -> pd.DataFrame:
+              config: Config | None = None, extended_hours: bool = False, as_of: Any = None) -> pd.DataFrame:
     """One provider instance answering through the core's pipeline (derived intervals and
     adjustments included), without the chain's fallback: what the conformance kit
     checks. The provider need not be registered."""
-    query = PriceQuery(ticker, start, end, interval, adjustment, extended_hours)
+    query = PriceQuery(ticker, start, end, interval, adjustment, extended_hours, as_of)
     return _fetch_one(provider, query, config)
 
 
@@ -529,7 +545,7 @@ def _fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.
     today = cfg.today()
     query = bounded(query, today, cfg)
     if is_period(query.interval):
-        start, end = widen(query.start, query.end, query.interval)
+        start, end = _widened(query)
         return resample_periods(_fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg),
                                 query.interval, today)
     return pipeline.fetch(provider, query, today)

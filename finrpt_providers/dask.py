@@ -203,13 +203,14 @@ def _partition(part: tuple) -> "pd.DataFrame":
     return out[list(_meta().columns)]
 
 
-def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str] | None, adjustment: str):
+def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str] | None, adjustment: str,
+             known: "dt.date | None" = None):
     """What every partition needs to adjust (computed once, here, shipped as data): the
     market-wide events, splits checked against as-traded closes, the as-traded close of the
     session before each ex-dividend date, and the tickers that cannot be adjusted (why).
     Only the tickers with events are read, on the sessions their checks need: from the store
     when ``dataset`` holds daily bars, else (and for sessions it lacks) the source's daily
-    market of each session."""
+    market of each session. ``known``: the as-of date (events after it do not adjust)."""
     import numpy as np
     import pandas as pd
 
@@ -222,7 +223,7 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
     from .market import checked_splits, market_actions, market_session
     from .timebase import DAY_NS, ET, ordinal, wall_ns
 
-    splits, dividends, src, refused = market_actions(cfg, days[0], cfg.today())
+    splits, dividends, src, refused = market_actions(cfg, days[0], min(known or cfg.today(), cfg.today()))
     if tickers is not None:
         splits = splits[splits.index.get_level_values(0).isin(tickers)]
         dividends = dividends[dividends.index.get_level_values(0).isin(tickers)]
@@ -283,7 +284,7 @@ def _prepare(cfg: "Config", source, dataset: str, days: list, tickers: list[str]
 def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = None,
               adjustment: str = DEFAULT_ADJUSTMENT, *,
               config: "Config | dict | None" = None, client=None, provider: str | None = None,
-              extended_hours: bool = False):
+              extended_hours: bool = False, as_of: Any = None):
     """The store's bars as a ``dask.dataframe.DataFrame``: columns ``ticker``, ``timestamp``
     (bar start, New York) and the bar columns; one partition per session (minute bars) or
     per year (day bars), in time order. Sessions not in the store are not fetched (sync
@@ -296,7 +297,9 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     cannot be applied is left out, named with the reason in the result's ``attrs["failed"]``
     (as ``get_market`` does). The default is ``get_prices``'s: "splits". Minute bars are
     the regular session's (09:30-16:00 New York, half days from the calendar) unless
-    ``extended_hours=True`` (every stored minute, 04:00-20:00). Runs on ``client`` (or
+    ``extended_hours=True`` (every stored minute, 04:00-20:00). ``as_of``: adjusted only for
+    the events with an ex-date on or before it (prices as known then; ``end`` must not be
+    after it), as ``get_prices``. Runs on ``client`` (or
     the current default client; without one, dask's local scheduler)."""
     require()
     import dask.dataframe as dd
@@ -304,7 +307,7 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     from . import calendar
     from .config import resolve_config
     from .market import market_actions_source
-    from .query import normalize_adjustment, normalize_extended_hours, normalize_ticker, to_date
+    from .query import normalize_adjustment, normalize_as_of, normalize_extended_hours, normalize_ticker, to_date
 
     cfg = resolve_config(config)
     first, last = to_date(start, "start"), to_date(end, "end")
@@ -312,6 +315,10 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
         raise InvalidQuery(f"end {last} is before start {first}")
     adjustment = normalize_adjustment(adjustment)
     extended = normalize_extended_hours(extended_hours)
+    known = normalize_as_of(as_of)
+    if known is not None and last > known:
+        raise InvalidQuery(f"end {last} is after as_of {known}: bars after the as-of date were not known then; ask "
+                           f"end <= {known}")
     tickers = None if tickers is None else sorted({normalize_ticker(t) for t in tickers})
     source = _store_provider(cfg, dataset, provider)
     days = calendar.sessions(first, min(last, cfg.today()))
@@ -330,7 +337,7 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
         if market_actions_source(cfg) is None:
             raise ConfigurationError("adjusting needs a market-wide corporate-actions source (a provider with "
                                      "fetch_market_actions, ready): none is; configure one, or ask adjustment='raw'")
-        prepared, src = _prepare(cfg, source, dataset, days, tickers, adjustment)
+        prepared, src = _prepare(cfg, source, dataset, days, tickers, adjustment, known)
         failed = prepared[3]
         if failed:
             import logging
@@ -349,7 +356,8 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     # a dask DataFrame has no attrs of its own: these sit on the returned object (not on frames
     # derived from it), as get_market's do on its frame
     object.__setattr__(out, "attrs", {"adjustment": adjustment, "failed": failed, "actions": src,
-                                      **({} if per_year else {"extended_hours": extended})})
+                                      **({} if per_year else {"extended_hours": extended}),
+                                      **({"as_of": known} if known is not None else {})})
     return out
 
 

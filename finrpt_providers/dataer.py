@@ -74,6 +74,9 @@ class DataerMixin:
     """
 
     finrpt_config: Config | dict | None = None
+    #: True: prices as known on the report's date (``end_date``): only corporate actions with an
+    #: ex-date on or before it adjust (a past report quotes what was quoted then)
+    finrpt_point_in_time: bool = False
 
     # -- the two finrpt entry points ------------------------------------------------
     def get_finacncials_yf(self, stock_code: str, end_date: str, start_date: str | None = None) -> dict[str, Any]:
@@ -98,13 +101,17 @@ class DataerMixin:
         cfg = self._config()
         from .chain import get_prices
 
-        bars = get_prices(stock_code, start, last, adjustment=adjustment, config=cfg)
+        from .provider import to_date
+
+        as_of = to_date(end_date, "end_date") if getattr(self, "finrpt_point_in_time", False) else None
+        bars = get_prices(stock_code, start, last, adjustment=adjustment, config=cfg, as_of=as_of)
         ticker = bars.attrs["ticker"]
-        stock_data = to_yfinance_shape(bars, *self._actions(cfg, ticker, bars))
-        bench = get_prices(BENCHMARK, start, last, adjustment=adjustment, config=cfg)
+        stock_data = to_yfinance_shape(bars, *self._actions(cfg, ticker, bars, as_of))
+        bench = get_prices(BENCHMARK, start, last, adjustment=adjustment, config=cfg, as_of=as_of)
         bench_frame = benchmark_frame(bench)
         info = {"symbol": ticker, "currency": "USD", "provider": bars.attrs["provider"],
                 "adjustment": adjustment, "exchangeTimezoneName": "America/New_York",
+                **({"as_of": as_of.isoformat()} if as_of is not None else {}),
                 "sources": [{k: str(v) for k, v in s.items()} for s in bars.attrs["sources"]]}
         out: dict[str, Any] = {"stock_info": info, "stock_data": stock_data}
         out.update(statements(cfg, ticker, last + dt.timedelta(days=1)))
@@ -113,7 +120,8 @@ class DataerMixin:
         return out
 
     @staticmethod
-    def _actions(cfg: Config, ticker: str, bars: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
+    def _actions(cfg: Config, ticker: str, bars: pd.DataFrame, as_of: dt.date | None = None
+                 ) -> tuple[pd.Series | None, pd.Series | None]:
         """The validated corporate actions of the chain, checked against the as-traded prices of
         the provider that served the bars (as the pipeline checks them)."""
         from .actions import available, closes_from, get_actions
@@ -127,6 +135,10 @@ class DataerMixin:
         closes = closes_from(cfg, entry.provider.configured(cfg) if entry is not None else None)
         try:
             acts = get_actions(ticker, cfg, closes, since=bars.index[0].normalize() if len(bars) else None)
+            if as_of is not None:
+                from .actions import happened
+
+                acts = happened(acts, as_of)
             return acts.splits, acts.dividends
         except ProviderError as e:
             log.warning("corporate actions for %s unavailable (%s): Dividends and Stock Splits are zero", ticker, e)
@@ -140,7 +152,8 @@ _INSTALLED = "__finrpt_providers_installed__"
 AK_DEFAULT_MONTHS = 1
 
 
-def install(cls: type | None = None, *, methods: list[str] | tuple[str, ...] | None = None):
+def install(cls: type | None = None, *, methods: list[str] | tuple[str, ...] | None = None,
+            point_in_time: bool | None = None):
     """Patch finrpt's ``Dataer`` class in place so its US prices come from the chain, even
     where the class defines the methods itself (a method on the class hides a mixin's,
     whatever the base order). Returns the class; usable as a decorator (``@install`` or
@@ -153,9 +166,18 @@ def install(cls: type | None = None, *, methods: list[str] | tuple[str, ...] | N
 
     The sources are the chain's settings (``FINRPT_PRICE_PROVIDERS`` and keys in the
     ``.env`` finrpt already loads), or ``finrpt_config`` set on the instance or class.
+
+    ``point_in_time=True`` sets ``finrpt_point_in_time`` on the class: each method answers as
+    the prices were known on its ``end_date`` (the report's date; ``as_of`` of
+    :func:`~finrpt_providers.get_prices`), so a report dated before a split quotes the price
+    of that day, consistent with the per-share figures of its statements.
     """
     if cls is None:
-        return lambda c: install(c, methods=methods)
+        return lambda c: install(c, methods=methods, point_in_time=point_in_time)
+    if point_in_time is not None:
+        if not isinstance(point_in_time, bool):
+            raise TypeError(f"point_in_time must be True or False, not {point_in_time!r}")
+        cls.finrpt_point_in_time = point_in_time
     if not isinstance(cls, type):
         raise TypeError(f"install() patches a class (finrpt's Dataer), not {type(cls).__name__}: "
                         "call install(Dataer), or use @install on the class")
@@ -205,14 +227,17 @@ def _patched(name: str, original: Any):
 
 
 def _financials(host: Any, stock_code: str, end_date: str, start_date: str | None, adjustment: str) -> dict:
-    """The chain's dict for any host object (its ``finrpt_config`` if it has one)."""
-    return DataerMixin._financials(_Host(getattr(host, "finrpt_config", None)), stock_code, end_date, start_date,
-                                   adjustment)
+    """The chain's dict for any host object (its ``finrpt_config`` and ``finrpt_point_in_time``
+    if it has them)."""
+    return DataerMixin._financials(_Host(getattr(host, "finrpt_config", None),
+                                         bool(getattr(host, "finrpt_point_in_time", False))),
+                                   stock_code, end_date, start_date, adjustment)
 
 
 class _Host(DataerMixin):
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, point_in_time: bool = False):
         self.finrpt_config = config
+        self.finrpt_point_in_time = point_in_time
 
 
 class Dataer(DataerMixin):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import calendar, redact
 from .errors import AllProvidersFailed, DataIntegrityError, ProviderError
 from .frames import Expect, closes_by_session, empty_long, gate, one_ticker, tickers_of
-from .pipeline import regular_session
+from .pipeline import known_until, regular_session
 from .provider import DEFAULT_ADJUSTMENT, PriceProvider, PriceQuery
 from .timebase import DAY_NS, ET, from_ordinal, session_days, wall_ns
 
@@ -39,13 +39,14 @@ log = redact.logger(__name__)
 
 def get_market(start: Any, end: Any = None, *, interval: str = "1d", adjustment: str = DEFAULT_ADJUSTMENT,
                providers: Sequence[str] | str | None = None, config: Config | dict | None = None,
-               extended_hours: bool = False) -> pd.DataFrame:
+               extended_hours: bool = False, as_of: Any = None) -> pd.DataFrame:
     """Every ticker's bars for the session ``start`` (or ``start`` to ``end``, inclusive):
     one long frame indexed by (``ticker``, ``timestamp``), sorted, bar columns and dtypes as
     for one ticker. ``attrs``: ``provider`` and ``sources`` by ticker, ``failed`` (tickers
     left out and why), ``attempts`` (every provider considered), ``actions`` (the source
     of market-wide corporate actions, when used). Intraday bars: the regular session unless
-    ``extended_hours=True``, as :func:`~finrpt_providers.get_prices`."""
+    ``extended_hours=True``, and ``as_of`` (prices as known that day), as
+    :func:`~finrpt_providers.get_prices`."""
     from .chain import bounded
     from .config import resolve_config
 
@@ -54,7 +55,7 @@ def get_market(start: Any, end: Any = None, *, interval: str = "1d", adjustment:
         providers = [p for p in providers.split(",") if p.strip()]
     names = list(dict.fromkeys(providers if providers is not None else cfg.providers))
     query = PriceQuery("SPY", start, start if end is None else end, interval, adjustment,  # checks dates & names
-                       extended_hours)
+                       extended_hours, as_of)
     today = cfg.today()
     query = bounded(query, today, cfg)
     days = calendar.sessions(query.start, min(query.end, today))
@@ -107,8 +108,9 @@ def _resolve(query: PriceQuery, days: list[dt.date], names: list[str], cfg: Conf
             if query.regular_only and len(frame):  # served every hour: the regular session kept
                 frame = regular_session(frame)
             source = ""
-            if have != query.adjustment and len(frame):
-                frame, more, source = adjust_market(frame, have, query.adjustment, provider, cfg, today,
+            point = known_until(query, today)
+            if (have != query.adjustment or point is not None) and len(frame):
+                frame, more, source = adjust_market(frame, have, query.adjustment, provider, cfg, point or today,
                                                     query.interval)
                 failed.update(more)
         except ProviderError as e:
@@ -143,11 +145,15 @@ def _plan(provider: PriceProvider, query: PriceQuery, cfg: Config) -> tuple[str 
         return None, reason
     if query.interval not in provider.intervals:
         return None, f"interval {query.interval} not served for the market (serves {', '.join(sorted(provider.intervals))})"
-    from .pipeline import native_adjustment
+    from .pipeline import known_until, native_adjustment
 
-    have = native_adjustment(provider, query.interval, query.adjustment)
-    if have == query.adjustment:
+    point = known_until(query, cfg.today())
+    have = native_adjustment(provider, query.interval, query.adjustment, point_in_time=point is not None)
+    if have == query.adjustment and point is None:
         return have, ""
+    if point is not None and have != "raw":
+        return None, (f"an answer as of {point} needs the market's raw bars (serves "
+                      f"{', '.join(sorted(provider.native_adjustments(query.interval)))})")
     if have is None:
         return None, (f"adjustment {query.adjustment} not derivable from "
                       f"{', '.join(sorted(provider.native_adjustments(query.interval)))}")
@@ -389,6 +395,7 @@ def _finish(frame: pd.DataFrame, query: PriceQuery, by_day: dict, attempts: list
     frame.attrs.update(
         interval=query.interval, adjustment=query.adjustment, start=query.start, end=query.end,
         **({"extended_hours": query.extended_hours} if query.intraday else {}),
+        **({"as_of": query.as_of} if query.as_of is not None else {}),
         provider=dict.fromkeys(tickers, providers),
         sources=dict.fromkeys(tickers, sources),
         failed=failed, attempts=attempts, actions=source,

@@ -62,11 +62,12 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
         if is_period(interval) or base is None or base not in provider.intervals:
             return None, f"interval {interval} not served (serves {served})"
         interval = base
-    adjustment = native_adjustment(provider, interval, query.adjustment)
+    point = known_until(query, today)
+    adjustment = native_adjustment(provider, interval, query.adjustment, point_in_time=point is not None)
     if adjustment is None:
-        return None, (f"adjustment {query.adjustment} not served at {interval}, and not derivable from "
-                      f"{', '.join(sorted(provider.native_adjustments(interval))) or 'nothing'}")
-    if adjustment != query.adjustment:
+        return None, (f"adjustment {query.adjustment}{f' as of {point}' if point else ''} not served at {interval}, "
+                      f"and not derivable from {', '.join(sorted(provider.native_adjustments(interval))) or 'nothing'}")
+    if adjustment != query.adjustment or point is not None:
         ready, _why = actions.available(provider.config)
         if not ready:
             return None, actions.none_available_message(provider.config,
@@ -81,11 +82,24 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
     return native, None
 
 
-def native_adjustment(provider: PriceProvider, interval: str, want: str) -> str | None:
+def known_until(query: PriceQuery, today: dt.date) -> dt.date | None:
+    """The as-of date that changes the answer: ``query.as_of`` when it is before today and the
+    answer is adjusted (raw bars are the same whatever is known); else None (every event known
+    today, the default)."""
+    if query.as_of is None or query.as_of >= today or query.adjustment == "raw":
+        return None
+    return query.as_of
+
+
+def native_adjustment(provider: PriceProvider, interval: str, want: str, point_in_time: bool = False) -> str | None:
     """What to ask ``provider`` for at ``interval`` to answer ``want``: ``want`` itself when served
     natively, else what it derives from (raw, else splits); None when nothing it serves does.
-    The one place this choice is made (one ticker, baskets and markets)."""
+    ``point_in_time``: never an adjusted series the source built with today's events, but raw
+    (or splits, whose later splits the core undoes). The one place this choice is made (one
+    ticker, baskets and markets)."""
     native = provider.native_adjustments(interval)
+    if point_in_time and want != "raw":
+        return next((a for a in ("raw", "splits") if a in native), None)
     if want in native:
         return want
     return next((a for a in ("raw", "splits") if a in native), None)
@@ -120,7 +134,8 @@ def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame
                                  f"{type(frame).__name__}", provider=provider.name)
     bars = check_bars(frame, expect(native, [query.ticker]), query.ticker, provider.name)
     if native.adjustment == query.adjustment and native.interval == query.interval \
-            and native.extended_hours == query.extended_hours:
+            and native.extended_hours == query.extended_hours \
+            and known_until(query, provider.config.today() if provider.config else query.end) is None:
         bars.attrs = {"actions": ""}
         return bars  # nothing to derive: the checked frame as it is (the warm path)
     long, failed, used = finish_long(provider, query, native, long_frame({query.ticker: bars}))
@@ -170,8 +185,9 @@ def finish_long(provider: PriceProvider, query: PriceQuery, native: PriceQuery, 
     used: dict[str, str] = {}
     if query.regular_only and native.extended_hours and len(long):
         long = regular_session(long)
-    if native.adjustment != query.adjustment and len(long):
-        long, failed, used = _adjust_basket(provider, long, native, query.adjustment)
+    point = known_until(query, provider.config.today()) if query.as_of is not None else None
+    if (native.adjustment != query.adjustment or point is not None) and len(long):
+        long, failed, used = _adjust_basket(provider, long, native, query.adjustment, point)
     if native.interval != query.interval and len(long):
         long = resample_long(long, query.interval, regular=query.regular_only)
     return long, failed, used
@@ -188,10 +204,14 @@ def regular_session(long: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQuery, want: str
-                   ) -> tuple[pd.DataFrame, dict[str, ProviderError], dict[str, str]]:
+def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQuery, want: str,
+                   as_of: dt.date | None = None) -> tuple[pd.DataFrame, dict[str, ProviderError], dict[str, str]]:
     """``long`` (as ``native.adjustment``) -> ``want``, with each ticker's corporate actions from
-    the configured sources (validated against as-traded closes: :mod:`actions`)."""
+    the configured sources (validated against as-traded closes: :mod:`actions`). ``as_of``:
+    only the events with an ex-date on or before it adjust (prices as known that day); bars
+    served split-adjusted with today's splits first get the later splits undone (one factor
+    per ticker: every bar precedes them)."""
+    import numpy as np
 
     cfg = provider.config
     today = cfg.today()
@@ -201,12 +221,22 @@ def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQue
     failed: dict[str, ProviderError] = {}
     good: dict[str, actions.Actions] = {}
     used: dict[str, str] = {}
+    undo: dict[str, float] = {}  # ticker -> product of the split ratios after as_of
     for t, a in acts.items():
         if isinstance(a, ProviderError):
             failed[t] = a
         else:
-            good[t] = happened(a, today)
+            good[t] = happened(a, as_of or today)
             used[t] = a.source
+            if as_of is not None and native.adjustment == "splits":
+                later = happened(a, today).splits
+                later = later[later.index > midnight(as_of)]
+                if len(later):
+                    undo[t] = float(np.prod(later.to_numpy(dtype="float64")))
+    more_closes = _closes_by_ticker(provider, native.adjustment)
+    if undo:
+        long = _scaled(long, undo)
+        more_closes = _scaled_closes(more_closes, undo)
     splits, dividends = actions.long_events(good)
     refused: dict[str, str] = {}  # dividends not in USD, without a rate: a total return cannot use them
     if want == "total":
@@ -215,12 +245,41 @@ def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQue
             if why:
                 refused[t] = why
     out, why = adjust_long(long, native.adjustment, want, splits, dividends,
-                           daily=native.interval == "1d", more_closes=_closes_by_ticker(provider, native.adjustment),
+                           daily=native.interval == "1d", more_closes=more_closes,
                            refused=refused, exclude=set(failed))
     for t, text in why.items():
         failed[t] = DataIntegrityError(f"cannot adjust {t} to {want}: {text}; ask adjustment='raw' or 'splits', "
                                        "or put another provider first", provider=provider.name)
     return out, failed, {t: s for t, s in used.items() if t not in failed}
+
+
+def _scaled(long: pd.DataFrame, by: dict[str, float]) -> pd.DataFrame:
+    """Split-adjusted bars with the splits after an as-of date undone: prices times the
+    ticker's product of their ratios, volume divided by it."""
+    import numpy as np
+
+    from .adjust import PRICE_COLUMNS
+
+    names = long.index.get_level_values(0)
+    factor = np.asarray(names.map(lambda t: by.get(t, 1.0)), dtype="float64")
+    cols = {c: long[c].to_numpy() * factor for c in PRICE_COLUMNS}
+    cols["volume"] = long["volume"].to_numpy() / factor
+    out = long.assign(**cols)
+    out.attrs = dict(long.attrs)
+    return out
+
+
+def _scaled_closes(more_closes, by: dict[str, float]):
+    """``more_closes`` whose split-adjusted closes get the splits after as_of undone."""
+    def more(wanted):
+        got = more_closes(wanted)
+        if got is None or not len(got):
+            return got
+        import numpy as np
+
+        factor = np.asarray(got.index.get_level_values(0).map(lambda t: by.get(t, 1.0)), dtype="float64")
+        return got * factor
+    return more
 
 
 def adjust_long(long: pd.DataFrame, have: str, want: str, splits, dividends, *,

@@ -94,6 +94,13 @@ def normalize_adjustment(adjustment: Any) -> str:
     )
 
 
+def normalize_as_of(value: Any) -> dt.date | None:
+    """None (today's knowledge) or a session date, as ``start`` and ``end`` are read."""
+    if value is None:
+        return None
+    return to_date(value, "as_of")
+
+
 def is_numpy_bool(value: Any) -> bool:
     """A NumPy bool (``numpy.bool_``, named ``bool`` in NumPy 2), without importing NumPy."""
     kind = type(value)
@@ -128,6 +135,9 @@ class PriceQuery:
     #: instead of the regular one (09:30-16:00, 13:00 on half days; hourly bars from 09:30),
     #: OpenBB's name and default. Daily and longer bars are regular sessions whatever it says.
     extended_hours: bool = False
+    #: point in time: adjust only for corporate actions with an ex-date on or before this
+    #: date, as the prices were known that day (None: every event known today)
+    as_of: dt.date | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -137,8 +147,12 @@ class PriceQuery:
         set_("interval", normalize_interval(self.interval))
         set_("adjustment", normalize_adjustment(self.adjustment))
         set_("extended_hours", normalize_extended_hours(self.extended_hours))
+        set_("as_of", normalize_as_of(self.as_of))
         if self.start > self.end:
             raise InvalidQuery(f"start {self.start} is after end {self.end}: swap them (both are inclusive)")
+        if self.as_of is not None and self.end > self.as_of:
+            raise InvalidQuery(f"end {self.end} is after as_of {self.as_of}: bars after the as-of date were not known "
+                               f"then; ask end <= {self.as_of} (or leave as_of out for today's knowledge)")
         if self.start < EARLIEST_DATE:
             raise InvalidQuery(f"start {self.start} is before {EARLIEST_DATE}: no US price data exists that far back")
 
@@ -159,7 +173,8 @@ class PriceQuery:
         out = copy.copy(self)
         for k, v in changes.items():
             object.__setattr__(out, k, _NORMALISE[k](v))
-        if ("start" in changes or "end" in changes) and (out.start > out.end or out.start < EARLIEST_DATE):
+        if ("start" in changes or "end" in changes or "as_of" in changes) and (
+                out.start > out.end or out.start < EARLIEST_DATE or (out.as_of is not None and out.end > out.as_of)):
             return dataclasses.replace(self, **changes)  # the constructor's error, word for word
         return out
 
@@ -170,9 +185,10 @@ class PriceQuery:
 
     def describe(self) -> str:
         hours = " extended hours" if self.intraday and self.extended_hours else ""
-        return f"{self.ticker} {self.interval}{hours} {self.adjustment} {self.start}..{self.end}"
+        as_of = f" as of {self.as_of}" if self.as_of is not None else ""
+        return f"{self.ticker} {self.interval}{hours} {self.adjustment}{as_of} {self.start}..{self.end}"
 
 
 _NORMALISE = {"ticker": normalize_ticker, "start": lambda v: to_date(v, "start"), "end": lambda v: to_date(v, "end"),
               "interval": normalize_interval, "adjustment": normalize_adjustment,
-              "extended_hours": lambda v: normalize_extended_hours(v)}
+              "extended_hours": lambda v: normalize_extended_hours(v), "as_of": lambda v: normalize_as_of(v)}

@@ -250,13 +250,15 @@ class Ticker:
     def history(self, period: str | None = "1mo", interval: str = "1d", start: Any = None, end: Any = None,
                 prepost: bool = False, actions: bool = True, auto_adjust: bool = True, back_adjust: bool = False,
                 repair: bool = False, keepna: bool = False, proxy: Any = None, rounding: bool = False,
-                timeout: float | None = 10, raise_errors: bool = False) -> pd.DataFrame:
+                timeout: float | None = 10, raise_errors: bool = False, as_of: Any = None) -> pd.DataFrame:
         """yfinance's ``Ticker.history``: prices from the chain, adjusted as yfinance's
         (``auto_adjust=True``: splits and dividends; ``False``: splits, plus ``Adj Close``).
         Intraday: the regular session (hourly bars at 09:30 ... 15:30) unless ``prepost=True``
-        (04:00-20:00), as yfinance."""
+        (04:00-20:00), as yfinance. ``as_of`` (ours, not yfinance's): prices as known on that
+        date (only corporate actions up to it adjust; a ``period`` counts back from it)."""
         _no_repair(repair)
         extended = _prepost(prepost)
+        known = _as_of(as_of)
         for flag, value, name in ((back_adjust, False, "back_adjust=True"), (proxy, None, "proxy=")):
             if flag != value:
                 raise _not_implemented(name, f"yfinance.Ticker.history({name.rstrip('=')}...)")
@@ -264,13 +266,13 @@ class Ticker:
 
         ours = _interval(interval)
         try:
-            first, last = _range(period, start, end, self._cfg.today())
+            first, last = _range(period, start, end, _until(self._cfg.today(), known))
             bars = get_prices(self._ours, first, last, interval=ours, adjustment=_adjustment(auto_adjust, ours),
-                              config=self._cfg, extended_hours=extended)
+                              config=self._cfg, extended_hours=extended, as_of=known)
             adj = None
             if not auto_adjust:
                 adj = bars["close"] if ours in MINUTE_INTERVALS else get_prices(
-                    self._ours, first, last, interval=ours, adjustment="total", config=self._cfg)["close"]
+                    self._ours, first, last, interval=ours, adjustment="total", config=self._cfg, as_of=known)["close"]
             if start is None and (period or "1mo").lower() in ("1d", "5d"):
                 bars = _last_sessions(bars, int(period[0]))
                 adj = _last_sessions(adj.to_frame(), int(period[0]))["close"] if adj is not None else None
@@ -387,7 +389,7 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
              auto_adjust: bool = True, back_adjust: bool = False, repair: bool = False, keepna: bool = False,
              progress: bool = True, period: str | None = None, interval: str = "1d", prepost: bool = False,
              proxy: Any = None, rounding: bool = False, timeout: float | None = 10, session: Any = None,
-             multi_level_index: bool = True, config: Config | dict | None = None) -> pd.DataFrame:
+             multi_level_index: bool = True, config: Config | dict | None = None, as_of: Any = None) -> pd.DataFrame:
     """yfinance's ``download`` over the chain's basket queries: columns (``Price``,
     ``Ticker``) sorted alphabetically (``group_by="ticker"``: (``Ticker``, ``Price``), tickers
     sorted where yfinance orders them as its threads finish), a
@@ -401,6 +403,7 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
 
     _no_repair(repair)
     extended = _prepost(prepost)
+    known = _as_of(as_of)
     for flag, value, name in ((back_adjust, False, "back_adjust=True"),
                               (proxy, None, "proxy="), (session, None, "session="), (ignore_tz, None, "ignore_tz=")):
         if flag != value:
@@ -410,16 +413,16 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     symbols = _symbols(tickers)
     cfg = _config(config)
     ours = _interval(interval)
-    first, last = _range(period, start, end, cfg.today())
+    first, last = _range(period, start, end, _until(cfg.today(), known))
     by_symbol = {s: _ticker_of(s) for s in symbols}
     adjustment = _adjustment(auto_adjust, ours)
     long = get_prices(list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment=adjustment,
-                      config=cfg, errors="omit", extended_hours=extended)
+                      config=cfg, errors="omit", extended_hours=extended, as_of=known)
     adj = None
     if not auto_adjust:
         adj = long["close"] if ours in MINUTE_INTERVALS else get_prices(
             list(dict.fromkeys(by_symbol.values())), first, last, interval=ours, adjustment="total", config=cfg,
-            errors="omit")["close"]
+            errors="omit", as_of=known)["close"]
     for t, why in long.attrs.get("failed", {}).items():
         log.error("%s: %s", t, why)
     fields = ["Open", "High", "Low", "Close"] + ([] if auto_adjust else ["Adj Close"]) + ["Volume"]
@@ -507,6 +510,17 @@ class Tickers:
                         timeout=timeout, config=self._cfg, **kwargs)
 
     download = history
+
+
+def _as_of(value: Any) -> dt.date | None:
+    from .query import normalize_as_of
+
+    return normalize_as_of(value)
+
+
+def _until(today: dt.date, as_of: dt.date | None) -> dt.date:
+    """The day a ``period`` counts back from: today, or the as-of date when earlier."""
+    return today if as_of is None else min(today, as_of)
 
 
 def _adjustment(auto_adjust: bool, interval: str) -> str:

@@ -262,8 +262,10 @@ class SyntheticMarket:
         return df
 
     # -- truth --------------------------------------------------------------------
-    def factors(self, ticker: str, days: pd.DatetimeIndex, adjustment: str) -> tuple[np.ndarray, np.ndarray]:
-        """(price multiplier, volume multiplier) for bars on ``days`` (normalised, ET).
+    def factors(self, ticker: str, days: pd.DatetimeIndex, adjustment: str,
+                as_of: dt.date | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(price multiplier, volume multiplier) for bars on ``days`` (normalised, ET); with
+        ``as_of``, only the events with an ex-date on or before it (prices as known then).
 
         Written apart from :mod:`finrpt_providers.adjust` on purpose: the truth the
         providers are checked against must not share their code.
@@ -272,13 +274,18 @@ class SyntheticMarket:
         volume = np.ones(len(days))
         if adjustment == "raw":
             return price, volume
+        known = pd.Timestamp(as_of, tz=ET) if as_of is not None else None
         for ex, ratio in self.splits(ticker).items():
+            if known is not None and ex > known:
+                continue
             before = days < ex
             price[before] /= ratio
             volume[before] *= ratio
         if adjustment == "total":
             closes = self.daily(ticker)["close"]
             for ex, cash in self.dividends(ticker).items():
+                if known is not None and ex > known:
+                    continue
                 prev = closes[closes.index < ex]
                 if prev.empty:
                     continue
@@ -311,7 +318,8 @@ class SyntheticMarket:
         return resample_bars(df, interval, regular=not extended_hours)
 
     def truth(self, ticker: str, start: dt.date | str, end: dt.date | str, interval: str = "1d",
-              adjustment: str = "splits", extended_hours: bool = False) -> pd.DataFrame:
+              adjustment: str = "splits", extended_hours: bool = False,
+              as_of: dt.date | str | None = None) -> pd.DataFrame:
         """The exact bar frame a perfect provider returns for this question (intraday: the
         regular session unless ``extended_hours``, as :func:`finrpt_providers.get_prices`).
 
@@ -324,7 +332,8 @@ class SyntheticMarket:
         df = self.raw(ticker, start, end, interval, extended_hours).copy()
         if df.empty:
             return empty_bars()
-        pf, vf = self.factors(ticker, df.index.normalize(), adjustment)
+        as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+        pf, vf = self.factors(ticker, df.index.normalize(), adjustment, as_of)
         for c in ("open", "high", "low", "close", "vwap"):
             df[c] = df[c].to_numpy() * pf
         df["volume"] = df["volume"].to_numpy() * vf

@@ -72,6 +72,9 @@ class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
     extended_hours: bool = Field(default=False, description="Intraday bars of the extended session (04:00-20:00 "
                                                              "New York, hourly bars on the clock) instead of the "
                                                              "regular one (09:30-16:00, hourly bars from 09:30)")
+    as_of: dt.date | None = Field(default=None, description="Prices as known on this date: only corporate actions "
+                                                            "with an ex-date on or before it adjust (past reports, "
+                                                            "backtests); end_date must not be after it")
     include_actions: bool = Field(default=False, description="Add each bar's dividend (cash, in today's split basis) "
                                                               "and split_ratio (0 when none), as OpenBB's yfinance "
                                                               "provider does")
@@ -130,7 +133,13 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
         q.setdefault("start_date", None)
         q.setdefault("end_date", None)
         if q["end_date"] is None:
-            q["end_date"] = today
+            as_of = q.get("as_of")
+            if isinstance(as_of, str):
+                try:
+                    as_of = dt.date.fromisoformat(as_of.strip())
+                except ValueError:
+                    as_of = None  # the model's own validation names the bad value
+            q["end_date"] = min(today, as_of) if isinstance(as_of, dt.date) else today
         if q["start_date"] is None:
             q["start_date"] = q["end_date"] - dt.timedelta(days=365) if isinstance(q["end_date"], dt.date) else None
         return FinrptEquityHistoricalQueryParams(**q)
@@ -146,7 +155,7 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
             data = fp.get_prices(tickers if len(tickers) > 1 else tickers[0], query.start_date, query.end_date,
                                  interval=INTERVALS[query.interval], adjustment=query.adjustment,
                                  providers=query.providers, config=config_for(credentials), errors="omit",
-                                 extended_hours=query.extended_hours)
+                                 extended_hours=query.extended_hours, as_of=query.as_of)
         except fp.ProviderError as e:
             raise openbb_error(e) from None
         if query.include_actions and not data.empty:
@@ -203,7 +212,7 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
                 warnings.warn(f"no bars for {len(failed) - 20} more ticker(s): see the metadata's 'failed'",
                               OpenBBWarning, stacklevel=2)
         meta = {"provider": provider, "adjustment": query.adjustment, "interval": query.interval,
-                "extended_hours": query.extended_hours,
+                "extended_hours": query.extended_hours, "as_of": str(query.as_of) if query.as_of else None,
                 "sources": {t: [{k: str(v) for k, v in s.items()} for s in ss]
                             for t, ss in (data.attrs.get("sources") or {}).items()}
                 if basket else [{k: str(v) for k, v in s.items()} for s in data.attrs.get("sources", [])],
