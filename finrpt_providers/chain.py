@@ -339,8 +339,9 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
     """``df`` with the closed bars an open live stream of this process has for ``query``'s
     ticker in its session (when the query's range holds it) after ``df``'s last bar (derived to the query's interval; a bucket only when
     every minute of it has closed). Joined only when the stream's bars follow ``df`` without a
-    hole: the first streamed minute at most one minute after ``df``'s last one (or, when ``df``
-    has nothing today, at the session's first minute); else a warning says why not."""
+    hole: the first streamed minute at most one minute after the last minute ``df``'s last bar
+    covers (or, when ``df`` has nothing today, at the session's first minute); else a warning
+    says why not. ``df``'s own last bar stays as its provider gave it."""
     from .intervals import INTERVAL_MINUTES, resample_minutes
     from .live import live_bars
 
@@ -353,6 +354,7 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
     today = live.index[0].date()
     if not query.start <= today <= query.end:
         return df, sources
+    seen_until = live.index[-1] + pd.Timedelta(minutes=1)  # the stream has seen the market up to here
     if query.regular_only:  # the stream sends every hour: the answer keeps the regular session
         from .intervals import in_regular_session
 
@@ -364,7 +366,10 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
     opens, closes = calendar.session_hours(today)
     session_first = opens if query.regular_only else pd.Timestamp(today, tz=live.index.tz) + pd.Timedelta(hours=4)
     session_end = closes if query.regular_only else pd.Timestamp(today, tz=live.index.tz) + pd.Timedelta(hours=20)
-    edge = last if last is not None and last >= session_first else session_first - minute
+    width = pd.Timedelta(minutes=INTERVAL_MINUTES[query.interval])
+    # the last minute the answer's last bar covers (a 5m..1h bar ends width after its start):
+    # a bucket after it is joined only when the stream holds every one of its minutes
+    edge = last + width - minute if last is not None and last >= session_first else session_first - minute
     if live.index[0] > edge + minute and (last is None or live.index[0] > last):
         log.warning("a live stream has %s bars of %s from %s, but the answer ends at %s: the minutes between are "
                     "not known, so the stream's bars are not joined", name, query.ticker, live.index[0], edge)
@@ -378,10 +383,9 @@ def _with_live(query: PriceQuery, df: pd.DataFrame, sources: list[dict]) -> tupl
         log.warning("a live stream's bars of %s are not joined: %s", query.ticker, bad[query.ticker])
         return df, sources
     live = checked.droplevel(0)
-    width = pd.Timedelta(minutes=INTERVAL_MINUTES[query.interval])
     bars = resample_minutes(live, query.interval, regular=query.regular_only)
     ends = (bars.index + width).where(bars.index + width <= session_end, session_end)
-    bars = bars[ends <= live.index[-1] + minute]  # closed buckets only (the last one ends at the close)
+    bars = bars[ends <= seen_until]  # closed buckets only (the last one ends at the close)
     if last is not None:
         bars = bars[bars.index > last]
     if bars.empty:

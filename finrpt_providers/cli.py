@@ -85,6 +85,16 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _said(attrs: dict) -> dict[str, Any]:
+    """The session (intraday) and the as-of date (point in time) an answer says it holds."""
+    out: dict[str, Any] = {}
+    if "extended_hours" in attrs:
+        out["extended_hours"] = bool(attrs["extended_hours"])
+    if attrs.get("as_of") is not None:
+        out["as_of"] = str(attrs["as_of"])
+    return out
+
+
 def _bars_json(df) -> dict[str, Any]:
     import pandas as pd
 
@@ -100,6 +110,7 @@ def _bars_json(df) -> dict[str, Any]:
     a = df.attrs
     return {
         "ticker": a.get("ticker"), "interval": a.get("interval"), "adjustment": a.get("adjustment"),
+        **_said(a),
         "provider": a.get("provider"),
         "sources": [{k: ts(v) for k, v in s.items()} for s in a.get("sources", [])],
         "attempts": a.get("attempts", []),
@@ -386,7 +397,7 @@ def _emit_long(args: argparse.Namespace, df) -> None:
 def _basket_json(df) -> dict[str, Any]:
     from .provider import empty_bars
 
-    out = {"interval": df.attrs.get("interval"), "adjustment": df.attrs.get("adjustment"),
+    out = {"interval": df.attrs.get("interval"), "adjustment": df.attrs.get("adjustment"), **_said(df.attrs),
            "failed": df.attrs.get("failed", {}), "tickers": {}}
     for t in df.attrs.get("tickers", []):
         one = df.xs(t, level="ticker") if t in df.index.get_level_values("ticker") else empty_bars()

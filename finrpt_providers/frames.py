@@ -38,6 +38,8 @@ BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "transactions")
 FLOAT_COLUMNS = BAR_COLUMNS[:6]
 PRICE_COLUMNS = ("open", "high", "low", "close", "vwap")
 LONG_INDEX = ("ticker", "timestamp")
+#: the grid intraday bars start on (minutes; the clock's, or from the regular session's open)
+_GRID_MINUTES = {"5m": 5, "15m": 15, "30m": 30, "1h": 60}
 #: high may sit this (relative) hair below max(open, close) from rounding at the source
 _BOUND_TOLERANCE = 1e-6
 
@@ -309,11 +311,16 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
         mark(wall % DAY_NS != 0, 7)
     else:
         mark((minute < expect.hours[0]) | (minute >= expect.hours[1]) | (wall % MINUTE_NS != 0), 8)
+        width = _GRID_MINUTES.get(expect.interval, 1) * MINUTE_NS
         if expect.regular:
             from .calendar import regular_hours
 
             opens, closes = regular_hours(day)
             mark((wall < opens) | (wall >= closes), 12)
+            if width > MINUTE_NS:  # the session's grid: from its open (hourly bars at 09:30)
+                mark((wall - opens) % width != 0, 13)
+        elif width > MINUTE_NS:  # every hour: the clock's grid
+            mark(wall % width != 0, 13)
     if n > 1:
         same = (codes[1:] == codes[:-1]) & (wall[1:] == wall[:-1])
         if same.any():
@@ -413,6 +420,9 @@ _REASONS = {
     11: lambda ts, *a: f"bar {ts} is on a day the exchange had no session",
     12: lambda ts, *a: (f"bar {ts} starts outside its day's regular session, which was asked alone "
                         "(extended_hours=False)"),
+    13: lambda ts, o, h, lo, c, v, e: (f"{e.interval} bar {ts} is off the "
+                                       + ("regular session's grid (from the open: hourly bars at 09:30, 10:30 ...)"
+                                          if e.regular else f"clock's grid (every hour: {e.interval} bars on the clock)")),
 }
 
 

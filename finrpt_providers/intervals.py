@@ -70,26 +70,23 @@ def is_period(interval: str) -> bool:
     return interval in PERIOD_INTERVALS
 
 
-def base_interval(interval: str) -> str | None:
-    """What ``interval`` is derived from when not served natively (None for 1m and 1d)."""
-    if interval in PERIOD_INTERVALS:
-        return "1d"
-    if interval in MINUTE_INTERVALS and interval != "1m":
-        return "1m"
-    return None
+#: the intervals a finer one may be built from, coarsest first
+_BASES = ("30m", "15m", "5m", "1m")
 
 
-#: the bases a regular-session hour derives from (their grids hold 09:30), coarsest first
-REGULAR_HOUR_BASES = ("30m", "15m", "5m", "1m")
-
-
-def regular_base(interval: str, served) -> str | None:
-    """What a provider serving ``served`` (clock-aligned, every hour) answers a regular-session
-    ``interval`` from: ``interval`` itself when its grid holds 09:30 (``1m``..``30m``), else
-    (``1h``) the coarsest served base whose grid does; None when there is none."""
-    if interval != "1h":
-        return interval if interval in served else (base_interval(interval) if "1m" in served else None)
-    return next((b for b in REGULAR_HOUR_BASES if b in served), None)
+def derive_base(interval: str, served, regular: bool = False) -> str | None:
+    """What a provider serving ``served`` (clock-aligned bars of every hour) answers minute
+    ``interval`` from: ``interval`` itself when served (unless it is a regular-session hour,
+    whose grid starts at 09:30, off the clock), else the coarsest served interval that
+    divides it (a regular hour from 30m, 15m, 5m or 1m: their grids hold 09:30); None when
+    there is none."""
+    if interval in served and not (regular and interval == "1h"):
+        return interval
+    want = INTERVAL_MINUTES.get(interval)
+    if want is None or interval not in MINUTE_INTERVALS:
+        return None
+    return next((b for b in _BASES if b in served and INTERVAL_MINUTES[b] < want
+                 and want % INTERVAL_MINUTES[b] == 0), None)
 
 
 def in_regular_session(stamps) -> Any:

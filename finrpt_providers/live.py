@@ -37,7 +37,8 @@ today); this module owns what every live feed needs the same way:
   right cannot be told). After the gate, a stream of the regular session (the default,
   ``extended_hours=False``) keeps the bars starting inside it (09:30-16:00, half days
   from the calendar), as every intraday answer does; the others are counted in
-  ``outside_hours`` and never delivered nor filled. The ticker's bars in later frames keep flowing, and a refused
+  ``outside_hours`` and never delivered nor filled. The first bar after the close ends a
+  regular stream (its iteration stops, as after ``close()``). The ticker's bars in later frames keep flowing, and a refused
   bar never moves the ticker's last delivered start. Like a reconnect, an error event
   makes the ticker's next good bar, if it leaves a hole behind it, fill the hole first
   (so a refused minute comes from REST when REST has it; when the fill brings none of
@@ -383,6 +384,7 @@ class Stream:
         #: False: bars outside the regular session are not delivered (counted in outside_hours)
         self.extended_hours = bool(extended_hours)
         self.outside_hours = 0
+        self._session_over = False  # a regular stream ends once a bar after the close arrives
         self._step = STREAM_INTERVALS[interval]
         self._single = single
         self._config = config
@@ -678,6 +680,10 @@ class Stream:
                 if self._closed.is_set():
                     continue  # closed by the consumer: nobody will read it
                 self._deliver(item)
+                if self._session_over:
+                    log.info("stream: the regular session closed; the stream ends (extended_hours=True streams "
+                             "the after-hours bars too)")
+                    break
         except ProviderError as e:
             end = e
         except KeyboardInterrupt as e:
@@ -720,11 +726,16 @@ class Stream:
         if why:
             self._error_events(why, source)
         if not self.extended_hours and len(clean):  # the regular session, as every intraday answer
-            from .intervals import in_regular_session
+            from .calendar import regular_hours
+            from .timebase import DAY_NS, wall_ns
 
-            keep = in_regular_session(clean.index.get_level_values(1))
+            wall = wall_ns(clean.index.get_level_values(1))
+            opens, closes = regular_hours(wall // DAY_NS)
+            keep = (wall >= opens) & (wall < closes)
             if not keep.all():
                 self.outside_hours += int((~keep).sum())
+                if source == "stream" and bool((wall >= closes).any()):
+                    self._session_over = True  # a bar after the close: the regular session is over
                 clean = clean[keep]
         return clean, why
 

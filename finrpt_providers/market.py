@@ -145,6 +145,9 @@ def _plan(provider: PriceProvider, query: PriceQuery, cfg: Config) -> tuple[str 
         return None, reason
     if query.interval not in provider.intervals:
         return None, f"interval {query.interval} not served for the market (serves {', '.join(sorted(provider.intervals))})"
+    if query.regular_only and query.interval == "1h":  # fetch_market serves every hour, on the clock
+        return None, ("regular-session hourly bars start at 09:30, and a market is served in clock hours: ask "
+                      "interval='30m' or '1m' (or extended_hours=True for clock hours)")
     from .pipeline import known_until, native_adjustment
 
     point = known_until(query, cfg.today())

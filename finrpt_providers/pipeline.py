@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from . import actions, calendar, redact
 from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .frames import Expect, check_bars, closes_by_session, empty_bars, gate, long_frame, tickers_of
-from .intervals import INTERVALS, base_interval, in_regular_session, is_period, regular_base, resample_long
+from .intervals import INTERVALS, derive_base, in_regular_session, is_period, resample_long
 from .provider import PriceProvider, PriceQuery
 from .timebase import DAY_NS, from_ordinal, midnight, ordinal, wall_ns
 
@@ -49,19 +49,14 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
     interval = query.interval
     served = ", ".join(sorted(provider.intervals, key=INTERVALS.index))
     regular_native = query.regular_only and interval in provider.regular_intervals
-    if query.regular_only and not regular_native:
-        interval = regular_base(interval, provider.intervals)
+    if not regular_native:
+        interval = None if is_period(interval) else derive_base(interval, provider.intervals, query.regular_only)
         if interval is None:
-            if query.interval == "1h":
+            if query.interval == "1h" and query.regular_only and "1h" in provider.intervals:
                 return None, (f"regular-session hourly bars start at 09:30, and {provider.name} serves clock hours "
                               f"with no 30m, 15m, 5m or 1m bars to build them from (serves {served}; "
                               "extended_hours=True answers clock hours)")
             return None, f"interval {query.interval} not served (serves {served})"
-    elif interval not in provider.intervals:
-        base = base_interval(interval)
-        if is_period(interval) or base is None or base not in provider.intervals:
-            return None, f"interval {interval} not served (serves {served})"
-        interval = base
     point = known_until(query, today)
     adjustment = native_adjustment(provider, interval, query.adjustment, point_in_time=point is not None)
     if adjustment is None:

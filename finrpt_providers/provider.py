@@ -177,7 +177,9 @@ class PriceProvider:
     def fetch_market(self, start: dt.date, end: dt.date, interval: str, adjustment: str) -> pd.DataFrame:
         """Every ticker's bars on the sessions ``start``..``end`` (a native interval and
         adjustment): a long frame indexed by (``ticker``, ``timestamp``) with the bar columns.
-        Declare :attr:`serves_market` when implemented (see :mod:`finrpt_providers.market`)."""
+        Intraday: every hour (04:00-20:00), buckets on the clock; the core keeps the regular
+        session when asked. Declare :attr:`serves_market` when implemented (see
+        :mod:`finrpt_providers.market`)."""
         raise NotImplementedError
 
     def fetch_market_actions(self, since: dt.date) -> tuple[pd.Series, pd.Series]:

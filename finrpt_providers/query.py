@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import InvalidQuery
 from .intervals import MINUTE_INTERVALS, normalize_interval
-from .text import short
+from .text import shown
 from .timebase import ET
 
 ADJUSTMENTS = ("raw", "splits", "total")
@@ -112,7 +112,7 @@ def normalize_extended_hours(value: Any) -> bool:
     non-empty string is truthy: taken as is it would silently mean the opposite)."""
     if isinstance(value, bool) or is_numpy_bool(value):
         return bool(value)
-    raise InvalidQuery(f"extended_hours must be True or False, not {short(value, quote=True)}: False (the default) gives the "
+    raise InvalidQuery(f"extended_hours must be True or False, not {shown(value)}: False (the default) gives the "
                        "regular session 09:30-16:00 New York, True the extended one 04:00-20:00")
 
 

@@ -40,3 +40,9 @@ def short(text: Any, quote: bool = False) -> str:
     elif not head.isprintable():
         head = repr(head)[1:-1]
     return head if len(text) <= ECHO_LIMIT else f"{head}... ({len(text)} characters)"
+
+
+def shown(value: Any) -> str:
+    """A user's value in a message: a string in quotes, anything else as Python writes it
+    (``None``, ``1.0``), shortened when long (:func:`short`)."""
+    return short(value, quote=True) if isinstance(value, str) else short(repr(value))

@@ -31,7 +31,7 @@ from . import redact
 from .errors import InvalidQuery, ProviderError
 from .intervals import MINUTE_INTERVALS
 from .query import is_numpy_bool
-from .text import short
+from .text import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -534,7 +534,7 @@ def _prepost(prepost: Any) -> bool:
     """yfinance's ``prepost`` as our ``extended_hours`` (True, False, 0 or 1)."""
     if isinstance(prepost, bool) or is_numpy_bool(prepost) or (isinstance(prepost, int) and prepost in (0, 1)):
         return bool(prepost)
-    raise InvalidQuery(f"prepost must be True or False, not {short(prepost, quote=True)}: False (the default) gives "
+    raise InvalidQuery(f"prepost must be True or False, not {shown(prepost)}: False (the default) gives "
                        "the regular session 09:30-16:00 New York, True 04:00-20:00")
 
 

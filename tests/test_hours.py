@@ -375,6 +375,55 @@ def test_a_provider_of_clock_hours_alone_is_skipped_for_regular_hours(cfg, clock
     assert [f"{t:%H:%M}" for t in df.index] == ["09:30", "10:30", "11:30", "12:30"]
 
 
+class _OffGrid(PriceProvider):
+    """Serves 1h itself and, asked, the regular session; but its bars sit on the wrong grid: clock
+    hours for the regular session (10:00, 11:00 ...), 09:30-aligned ones for the extended."""
+    name = "off_grid"
+    intervals = frozenset({"1h", "1d"})
+    regular_intervals = frozenset({"1h"})
+    adjustments = frozenset({"splits"})
+    market = None
+
+    def fetch(self, query):
+        m = self.market
+        if query.extended_hours:  # asked every hour: sends the regular session's 09:30 grid
+            return m.truth(query.ticker, query.start, query.end, "1h", "splits", extended_hours=False)
+        clock = m.truth(query.ticker, query.start, query.end, "1h", "splits", extended_hours=True)
+        opens = pd.DatetimeIndex([fp.calendar.session_hours(d.date())[0] for d in clock.index])
+        closes = pd.DatetimeIndex([fp.calendar.session_hours(d.date())[1] for d in clock.index])
+        return clock[(clock.index >= opens) & (clock.index < closes)]  # 10:00..15:00, inside the session
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_bars_off_the_sessions_grid_fail_their_ticker(cfg, register_plugin, market, extended):
+    _OffGrid.market = market
+    register_plugin(plugin_of(_OffGrid()), name="off-grid-plugin")
+    grid = "clock's grid" if extended else "regular session's grid"
+    with pytest.raises(AllProvidersFailed, match=grid):
+        fp.get_prices("AAPL", EST_DAY, EST_DAY, interval="1h", providers=["off_grid"], config=cfg,
+                      extended_hours=extended)
+
+
+def test_a_market_of_clock_hours_is_skipped_for_regular_hours(cfg, register_plugin, market):
+    class MarketHours(PriceProvider):
+        name = "market_hours"
+        intervals = frozenset({"1h", "1d"})
+        adjustments = frozenset({"raw"})
+        serves_market = True
+
+        def fetch_market(self, start, end, interval, adjustment):
+            return fp.frames.long_frame({"AAPL": market.truth("AAPL", start, end, interval, "raw",
+                                                              extended_hours=True)})
+
+    register_plugin(plugin_of(MarketHours()), name="market-hours-plugin")
+    with pytest.raises(AllProvidersFailed, match="regular-session hourly bars start at 09:30"):
+        fp.get_market(EST_DAY, interval="1h", adjustment="raw", providers=["market_hours"], config=cfg)
+    got = fp.get_market(EST_DAY, interval="1h", adjustment="raw", providers=["market_hours"], config=cfg,
+                        extended_hours=True)
+    assert list(got.xs("AAPL", level=0).index) == list(market.truth("AAPL", EST_DAY, EST_DAY, "1h", "raw",
+                                                                        extended_hours=True).index)
+
+
 # -- 4. baskets and the whole market ---------------------------------------------------------------
 @pytest.mark.parametrize("interval", ["1m", "30m", "1h"])
 def test_a_basket_regular_and_extended(cfg, market, interval):
@@ -530,6 +579,14 @@ def test_cli_fetch_hourly_regular_and_extended(rest_env, market):
     assert [f"{t:%H:%M}" for t in ext["timestamp"]] == [f"{h:02d}:00" for h in range(4, 17)]
     np.testing.assert_allclose(ext["volume"], market.truth("AAPL", HALF, HALF, "1h", extended_hours=True)["volume"],
                                rtol=1e-9)
+    # JSON says which session it holds (one ticker and a basket)
+    for args, want in (((), False), (("--extended-hours",), True)):
+        code, out, err = run(*base[:-1], "json", *args)
+        assert code == 0, err
+        assert json.loads(out)["extended_hours"] is want
+        code, out, err = run("fetch", "AAPL", "SPY", *base[2:-1], "json", *args)
+        assert code == 0, err
+        assert json.loads(out)["extended_hours"] is want
 
 
 def test_cli_market_regular_and_extended(rest_env, market):
@@ -640,26 +697,23 @@ def test_an_extended_stream_delivers_the_pre_market(market, rest):
     _assert_truth(bars, ws, ["AAPL", "SPY"], at(HALF, "09:20"))
 
 
-def test_a_regular_stream_stops_at_a_half_days_close(market, rest):
-    """After 13:00 a regular stream delivers nothing: a bar of NVDA's 12:59 minute, sent at 13:10
-    (its only bar), is the event to wait for; AAPL's and SPY's 13:00-13:10 minutes arrived before
-    it and were counted, not delivered."""
-    with _ws(market, "12:50", tickers=("AAPL", "SPY", "NVDA")) as ws:
-        for m in pd.date_range(at(HALF, "12:50"), at(HALF, "13:09"), freq="1min"):
-            evs = ws.minute_events(f"{m:%H:%M}", ["AAPL", "SPY"])
-            ws.hostile[f"{m:%H:%M}"] = [evs] if evs else []
-        ws.hostile["13:10"] = [ws.minute_events("13:10", ["AAPL", "SPY"]) + [ws.event("NVDA", "12:59")]]
-        with stream(["AAPL", "SPY", "NVDA"], config=_stream_cfg(rest, ws)) as s:
-            bars = _read_until(s, lambda b: "NVDA" in set(b.index.get_level_values(0)))
+def test_a_regular_stream_ends_at_a_half_days_close(market, rest):
+    """The first bar after 13:00 ends a regular stream on a half day: its iteration stops (as
+    after close()), every bar delivered is of the session (12:50..12:59, equal to the truth),
+    and the post-close bar is counted in outside_hours, never delivered."""
+    with _ws(market, "12:50", tickers=("AAPL", "SPY")) as ws:
+        with stream(["AAPL", "SPY"], config=_stream_cfg(rest, ws)) as s:
+            frames, t0 = [], time.monotonic()
+            for frame in s:  # must end by itself
+                frames.append(frame)
+                assert time.monotonic() - t0 < 30, "the regular stream went on after the close"
             counted = s.outside_hours
-    after = sum(((ws.truth(t).index >= at(HALF, "13:00")) & (ws.truth(t).index <= at(HALF, "13:10"))).sum()
-                for t in ("AAPL", "SPY"))
-    assert after >= 5 and counted == after
+    bars = pd.concat(frames)
     stamps = bars.index.get_level_values(1)
-    assert stamps.max() == at(HALF, "12:59") and stamps.min() == at(HALF, "12:50")
-    nvda = bars.xs("NVDA", level=0)
-    assert list(nvda.index) == [at(HALF, "12:59")]
-    _assert_truth(bars.drop("NVDA", level=0), ws, ["AAPL", "SPY"], at(HALF, "12:50"))
+    assert stamps.min() == at(HALF, "12:50") and stamps.max() <= at(HALF, "12:59")
+    assert stamps.max() >= at(HALF, "12:58")  # the session's last minutes were delivered
+    assert counted >= 1
+    _assert_truth(bars, ws, ["AAPL", "SPY"], at(HALF, "12:50"))
 
 
 def test_an_extended_stream_goes_on_after_the_close(market, rest):
@@ -668,6 +722,28 @@ def test_an_extended_stream_goes_on_after_the_close(market, rest):
         bars = _read_until(s, lambda b: (b.index.get_level_values(1) >= at(HALF, "13:05")).sum() >= 2)
     assert (bars.index.get_level_values(1) >= at(HALF, "13:00")).sum() >= 5
     _assert_truth(bars, ws, ["AAPL", "SPY"], at(HALF, "12:55"))
+
+
+def test_hourly_answers_join_a_stream_that_starts_inside_their_last_bar(market, rest):
+    """REST knows the half day up to 11:10 (its last regular hour is 10:30, its last clock hour
+    11:00); an extended stream from 11:05 covers every later minute: the later closed hours come
+    from it, equal to the truth, in both sessions."""
+    rest.intraday_until = at(HALF, "11:10")
+    with _ws(market, "11:05", tickers=("AAPL",), speed=60.0) as ws:
+        config = _stream_cfg(rest, ws)
+        with stream(["AAPL"], config=config, extended_hours=True) as s:
+            _read_until(s, lambda b: b.index.get_level_values(1).max() >= at(HALF, "13:10"))
+            got = {ext: fp.get_prices("AAPL", HALF, HALF, interval="1h", adjustment="raw", config=config,
+                                      extended_hours=ext) for ext in (False, True)}
+    for ext, last in ((False, "12:30"), (True, "12:00")):
+        df = got[ext]
+        assert df.index[-1] >= at(HALF, last), (ext, df.index[-1])
+        assert [x["provider"] for x in df.attrs["sources"]][-1].endswith("(stream, real-time)")
+        truth = market.truth("AAPL", HALF, HALF, "1h", "raw", extended_hours=ext)
+        later = df[df.index > at(HALF, "11:00")]
+        assert len(later) and list(later.index) == [t for t in truth.index if t in later.index]
+        np.testing.assert_allclose(later["volume"], truth.loc[later.index, "volume"], rtol=1e-9)
+        np.testing.assert_allclose(later["close"], truth.loc[later.index, "close"], rtol=1e-12)
 
 
 def test_the_chain_joins_a_stream_within_the_asked_session(market, rest):
