@@ -401,7 +401,10 @@ def get_actions(ticker: str, config: Config, closes: Closes | None = None, since
     answers and passes validation. Splits after ``since`` (a Timestamp: those that adjust
     the bars at hand; None: all) are validated against ``closes``; verdicts are cached.
     UnsupportedQuery when no source is usable; the last source's error (with every
-    source's reason) when all fail."""
+    source's reason) when all fail. An index (``I:SPX``) has none: every adjustment of it is
+    the identity, asked of nobody."""
+    if ticker.startswith("I:"):
+        return no_actions(ticker)
     ready, _why = available(config)
     if not ready:
         raise UnsupportedQuery(none_available_message(config, "this adjustment"))
@@ -412,18 +415,29 @@ def get_actions_many(tickers: list[str], config: Config, closes: Closes | None =
                      ) -> dict[str, Actions | ProviderError]:
     """:func:`get_actions` for a basket: the sources chosen once; per ticker its Actions, or
     the ProviderError that ticker met (one ticker's bad data never fails the others)."""
+    out: dict[str, Actions | ProviderError] = {t: no_actions(t) for t in tickers if t.startswith("I:")}
+    tickers = [t for t in tickers if t not in out]  # indices have no corporate actions
+    if not tickers:
+        return out
     ready, _why = available(config)
     if not ready:
         e = UnsupportedQuery(none_available_message(config, "this adjustment"))
-        return {t: e for t in tickers}
+        return {**out, **{t: e for t in tickers}}
     sources = _configured(ready, config)
-    out: dict[str, Actions | ProviderError] = {}
     for t in tickers:
         try:
             out[t] = _first_valid(t, sources, closes, since)
         except ProviderError as e:
             out[t] = e
     return out
+
+
+def no_actions(ticker: str) -> Actions:
+    """No splits, no dividends (an index): adjusting it changes nothing."""
+    import pandas as pd
+
+    empty = pd.Series([], dtype="float64", index=pd.DatetimeIndex([], tz=ET))
+    return Actions(ticker, empty.rename("ratio"), empty.rename("cash"), source="")
 
 
 def _configured(ready: list[str], config: Config) -> list[tuple[str, Any]]:

@@ -13,7 +13,7 @@ way, vectorised over the whole frame (12,000 tickers cost one pass, not 12,000).
 
 What the gate checks (a Base module: it imports only :mod:`errors` and :mod:`timebase`):
 finite positive prices, high >= max(open, close, low), low <= min(open, close), finite
-non-negative volume, integral transactions, unique (ticker, timestamp), every bar on an
+non-negative volume (missing for an index, ``I:SPX``: it has none), integral transactions, unique (ticker, timestamp), every bar on an
 asked session inside the asked range and (intraday) inside the session's hours, daily
 bars at 00:00, the asked tickers only. A bad bar is its ticker's failure: that ticker's
 rows are removed and the error names the bar; the other tickers pass. Only a frame that
@@ -295,7 +295,11 @@ def _check(frame: Any, expect: Expect, provider: str | None, ticker: str | None,
         tol = _BOUND_TOLERANCE * np.abs(h)
         mark(prices_ok & ((h + tol < np.maximum(np.maximum(o, c), lo)) | (lo - tol > np.minimum(o, c))), 2)
         v = cols["volume"]
-        mark(~(np.isfinite(v) & (v >= 0)), 3)
+        volume_ok = np.isfinite(v) & (v >= 0)
+        index_codes = [k for k, t in enumerate(uniques) if isinstance(t, str) and t.startswith("I:")]
+        if index_codes:  # an index (I:SPX) has no volume: missing is its volume, never 0
+            volume_ok |= np.isnan(v) & np.isin(codes, index_codes)
+        mark(~volume_ok, 3)
         vw = cols["vwap"]
         mark(~(np.isnan(vw) | (np.isfinite(vw) & (vw > 0))), 4)
         mark(~(np.isnan(txf) | ((txf >= 0) & (txf % 1 == 0) & np.isfinite(txf))), 5)

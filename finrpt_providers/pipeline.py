@@ -31,6 +31,7 @@ from .errors import DataIntegrityError, ProviderError, UnsupportedQuery
 from .frames import Expect, check_bars, closes_by_session, empty_bars, gate, long_frame, tickers_of
 from .intervals import INTERVALS, derive_base, in_regular_session, is_period, resample_long
 from .provider import PriceProvider, PriceQuery
+from .query import is_index
 from .timebase import DAY_NS, from_ordinal, midnight, ordinal, wall_ns
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ def plan(provider: PriceProvider, query: PriceQuery, today: dt.date) -> tuple[Pr
     if adjustment is None:
         return None, (f"adjustment {query.adjustment}{f' as of {point}' if point else ''} not served at {interval}, "
                       f"and not derivable from {', '.join(sorted(provider.native_adjustments(interval))) or 'nothing'}")
-    if adjustment != query.adjustment or point is not None:
-        ready, _why = actions.available(provider.config)
+    if (adjustment != query.adjustment or point is not None) and not is_index(query.ticker):
+        ready, _why = actions.available(provider.config)  # an index has no events: nothing to ask
         if not ready:
             return None, actions.none_available_message(provider.config,
                                                         f"{query.adjustment} from {provider.name}'s {adjustment} bars")

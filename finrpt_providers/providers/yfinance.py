@@ -83,7 +83,11 @@ def _timeout(config) -> float:
 
 
 def to_yahoo_symbol(ticker: str) -> str:
-    """SIP spelling -> Yahoo's (``BRK.B`` -> ``BRK-B``)."""
+    """SIP spelling -> Yahoo's (``BRK.B`` -> ``BRK-B``); an index ``I:SPX`` -> ``^GSPC``."""
+    if ticker.startswith("I:"):
+        from ..query import YAHOO_INDICES
+
+        return next((y for y, ours in YAHOO_INDICES.items() if ours == ticker), "^" + ticker[2:])
     return ticker.replace(".", "-")
 
 
@@ -323,7 +327,8 @@ class YFinanceProvider(PriceProvider):
             "high": hist["High"].to_numpy(dtype="float64"),
             "low": hist["Low"].to_numpy(dtype="float64"),
             "close": hist["Close"].to_numpy(dtype="float64"),
-            "volume": hist["Volume"].to_numpy(dtype="float64"),
+            # an index has no volume: Yahoo's 0 (or its composite count) is not the index's
+            "volume": np.nan if query.ticker.startswith("I:") else hist["Volume"].to_numpy(dtype="float64"),
             "vwap": np.nan,
         }, index=idx)
         bars["transactions"] = pd.array([pd.NA] * len(bars), dtype="Int64")

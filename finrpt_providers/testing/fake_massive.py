@@ -251,15 +251,14 @@ class FakeMassiveREST(FakeHTTPServer):
         annual = q.get("timeframe") == "annual"
         results = []
         if ticker in self.market.specs:
-            ends = ("2025-09-30", "2024-09-30", "2023-09-30", "2022-09-30") if annual else \
-                ("2026-03-31", "2025-12-31", "2025-09-30", "2025-06-30")
+            from . import statements  # one consistent set (annual EPS = the sum of its quarters')
+
+            ends = tuple(reversed(statements.YEARS if annual else statements.QUARTERS))
+            value = statements.year if annual else statements.quarter
             for i, end in enumerate(ends):
-                grow = (1 + 0.02 * (len(ends) - 1 - i)) * (4 if annual else 1)
                 results.append({"end_date": end, "timeframe": "annual" if annual else "quarterly",
                                 "fiscal_period": "FY" if annual else f"Q{i + 1}", "tickers": [ticker],
-                                "financials": {sec: {k: {"value": round(v * (grow if not k.endswith("share") else
-                                                                         (1 + 0.02 * (len(ends) - 1 - i))), 2),
-                                                         "unit": "USD", "label": k}
+                                "financials": {sec: {k: {"value": value(k, v, end), "unit": "USD", "label": k}
                                                      for k, v in items.items()}
                                                for sec, items in self.FINANCIALS.items()}})
         return Response.json({"status": "OK", "request_id": rid, "results": results, "count": len(results)})
@@ -295,7 +294,7 @@ class FakeMassiveREST(FakeHTTPServer):
                 body["results"], body["count"] = results, len(results)
             return Response(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
         bars = pd.DataFrame()
-        if ticker in self.market.specs and not self.always_null:
+        if self.market.knows(ticker) and not self.always_null:  # stocks, ETFs and indices (I:SPX)
             whole = self.frame(ticker, interval, adjusted)
             i, j = whole.index.searchsorted(lo, "left"), whole.index.searchsorted(hi, "right")
             bars = whole.iloc[i:j]
@@ -422,4 +421,6 @@ def _results(bars: pd.DataFrame) -> list[dict]:
     for r, k in zip(out, n):
         if k == k:  # Massive omits ``n`` where it has no trade count (second bars here)
             r["n"] = int(k)
+        if r["v"] != r["v"]:  # an index: no volume, no vwap (Massive sends neither)
+            del r["v"], r["vw"]
     return out

@@ -19,6 +19,7 @@ HTML page), ``delay`` (seconds before answering a chart request), ``malformed``
 from __future__ import annotations
 
 import time
+from urllib.parse import unquote
 from fractions import Fraction
 
 import numpy as np
@@ -26,6 +27,7 @@ import pandas as pd
 
 from .. import calendar
 from ..provider import ET
+from . import statements
 from .http import FakeHTTPServer, Request, Response
 from .market import SyntheticMarket
 
@@ -66,7 +68,7 @@ class FakeYahoo(FakeHTTPServer):
             if self.malformed:
                 return Response.text('{"chart": {"result": [{"meta": {"currency": "USD"', 200,
                                      content_type="application/json")
-            return self._chart(req.path.rsplit("/", 1)[-1], req.query)
+            return self._chart(unquote(req.path.rsplit("/", 1)[-1]), req.query)
         if req.path.startswith("/ws/fundamentals-timeseries/v1/finance/timeseries/"):
             return self._timeseries(req.path.rsplit("/", 1)[-1], req.query.get("type", ""))
         if req.path.startswith("/v10/finance/quoteSummary/"):
@@ -80,8 +82,8 @@ class FakeYahoo(FakeHTTPServer):
                        "TotalAssets": 3.5e11, "StockholdersEquity": 7.4e10, "TotalDebt": 1.1e11,
                        "OperatingCashFlow": 2.8e10, "FreeCashFlow": 2.4e10, "CapitalExpenditure": -3.1e9,
                        "DilutedEPS": 1.57}
-    QUARTERS = ("2025-06-30", "2025-09-30", "2025-12-31", "2026-03-31")
-    YEARS = ("2022-09-30", "2023-09-30", "2024-09-30", "2025-09-30")
+    QUARTERS = statements.QUARTERS
+    YEARS = statements.YEARS
 
     def _timeseries(self, symbol: str, types: str) -> Response:
         ticker = symbol.replace("-", ".")
@@ -89,14 +91,14 @@ class FakeYahoo(FakeHTTPServer):
         if ticker in self.market.specs:
             scale = 1 + list(self.market.specs).index(ticker) * 0.13
             for typ in types.split(","):
-                for prefix, periods, span, times in (("quarterly", self.QUARTERS, "3M", 1), ("annual", self.YEARS, "12M", 4)):
+                for prefix, periods, span, value in (("quarterly", self.QUARTERS, "3M", statements.quarter),
+                                                     ("annual", self.YEARS, "12M", statements.year)):
                     item = typ[len(prefix):]
                     if typ.startswith(prefix) and item in self.STATEMENT_ITEMS:
-                        base = self.STATEMENT_ITEMS[item] * scale * times
-                        digits = 2 if item.endswith("EPS") else 0
+                        base = self.STATEMENT_ITEMS[item] * scale
                         values = [{"asOfDate": q, "periodType": span, "currencyCode": "USD",
-                                   "reportedValue": {"raw": round(base * (1 + 0.02 * i), digits), "fmt": ""}}
-                                  for i, q in enumerate(periods)]
+                                   "reportedValue": {"raw": value(item, base, q), "fmt": ""}}
+                                  for q in periods]
                         result.append({"meta": {"symbol": [symbol], "type": [typ]},
                                        "timestamp": [_epoch(pd.Timestamp(q, tz="UTC")) for q in periods],
                                        typ: values})
@@ -132,9 +134,9 @@ class FakeYahoo(FakeHTTPServer):
             "code": "Not Found", "description": "No data found, symbol may be delisted"}}}, 404)
 
     def _chart(self, symbol: str, q: dict[str, str]) -> Response:
-        ticker = symbol.replace("-", ".")
+        ticker = _ours(symbol)
         m = self.market
-        if ticker not in m.specs:
+        if not m.knows(ticker):
             return self._not_found()
         interval = _INTERVALS.get(q.get("interval", "1d"))
         if interval is None:
@@ -169,7 +171,8 @@ class FakeYahoo(FakeHTTPServer):
             splits_adj, bar_ts = splits_adj[keep], bar_ts[keep]
             stamps = [_epoch(t) for t in bar_ts]
             quote = {c: [float(x) for x in splits_adj[c]] for c in ("open", "high", "low", "close")}
-            quote["volume"] = [int(v) for v in np.round(splits_adj["volume"].to_numpy())]
+            # an index: Yahoo's volume is 0 (^NDX) or a composite count, never the index's own
+            quote["volume"] = [0 if v != v else int(v) for v in np.round(splits_adj["volume"].to_numpy())]
             result["timestamp"] = stamps
             result["indicators"] = {"quote": [quote]}
             if interval == "1d":
@@ -220,7 +223,7 @@ class FakeYahoo(FakeHTTPServer):
 
         return {
             "currency": "USD", "symbol": symbol, "exchangeName": "NMS", "fullExchangeName": "NasdaqGS",
-            "instrumentType": "ETF" if ticker == "SPY" else "EQUITY",
+            "instrumentType": "INDEX" if ticker.startswith("I:") else "ETF" if ticker == "SPY" else "EQUITY",
             "firstTradeDate": _epoch(pd.Timestamp(m.trading_days(ticker)[0], tz=ET)),
             "regularMarketTime": _epoch(c), "hasPrePostMarketData": True, "gmtoffset": gmt, "timezone": tzname,
             "exchangeTimezoneName": ET, "regularMarketPrice": close, "chartPreviousClose": close,
@@ -232,6 +235,15 @@ class FakeYahoo(FakeHTTPServer):
             },
             "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
         }
+
+
+def _ours(symbol: str) -> str:
+    """Yahoo's symbol -> the market's ticker (``BRK-B`` -> ``BRK.B``, ``^GSPC`` -> ``I:SPX``)."""
+    if symbol.startswith("^"):
+        from ..query import YAHOO_INDICES
+
+        return YAHOO_INDICES.get(symbol.upper(), "I:" + symbol[1:].upper())
+    return symbol.replace("-", ".")
 
 
 def _trading_periods(days: list, prepost: bool):

@@ -88,18 +88,31 @@ class SyntheticMarket:
     # -- what exists ---------------------------------------------------------------
     @property
     def tickers(self) -> list[str]:
+        """The stocks and ETFs (what the stocks flat files hold); indices are :attr:`INDICES`."""
         return list(self.specs)
+
+    #: indices (Massive's spelling) -> (the ETF they are drawn from, level per ETF dollar): an
+    #: index computes in the regular session only, has no volume and no corporate actions
+    INDICES = {"I:SPX": ("SPY", 10.0), "I:NDX": ("SPY", 32.5)}
+
+    def knows(self, ticker: str) -> bool:
+        """A stock or ETF of the market, or one of its indices."""
+        return ticker in self.specs or ticker in self.INDICES
 
     def today(self) -> dt.date:
         """The day after the last session: 'now' for fakes serving this market."""
         return self.end + dt.timedelta(days=1)
 
     def trading_days(self, ticker: str) -> list[dt.date]:
+        if ticker in self.INDICES:
+            return self.trading_days(self.INDICES[ticker][0])
         listed = self.specs[ticker].listed
         return [d for d in self.sessions if listed is None or d >= listed]
 
     def splits(self, ticker: str) -> pd.Series:
         """Split ratio by ex-date (4.0 = 4-for-1; 1/3 = 1-for-3 reverse)."""
+        if ticker in self.INDICES:
+            return pd.Series([], dtype="float64", name="ratio", index=pd.DatetimeIndex([], tz=ET))
         spec = self.specs[ticker]
         items = [(d, r) for d, r in spec.splits if self.start <= d <= self.end]
         return pd.Series([r for _, r in items], dtype="float64", name="ratio",
@@ -107,8 +120,8 @@ class SyntheticMarket:
 
     def dividends(self, ticker: str) -> pd.Series:
         """Cash dividend per share AS DECLARED (pre-split basis before a split), by ex-date."""
-        spec = self.specs[ticker]
-        if not spec.dividend:
+        spec = self.specs.get(ticker)
+        if spec is None or not spec.dividend:  # an index pays none
             return pd.Series(dtype="float64", name="cash", index=pd.DatetimeIndex([], tz=ET))
         days = self.trading_days(ticker)
         out = {}
@@ -126,7 +139,7 @@ class SyntheticMarket:
     def _split_factor(self, ticker: str, day: dt.date) -> float:
         """S(day): product of split ratios with ex-date after ``day``."""
         f = 1.0
-        for ex, r in self.specs[ticker].splits:
+        for ex, r in (self.specs[ticker].splits if ticker in self.specs else ()):
             if ex > day:
                 f *= r
         return f
@@ -151,6 +164,8 @@ class SyntheticMarket:
 
     def _minute(self, ticker: str, day: dt.date) -> pd.DataFrame:
         """Raw (as traded) 1-minute bars of one session; empty frame when none."""
+        if ticker in self.INDICES:
+            return self._index_minute(ticker, day)
         if ticker not in self.specs or day not in self._anchors[ticker] or not self.specs[ticker].minutes:
             return empty_bars()
         spec = self.specs[ticker]
@@ -207,8 +222,49 @@ class SyntheticMarket:
         df["transactions"] = pd.array(tx[sel], dtype="Int64")
         return df
 
+    def _index_minute(self, ticker: str, day: dt.date) -> pd.DataFrame:
+        """An index's minutes: its ETF's regular-session minutes times the level, every
+        minute of the session (an index ticks whether or not the ETF trades: a quiet minute
+        repeats the last level), no volume, vwap or trade count."""
+        etf, level = self.INDICES[ticker]
+        m = self.minute(etf, day)
+        if m.empty:
+            return empty_bars()
+        opens, closes = calendar.session_hours(day)
+        m = m[(m.index >= opens) & (m.index < closes)]
+        grid = pd.date_range(opens, closes - pd.Timedelta(minutes=1), freq="1min").as_unit("ns")
+        close = m["close"].reindex(grid).ffill().bfill().to_numpy() * level
+        have = m.reindex(grid)
+        o = np.where(have["open"].notna(), have["open"].to_numpy() * level, close)
+        h = np.where(have["high"].notna(), have["high"].to_numpy() * level, close)
+        lo = np.where(have["low"].notna(), have["low"].to_numpy() * level, close)
+        c = np.where(have["close"].notna(), close, close)
+        r = lambda x: np.round(x, 2)  # noqa: E731
+        o, c = r(o), r(c)
+        h, lo = np.maximum(r(h), np.maximum(o, c)), np.minimum(r(lo), np.minimum(o, c))
+        df = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": np.nan, "vwap": np.nan},
+                          index=pd.DatetimeIndex(grid, name="timestamp"))
+        df["transactions"] = pd.array([pd.NA] * len(df), dtype="Int64")
+        return df
+
     def daily(self, ticker: str) -> pd.DataFrame:
         """Raw (as traded) daily bars for the whole range."""
+        if ticker in self.INDICES:
+            if ticker not in self._daily_cache:
+                rows, stamps = [], []
+                for day in self.trading_days(ticker):
+                    m = self.minute(ticker, day)
+                    if m.empty:
+                        continue
+                    rows.append((m["open"].iloc[0], m["high"].max(), m["low"].min(), m["close"].iloc[-1]))
+                    stamps.append(pd.Timestamp(day, tz=ET))
+                df = pd.DataFrame(rows, columns=["open", "high", "low", "close"],
+                                  index=pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns"))
+                df["volume"] = np.nan
+                df["vwap"] = np.nan
+                df["transactions"] = pd.array([pd.NA] * len(df), dtype="Int64")
+                self._daily_cache[ticker] = df if len(df) else empty_bars()
+            return self._daily_cache[ticker].copy()
         if ticker not in self._daily_cache and not self.specs[ticker].minutes:
             self._daily_cache[ticker] = self._daily_only(ticker)
         if ticker not in self._daily_cache:

@@ -656,7 +656,11 @@ def results_to_bars(results: list[dict], interval: str) -> pd.DataFrame:
     try:
         t = np.fromiter((r["t"] for r in results), dtype="int64", count=len(results))
         cols = {k: np.fromiter((r[c] for r in results), dtype="float64", count=len(results))
-                for k, c in (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))}
+                for k, c in (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"))}
+        # an index has no volume (Massive sends no ``v``): missing, which the gate allows for
+        # indices only (a stock's missing volume fails it there, named)
+        cols["volume"] = np.fromiter((np.nan if r.get("v") is None else r["v"] for r in results), dtype="float64",
+                                     count=len(results))
         cols["vwap"] = np.fromiter((r.get("vw", np.nan) if r.get("vw") is not None else np.nan for r in results),
                                    dtype="float64", count=len(results))
         tx = pd.array([r.get("n") for r in results], dtype="Int64")
