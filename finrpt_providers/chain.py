@@ -61,6 +61,7 @@ class Chain:
         if is_period(query.interval):
             return self._fetch_periods(query, today)
         attempts: dict[str, list[dict[str, Any]]] = {query.ticker: []}
+        proxy: dict[str, str] = {}
         if not expected_sessions(query, today):
             # Holidays/weekends only (or entirely after today): nothing to ask anyone.
             df, sources, used = empty_bars(), [], {}
@@ -73,11 +74,15 @@ class Chain:
                     done[query.ticker] = (joined, live, {})
                     joined_live = True
             if query.ticker not in done:
+                proxy = self._by_proxy([query], attempts, today, done)
+            if query.ticker not in done:
                 raise AllProvidersFailed.from_attempts(query.describe(), attempts[query.ticker])
             df, sources, used = done[query.ticker]
             if query.intraday and not joined_live:  # once: a second join would list the stream twice
                 df, sources = _with_live(query, df, sources)
         df.attrs.clear()
+        if expected_sessions(query, today) and proxy:
+            df.attrs["proxy"] = proxy[query.ticker]
         df.attrs.update(
             ticker=query.ticker,
             interval=query.interval,
@@ -112,6 +117,7 @@ class Chain:
         ask = [q for q in queries if expected_sessions(q, today)]
         parts: list[pd.DataFrame] = []
         done = self._run(ask, self.names, attempts, today, note="", basket=True, parts=parts) if ask else {}
+        proxy = self._by_proxy([q for q in ask if q.ticker not in done], attempts, today, done)
         failed = {q.ticker: _why(attempts[q.ticker]) for q in ask if q.ticker not in done}
         if failed and errors == "raise":
             raise AllProvidersFailed(
@@ -134,10 +140,36 @@ class Chain:
                       for t in answered},
             sources={t: done[t][1] if t in done else [] for t in answered},
             actions={t: "+".join(done[t][2]) for t in sorted(done)},
+            **({"proxy": proxy} if proxy else {}),
             failed=failed,
             attempts=attempts,
         )
         return out
+
+    def _by_proxy(self, unanswered: list[PriceQuery], attempts: dict[str, list[dict[str, Any]]], today: dt.date,
+                  done: dict) -> dict[str, str]:
+        """Indices nobody could serve, answered by the fund FINRPT_INDEX_PROXIES names for them
+        (opt-in): the fund's bars under the index's name, with a warning; index -> fund for
+        ``attrs["proxy"]``. Without a proxy the index stays failed."""
+        from .query import is_index
+
+        proxies = self.config.value("FINRPT_INDEX_PROXIES") or {}
+        used: dict[str, str] = {}
+        for q in unanswered:
+            fund = proxies.get(q.ticker) if is_index(q.ticker) else None
+            if fund is None:
+                continue
+            sub_attempts: dict[str, list[dict[str, Any]]] = {fund: []}
+            sub = self._run([q.replace(ticker=fund)], self.names, sub_attempts, today,
+                            note=f"{fund} as the proxy of {q.ticker} (FINRPT_INDEX_PROXIES): ", basket=False)
+            why = _why(attempts[q.ticker])
+            attempts[q.ticker].extend(sub_attempts[fund])
+            if fund in sub:
+                done[q.ticker] = sub[fund]
+                used[q.ticker] = fund
+                log.warning("%s: no configured provider serves it (%s); answered with %s, its proxy "
+                            "(FINRPT_INDEX_PROXIES): a fund's prices, not the index's level", q.ticker, why, fund)
+        return used
 
     # -- the loop -----------------------------------------------------------------
     def _run(self, queries: list[PriceQuery], names: list[str], attempts: dict[str, list[dict[str, Any]]],

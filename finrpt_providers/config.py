@@ -17,7 +17,7 @@ from typing import Any
 from .redact import register as register_secrets
 from .errors import ConfigurationError, InvalidQuery
 
-_TYPES = ("str", "int", "float", "bool", "list", "url", "wsurl", "path", "location", "date")
+_TYPES = ("str", "int", "float", "bool", "list", "url", "wsurl", "path", "location", "date", "proxies")
 
 
 def _credentials_in_url(text: str) -> bool:
@@ -71,6 +71,7 @@ class Setting:
         what = {"int": "a whole number", "float": "a number", "bool": "true or false", "url": "an http(s) URL",
                 "wsurl": "a ws:// or wss:// URL", "location": "a path, or a URL such as s3://bucket/prefix",
                 "list": "a comma-separated list", "date": "a date YYYY-MM-DD", "path": "a path",
+                "proxies": "a comma-separated list of INDEX=TICKER (e.g. I:SPX=SPY,I:NDX=QQQ)",
                 "str": "text"}[self.type]
         return what + (" " + " and ".join(bounds) if bounds else "")
 
@@ -112,6 +113,20 @@ class Setting:
             value = low in ("1", "true", "yes", "on")
         elif self.type == "list":
             value = [p.strip() for p in text.split(",") if p.strip()]
+        elif self.type == "proxies":
+            from .errors import InvalidQuery
+            from .query import is_index, normalize_ticker
+
+            value = {}
+            for part in (p.strip() for p in text.split(",") if p.strip()):
+                index, sep, etf = part.partition("=")
+                try:
+                    index, etf = normalize_ticker(index.strip()), normalize_ticker(etf.strip())
+                except InvalidQuery as e:
+                    raise bad(f"{part!r}: {e}") from None
+                if not sep or not is_index(index) or is_index(etf):
+                    raise bad(f"{part!r} is not INDEX=TICKER (an index such as I:SPX or ^GSPC, then a fund)")
+                value[index] = etf
         elif self.type == "url":
             if not text.lower().startswith(("http://", "https://")) or len(text.split("://", 1)[1]) == 0:
                 raise bad()
@@ -179,6 +194,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
                  "(plus a second per 256 KiB of the object)"),
     Setting("FINRPT_MAX_INTRADAY_SESSIONS", "chain", "max_intraday_sessions", "int", 2520, ge=1,
             help="most sessions one intraday question may span (2520: ten years of minute bars, ~2.4M)"),
+    Setting("FINRPT_INDEX_PROXIES", "chain", "index_proxies", "proxies", "",
+            help="opt-in: a fund answering for an index no configured provider serves (I:SPX=SPY), named in "
+                 "attrs['proxy'] and a warning; empty: an index nobody serves fails"),
     Setting("FINRPT_MAX_TICKERS", "cli", "max_tickers", "int", 5000, ge=1,
             help="most distinct tickers one command takes (a --tickers-file and the command line together); "
                  "checked before any fetch (every ticker of a session: the market command, get_market)"),

@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from .config import Config
 
 log = redact.logger(__name__)
-BENCHMARK = "SPY"
+#: the S&P 500 (finrpt's fork puts SPY in this slot): the index where a provider serves it, else
+#: SPY as its proxy (FINRPT_INDEX_PROXIES, here on by default), named in stock_info["benchmark"]
+BENCHMARK = "I:SPX"
+BENCHMARK_PROXY = "SPY"
 _A_SHARE = re.compile(r"^(\d{6})(\.(SS|SZ|SH|BJ))?$", re.IGNORECASE)
 _STATEMENTS = {"stock_income": "income", "stock_balance_sheet": "balance_sheet", "stock_cash_flow": "cash_flow"}
 
@@ -107,11 +110,14 @@ class DataerMixin:
         bars = get_prices(stock_code, start, last, adjustment=adjustment, config=cfg, as_of=as_of)
         ticker = bars.attrs["ticker"]
         stock_data = to_yfinance_shape(bars, *self._actions(cfg, ticker, bars, as_of))
-        bench = get_prices(BENCHMARK, start, last, adjustment=adjustment, config=cfg, as_of=as_of)
+        bench = get_prices(BENCHMARK, start, last, adjustment=adjustment, config=_with_benchmark_proxy(cfg),
+                           as_of=as_of)
         bench_frame = benchmark_frame(bench)
         info = {"symbol": ticker, "currency": "USD", "provider": bars.attrs["provider"],
                 "adjustment": adjustment, "exchangeTimezoneName": "America/New_York",
                 **({"as_of": as_of.isoformat()} if as_of is not None else {}),
+                "benchmark": {"ticker": BENCHMARK, "proxy": bench.attrs.get("proxy"),
+                              "provider": bench.attrs.get("provider")},
                 "sources": [{k: str(v) for k, v in s.items()} for s in bars.attrs["sources"]]}
         out: dict[str, Any] = {"stock_info": info, "stock_data": stock_data}
         out.update(statements(cfg, ticker, last + dt.timedelta(days=1)))
@@ -276,6 +282,16 @@ def to_yfinance_shape(bars: pd.DataFrame, splits: pd.Series | None, dividends: p
     df["date"] = [d.date() for d in idx]  # str(datetime.date) == 'YYYY-MM-DD'
     df.attrs = {}
     return df
+
+
+def _with_benchmark_proxy(cfg: Config) -> Config:
+    """``cfg`` with SPY answering for the S&P 500 when no provider serves the index and the
+    user named no proxy of their own (finrpt's slot was SPY before indices were served)."""
+    proxies = dict(cfg.value("FINRPT_INDEX_PROXIES") or {})
+    if BENCHMARK in proxies:
+        return cfg
+    proxies[BENCHMARK] = BENCHMARK_PROXY
+    return cfg.merged({"FINRPT_INDEX_PROXIES": ",".join(f"{k}={v}" for k, v in proxies.items())})
 
 
 def benchmark_frame(bars: pd.DataFrame) -> pd.DataFrame:

@@ -27,8 +27,8 @@ EARLIEST_DATE = dt.date(1900, 1, 1)
 _TICKER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}(\.[A-Za-z0-9]{1,5})?$")
 
 
-#: Yahoo's spellings of the major US indices -> the canonical one (Massive's ``I:`` tickers)
-YAHOO_INDICES = {"^GSPC": "I:SPX", "^SPX": "I:SPX", "^NDX": "I:NDX", "^DJI": "I:DJI", "^IXIC": "I:COMP",
+#: the caret spellings of the major US indices (``^GSPC``) -> the canonical one (``I:SPX``)
+CARET_INDICES = {"^GSPC": "I:SPX", "^SPX": "I:SPX", "^NDX": "I:NDX", "^DJI": "I:DJI", "^IXIC": "I:COMP",
                  "^RUT": "I:RUT", "^VIX": "I:VIX", "^OEX": "I:OEX", "^MID": "I:MID", "^SOX": "I:SOX",
                  "^NYA": "I:NYA", "^XAX": "I:XAX"}
 _INDEX_RE = re.compile(r"^I:[A-Z0-9]{1,12}$")
@@ -42,8 +42,8 @@ def is_index(ticker: str) -> bool:
 def normalize_ticker(ticker: Any) -> str:
     """Check a US ticker and return it in SIP spelling (``brk-b`` -> ``BRK.B``); an index in
     Massive's (``I:SPX``; Yahoo's ``^GSPC`` and ``^...`` are accepted and mapped)."""
-    if isinstance(ticker, str) and ticker[:1] == "^" and ticker.upper() in YAHOO_INDICES:
-        return YAHOO_INDICES[ticker.upper()]
+    if isinstance(ticker, str) and ticker[:1] == "^" and ticker.upper() in CARET_INDICES:
+        return CARET_INDICES[ticker.upper()]
     if isinstance(ticker, str) and ticker[:2].upper() == "I:" and _INDEX_RE.match(ticker.upper()):
         return ticker.upper()
     if isinstance(ticker, str) and ticker[:1] == "^" and re.fullmatch(r"\^[A-Za-z0-9]{1,12}", ticker):
@@ -65,7 +65,7 @@ def normalize_ticker(ticker: Any) -> str:
         if re.match(r"^\d{6}(\.(SS|SZ))?$", ticker, re.IGNORECASE):
             hint = " (it looks like an A-share code; this package serves US equities only)"
         elif ticker[:1] == "^" or ticker[:2].upper() == "I:":
-            hint = " (an index is written 'I:' and letters, e.g. 'I:SPX'; Yahoo's '^GSPC' is accepted)"
+            hint = " (an index is written 'I:' and letters, e.g. 'I:SPX'; the caret spelling '^GSPC' is accepted)"
         raise InvalidQuery(
             f"ticker {ticker!r} is not a US ticker{hint}: use letters and digits, with an optional "
             "share class after one dot, e.g. 'AAPL' or 'BRK.B'"

@@ -125,6 +125,42 @@ def performance(ticker: str, start: Any, end_date: Any = None, config: Config | 
             for ts, c in bars["close"].items()]
 
 
+def relative_performance(ticker: str, benchmark: str = "I:SPX", start: Any = None, end: Any = None,
+                         config: Config | dict | None = None, as_of: Any = None) -> dict[str, Any]:
+    """``ticker`` next to ``benchmark`` (default the S&P 500, ``I:SPX``; ``^GSPC`` or a fund
+    such as ``SPY`` too) from ``start`` to ``end`` (both inclusive; ``end`` defaults to today):
+    total-return closes on the sessions both have, each rebased to 100 on the first one.
+    JSON-safe: ``{"ticker", "benchmark", "benchmark_proxy" (the fund that answered for the
+    index under FINRPT_INDEX_PROXIES, else None), "providers", "series": [{"date",
+    "close", "rebased", "benchmark_close", "benchmark_rebased"}, ...], "return",
+    "benchmark_return", "excess_return"}`` (returns in percent, 2 decimals)."""
+    from .chain import get_prices
+    from .config import resolve_config
+    from .errors import InvalidQuery
+
+    cfg = resolve_config(config)
+    if start is None:
+        raise InvalidQuery("relative_performance needs a start date (YYYY-MM-DD)")
+    last = end if end is not None else cfg.today()
+    mine = get_prices(ticker, start, last, adjustment="total", config=cfg, as_of=as_of)
+    bench = get_prices(benchmark, start, last, adjustment="total", config=cfg, as_of=as_of)
+    both = mine.index.intersection(bench.index)
+    out: dict[str, Any] = {"ticker": mine.attrs.get("ticker", ticker), "benchmark": bench.attrs.get("ticker", benchmark),
+                           "benchmark_proxy": bench.attrs.get("proxy"),
+                           "providers": {"ticker": mine.attrs.get("provider"), "benchmark": bench.attrs.get("provider")},
+                           "series": [], "return": None, "benchmark_return": None, "excess_return": None}
+    if not len(both):
+        return out
+    a, b = mine["close"].loc[both], bench["close"].loc[both]
+    a0, b0 = float(a.iloc[0]), float(b.iloc[0])
+    out["series"] = [{"date": str(ts.date()), "close": prompt_price(x), "rebased": round(float(x) / a0 * 100.0, 2),
+                      "benchmark_close": prompt_price(y), "benchmark_rebased": round(float(y) / b0 * 100.0, 2)}
+                     for ts, x, y in zip(both, a.to_numpy(), b.to_numpy())]
+    ra, rb = (float(a.iloc[-1]) / a0 - 1) * 100, (float(b.iloc[-1]) / b0 - 1) * 100
+    out.update({"return": round(ra, 2), "benchmark_return": round(rb, 2), "excess_return": round(ra - rb, 2)})
+    return out
+
+
 def _amount(v: float, per_share: bool) -> str:
     if per_share:
         return f"{v:.2f}"
@@ -152,4 +188,4 @@ def statement_text(frame: pd.DataFrame, title: str = "") -> str:
     return "\n".join(lines)
 
 
-__all__ = ["key_data", "performance", "statement_text", "prompt_price"]
+__all__ = ["key_data", "performance", "relative_performance", "statement_text", "prompt_price"]

@@ -55,8 +55,10 @@ def test_yf_method_returns_finrpts_dict(cfg, market):
     bench = fin["sp500_stock_data"]
     assert list(bench.columns[:2]) == ["date", "open"] and "close" in bench
     assert str(bench["date"].iloc[-1]) == "2025-12-19"
-    np.testing.assert_allclose(bench["close"], market.truth("SPY", "2025-11-10", "2025-12-19", "1d", "total")["close"],
+    # the S&P 500 itself where a provider serves it (no proxy), its level not a fund's price
+    np.testing.assert_allclose(bench["close"], market.truth("I:SPX", "2025-11-10", "2025-12-19", "1d", "total")["close"],
                                rtol=1e-12)
+    assert fin["stock_info"]["benchmark"]["ticker"] == "I:SPX" and fin["stock_info"]["benchmark"]["proxy"] is None
 
 
 def test_predictor_lines_and_pickle(cfg):

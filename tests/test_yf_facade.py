@@ -11,6 +11,7 @@ import pytest
 from finrpt_providers import yf as ours
 from finrpt_providers.config import Config
 from finrpt_providers.errors import InvalidQuery
+from finrpt_providers.testing import statements
 from finrpt_providers.providers.yfinance import _session_by_base, _yfinance_scope
 from tests.conftest import report_flatfiles
 
@@ -140,7 +141,7 @@ def test_statements_from_massive_when_it_comes_first(ycfg, rest, fake_yahoo):
     assert q.loc["Total Revenue", "2025-06-30"] == 9.1e10 and q.loc["Diluted EPS", "2026-03-31"] == 1.66
     y = t.balance_sheet
     assert list(y.index) == ["Total Assets", "Total Liabilities Net Minority Interest", "Stockholders Equity"]
-    assert y.loc["Total Assets", "2022-09-30"] == 4 * 3.5e11
+    assert y.loc["Total Assets", "2022-09-30"] == statements.year("assets", 3.5e11, "2022-09-30")  # a stock: Q4's
     assert list(t.quarterly_cashflow.index) == ["Operating Cash Flow"]
     # and the order is the configuration's: yfinance first gives Yahoo's frames
     yahoo_first = ours.Ticker("AAPL", config=cfg.merged({"FINRPT_STATEMENTS_PROVIDERS": "yfinance,massive_rest"}))

@@ -85,9 +85,9 @@ def _timeout(config) -> float:
 def to_yahoo_symbol(ticker: str) -> str:
     """SIP spelling -> Yahoo's (``BRK.B`` -> ``BRK-B``); an index ``I:SPX`` -> ``^GSPC``."""
     if ticker.startswith("I:"):
-        from ..query import YAHOO_INDICES
+        from ..query import CARET_INDICES
 
-        return next((y for y, ours in YAHOO_INDICES.items() if ours == ticker), "^" + ticker[2:])
+        return next((y for y, ours in CARET_INDICES.items() if ours == ticker), "^" + ticker[2:])
     return ticker.replace(".", "-")
 
 

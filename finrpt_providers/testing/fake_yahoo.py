@@ -240,9 +240,9 @@ class FakeYahoo(FakeHTTPServer):
 def _ours(symbol: str) -> str:
     """Yahoo's symbol -> the market's ticker (``BRK-B`` -> ``BRK.B``, ``^GSPC`` -> ``I:SPX``)."""
     if symbol.startswith("^"):
-        from ..query import YAHOO_INDICES
+        from ..query import CARET_INDICES
 
-        return YAHOO_INDICES.get(symbol.upper(), "I:" + symbol[1:].upper())
+        return CARET_INDICES.get(symbol.upper(), "I:" + symbol[1:].upper())
     return symbol.replace("-", ".")
 
 

@@ -148,13 +148,13 @@ class MassiveFlatFilesProvider(PriceProvider):
     requires = ("boto3", "pyarrow")
     description = "Massive S3 flat files via a local Parquet store (S3 key pair; as traded)"
 
-    @property
     def cannot_serve(self, query: PriceQuery, today: dt.date) -> str | None:
         if query.ticker.startswith("I:"):  # the stocks files hold no index
             return ("indices are in Massive's us_indices flat files, which are not mirrored here (not every plan "
                     "includes them): massive_rest or yfinance serve them")
         return super().cannot_serve(query, today)
 
+    @property
     def workers(self) -> int:
         return self.config.value("MASSIVE_FLATFILES_WORKERS")
 
