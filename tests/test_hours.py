@@ -14,6 +14,7 @@ the live stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import io
 import json
@@ -287,33 +288,29 @@ def test_the_yfinance_provider_asks_yahoo_for_the_session_natively(yf_config, fa
                 assert {t.minute for t in df.index} == ({0} if ext else {30})
 
 
-class _RegularLiar(PriceProvider):
+class _EveryHour(PriceProvider):
+    """Sends every hour (clock-aligned) whatever it is asked; records the questions."""
+    adjustments = frozenset({"splits"})
+    market = None
+    asked: ClassVar[list] = []
+
+    def fetch(self, query):
+        type(self).asked.append(query)
+        return self.market.truth(query.ticker, query.start, query.end, query.interval, query.adjustment,
+                                 extended_hours=True)
+
+
+class _RegularLiar(_EveryHour):
     """Says it serves the regular session itself at 1m, but sends every hour."""
     name = "regular_liar"
     intervals = frozenset({"1m", "1d"})
     regular_intervals = frozenset({"1m"})
-    adjustments = frozenset({"splits"})
-    market = None
-    asked: ClassVar[list] = []
-
-    def fetch(self, query):
-        type(self).asked.append(query)
-        return self.market.truth(query.ticker, query.start, query.end, query.interval, query.adjustment,
-                                 extended_hours=True)
 
 
-class _ClockHours(PriceProvider):
+class _ClockHours(_EveryHour):
     """Serves 1h bars on the clock only, nothing finer."""
     name = "clock_hours"
     intervals = frozenset({"1h", "1d"})
-    adjustments = frozenset({"splits"})
-    market = None
-    asked: ClassVar[list] = []
-
-    def fetch(self, query):
-        type(self).asked.append(query)
-        return self.market.truth(query.ticker, query.start, query.end, query.interval, query.adjustment,
-                                 extended_hours=True)
 
 
 @pytest.fixture
@@ -650,6 +647,17 @@ def _stream_cfg(rest, ws, **extra) -> Config:
                        environ={})
 
 
+@contextlib.contextmanager
+def _streaming(market, rest, start: str, until: str, tickers=("AAPL",)):
+    """An extended AAPL stream of the half day replayed from ``start``, read until a bar at or
+    after ``until``, left open: the config whose answers may join it."""
+    with _ws(market, start, tickers=tickers) as ws:
+        config = _stream_cfg(rest, ws)
+        with stream(["AAPL"], config=config, extended_hours=True) as s:
+            _read_until(s, lambda b: b.index.get_level_values(1).max() >= at(HALF, until))
+            yield config
+
+
 def _read_until(s, done, timeout=30.0) -> pd.DataFrame:
     """Frames until ``done(bars so far)`` (bounded in time)."""
     frames, t0 = [], time.monotonic()
@@ -750,15 +758,12 @@ def test_the_chain_joins_a_stream_within_the_asked_session(market, rest):
     """Today is the half day; REST knows it up to 12:40 (a delayed plan). An extended stream from
     12:35 runs past the close: a regular answer ends at 12:59, an extended one goes on."""
     rest.intraday_until = at(HALF, "12:40")
-    with _ws(market, "12:35") as ws:
-        config = _stream_cfg(rest, ws)
-        with stream(["AAPL"], config=config, extended_hours=True) as s:
-            _read_until(s, lambda b: b.index.get_level_values(1).max() >= at(HALF, "13:06"))
-            reg = fp.get_prices("AAPL", HALF, HALF, interval="1m", adjustment="raw", config=config)
-            ext = fp.get_prices("AAPL", HALF, HALF, interval="1m", adjustment="raw", config=config,
-                                extended_hours=True)
-            five = fp.get_prices("AAPL", HALF, HALF, interval="5m", adjustment="raw", config=config)
-            hour = fp.get_prices("AAPL", HALF, HALF, interval="1h", adjustment="raw", config=config)
+    with _streaming(market, rest, "12:35", "13:06", ("AAPL", "SPY")) as config:
+        reg = fp.get_prices("AAPL", HALF, HALF, interval="1m", adjustment="raw", config=config)
+        ext = fp.get_prices("AAPL", HALF, HALF, interval="1m", adjustment="raw", config=config,
+                            extended_hours=True)
+        five = fp.get_prices("AAPL", HALF, HALF, interval="5m", adjustment="raw", config=config)
+        hour = fp.get_prices("AAPL", HALF, HALF, interval="1h", adjustment="raw", config=config)
     truth = market.truth("AAPL", HALF, HALF, "1m", "raw")
     pdt.assert_frame_equal(reg[COLS[:5]], truth[COLS[:5]], rtol=1e-12, check_freq=False)
     assert reg.index[-1] == at(HALF, "12:59")
@@ -792,13 +797,10 @@ def test_a_regular_answer_of_a_pre_market_only_provider_comes_from_the_stream(ma
     """REST knows today up to 09:25 (pre-market only): the regular answer is the stream's, from 09:30;
     the extended one is REST's pre-market joined with the stream's bars after it."""
     rest.intraday_until = at(HALF, "09:25")
-    with _ws(market, "09:20", tickers=("AAPL",)) as ws:
-        config = _stream_cfg(rest, ws)
-        with stream(["AAPL"], config=config, extended_hours=True) as s:
-            _read_until(s, lambda b: b.index.get_level_values(1).max() >= at(HALF, "09:41"))
-            reg = fp.get_prices("AAPL", HALF, HALF, interval="1m", adjustment="raw", config=config)
-            ext = fp.get_prices("AAPL", HALF, HALF, interval="5m", adjustment="raw", config=config,
-                                extended_hours=True)
+    with _streaming(market, rest, "09:20", "09:41") as config:
+        reg = fp.get_prices("AAPL", HALF, HALF, interval="1m", adjustment="raw", config=config)
+        ext = fp.get_prices("AAPL", HALF, HALF, interval="5m", adjustment="raw", config=config,
+                            extended_hours=True)
     assert reg.index[0] == at(HALF, "09:30") and reg.index[-1] >= at(HALF, "09:40")
     assert {src["provider"] for src in reg.attrs["sources"]} == {"massive_rest (stream, real-time)"}
     truth = market.truth("AAPL", HALF, HALF, "1m", "raw")
