@@ -112,7 +112,7 @@ class Chain:
         if is_period(q0.interval):
             start, end = _widened(q0)
             daily = self.fetch_many([q.replace(interval="1d", start=start, end=end) for q in queries], errors)
-            return _periods_of_basket(daily, q0.interval, today)
+            return _periods_of_basket(daily, q0.interval, min(today, q0.as_of) if q0.as_of is not None else today)
         attempts: dict[str, list[dict[str, Any]]] = {q.ticker: [] for q in queries}
         ask = [q for q in queries if expected_sessions(q, today)]
         parts: list[pd.DataFrame] = []
@@ -583,5 +583,5 @@ def _fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.
     if is_period(query.interval):
         start, end = _widened(query)
         return resample_periods(_fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg),
-                                query.interval, today)
+                                query.interval, min(today, query.as_of) if query.as_of is not None else today)
     return pipeline.fetch(provider, query, today)

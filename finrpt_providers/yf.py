@@ -278,7 +278,7 @@ class Ticker:
                 adj = _last_sessions(adj.to_frame(), int(period[0]))["close"] if adj is not None else None
             splits = dividends = None
             if actions and len(bars):
-                splits, dividends = self._events(bars)
+                splits, dividends = self._events(bars, known)
         except ProviderError as e:
             if raise_errors:
                 raise
@@ -293,7 +293,10 @@ class Ticker:
                          actions=bars.attrs.get("actions", ""))
         return out
 
-    def _events(self, bars: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
+    def _events(self, bars: pd.DataFrame, as_of: dt.date | None = None
+                ) -> tuple[pd.Series | None, pd.Series | None]:
+        """The events on the bars' sessions, and the splits that set the basis of the Dividends
+        column: every split known today, or (``as_of``) those known then, as the prices are."""
         from .actions import available, closes_from, get_actions, happened
         from .timebase import session_days
 
@@ -301,7 +304,7 @@ class Ticker:
             log.info("%s: no corporate-actions source: Dividends and Stock Splits are zero", self.ticker)
             return None, None
         acts = happened(get_actions(self._ours, self._cfg, closes_from(self._cfg),
-                                    since=session_days(bars.index[:1])[0]), self._cfg.today())
+                                    since=session_days(bars.index[:1])[0]), _until(self._cfg.today(), as_of))
         return acts.splits, acts.dividends
 
     def _all_events(self):
@@ -431,6 +434,9 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     daily = ours not in MINUTE_INTERVALS
     naive = pd.DatetimeIndex(stamps).tz_localize(None).as_unit("s" if daily else "us")
     index = pd.DatetimeIndex(sorted(set(naive)), name="Date" if daily else "Datetime")
+    if start is None and (period or "1mo").lower() in ("1d", "5d"):  # the n most recent sessions, as history
+        days = index.normalize()
+        index = index[days.isin(days.unique()[-int(period[0]):])]
     def columns_of(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
         """ticker -> that column on the naive index."""
         t_level = frame.index.get_level_values("ticker")
@@ -451,7 +457,7 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     if actions:
         fields = [*fields, "Dividends", "Stock Splits"]
         for sym in sorted(symbols):
-            for f, col in _actions_columns(long, by_symbol[sym], ours, cfg, index).items():
+            for f, col in _actions_columns(long, by_symbol[sym], ours, cfg, index, known).items():
                 parts[(f, sym)] = col
     out = pd.DataFrame(parts, index=index)
     out.columns = pd.MultiIndex.from_tuples(list(out.columns), names=["Price", "Ticker"])
@@ -469,8 +475,8 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     return out
 
 
-def _actions_columns(long: pd.DataFrame, ticker: str, interval: str, cfg: Config, index: pd.DatetimeIndex
-                     ) -> dict[str, pd.Series]:
+def _actions_columns(long: pd.DataFrame, ticker: str, interval: str, cfg: Config, index: pd.DatetimeIndex,
+                     as_of: dt.date | None = None) -> dict[str, pd.Series]:
     """``download(actions=True)``'s Dividends and Stock Splits of ``ticker`` on the naive
     ``index``: as ``history`` gives them (on the session's first row, dividends in today's
     split basis), NaN on rows where the ticker has no bar."""
@@ -481,7 +487,7 @@ def _actions_columns(long: pd.DataFrame, ticker: str, interval: str, cfg: Config
         return {f: pd.Series(float("nan"), index=index) for f in ("Dividends", "Stock Splits")}
     bars = long.xs(ticker, level="ticker")
     t = Ticker(ticker, config=cfg)
-    splits, dividends = t._events(bars)
+    splits, dividends = t._events(bars, as_of)
     frame = _yahoo_frame(bars, interval, None, True, splits, dividends)
     frame.index = pd.DatetimeIndex(frame.index).tz_localize(None).as_unit(index.unit)
     return {f: frame[f].reindex(index) for f in ("Dividends", "Stock Splits")}

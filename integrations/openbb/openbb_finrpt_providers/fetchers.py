@@ -75,7 +75,8 @@ class FinrptEquityHistoricalQueryParams(EquityHistoricalQueryParams):
     as_of: dt.date | None = Field(default=None, description="Prices as known on this date: only corporate actions "
                                                             "with an ex-date on or before it adjust (past reports, "
                                                             "backtests); end_date must not be after it")
-    include_actions: bool = Field(default=False, description="Add each bar's dividend (cash, in today's split basis) "
+    include_actions: bool = Field(default=False, description="Add each bar's dividend (cash, in the bars' split "
+                                                              "basis: today's, or as_of's) "
                                                               "and split_ratio (0 when none), as OpenBB's yfinance "
                                                               "provider does")
 
@@ -165,7 +166,7 @@ class FinrptEquityHistoricalFetcher(Fetcher[FinrptEquityHistoricalQueryParams, l
                      else [data.attrs.get("ticker")])
             events = {}
             for t in names:
-                acts, _cfg = _actions(t, credentials)
+                acts, _cfg = _actions(t, credentials, query.as_of)
                 events[t] = ({ex.date(): float(r) for ex, r in acts.splits.items()},
                              {ex.date(): float(c) for ex, c in served_dividends(acts).items()})
             data.attrs["events"] = events
@@ -228,15 +229,18 @@ class FinrptHistoricalSplitsData(HistoricalSplitsData):
     pass
 
 
-def _actions(symbol: str, credentials: dict[str, str] | None):
+def _actions(symbol: str, credentials: dict[str, str] | None, as_of: dt.date | None = None):
+    """The symbol's events known today, or (``as_of``) known then: the dividends' split basis
+    is then that date's, as the bars beside them are."""
     import finrpt_providers as fp
     from finrpt_providers.actions import get_actions
 
     cfg = config_for(credentials)
     from finrpt_providers.actions import closes_from, happened
 
+    known = cfg.today() if as_of is None else min(cfg.today(), as_of)
     try:  # a split listed twice is resolved against as-traded closes, as get_prices resolves it
-        return happened(get_actions(symbol, cfg, closes_from(cfg)), cfg.today()), cfg
+        return happened(get_actions(symbol, cfg, closes_from(cfg)), known), cfg
     except fp.ProviderError as e:
         raise openbb_error(e) from None
 
