@@ -199,64 +199,69 @@ class Chain:
                     record(q.ticker, name, "skipped", f"no provider named {name!r} is installed "
                            f"(installed: {', '.join(sorted(reg)) or 'none'})")
                 continue
-            try:  # the pre-call checks are the plugin's code too: a bug there is its failure
-                provider = guard(entry.provider, "configured()", entry.provider.configured, self.config)
-                native, reason = guard(provider, "its capability checks", pipeline.plan, provider, pending[0], today)
-            except ProviderError as e:
-                for q in pending:
-                    record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
-                continue
-            if native is None:
-                for q in pending:
-                    record(q.ticker, name, "skipped", reason or "cannot serve")
-                continue
-            natives = [q.replace(interval=native.interval, adjustment=native.adjustment,
-                                 extended_hours=native.extended_hours) for q in pending]
-            answers = _call(provider, natives)
             still = []
-            if not isinstance(answers, dict):  # one long frame for the basket: checked and adjusted at once
-                try:
-                    long, answers = pipeline.finish_basket(provider, pending, natives, answers, today)
+            # a plan per kind of ticker (an index is not a stock: a provider may serve one and not
+            # the other), each kind asked at once
+            for group in _kinds(pending):
+                try:  # the pre-call checks are the plugin's code too: a bug there is its failure
+                    provider = guard(entry.provider, "configured()", entry.provider.configured, self.config)
+                    native, reason = guard(provider, "its capability checks", pipeline.plan, provider, group[0], today)
                 except ProviderError as e:
-                    long, answers = None, {q.ticker: e for q in pending}
-                except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
-                    log.debug("provider %s raised", name, exc_info=e)
-                    long, answers = None, {q.ticker: ProviderError(f"unexpected {type(e).__name__}: {e}",
-                                                                   provider=name) for q in pending}
-                if long is not None and len(long):
-                    answers.update(self._take_long(long, pending, name, names[i + 1:], attempts, today, done,
-                                                   parts, record))
-            for q, nq in zip(pending, natives):
-                got = answers[q.ticker]
-                if got is _TAKEN:
+                    for q in group:
+                        record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                    still.extend(group)  # the next provider is asked
                     continue
-                try:
-                    if isinstance(got, BaseException):
-                        raise got
-                    df = got.frame if isinstance(got, pipeline.Finished) else pipeline.finish(provider, q, nq, got)
-                except InvalidQuery as e:
-                    if not basket:
-                        raise
-                    record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
-                    continue  # the question itself is refused: no other provider is asked
-                except ProviderError as e:
-                    record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
-                    still.append(q)
+                if native is None:
+                    for q in group:
+                        record(q.ticker, name, "skipped", reason or "cannot serve")
+                    still.extend(group)
                     continue
-                except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
-                    log.debug("provider %s raised", name, exc_info=e)
-                    what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
-                    record(q.ticker, name, "failed", f"unexpected {what}")
-                    still.append(q)
-                    continue
-                if df.empty:
-                    record(q.ticker, name, "empty", f"no bars for {q.describe()}")
-                    still.append(q)
-                    continue
-                used = df.attrs.get("actions", "")
-                record(q.ticker, name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
-                       + (f" (adjusted with corporate actions from {used})" if used else ""))
-                done[q.ticker] = self._stitch(q, df, name, used, names[i + 1:], attempts, today, basket)
+                natives = [q.replace(interval=native.interval, adjustment=native.adjustment,
+                                     extended_hours=native.extended_hours) for q in group]
+                answers = _call(provider, natives)
+                if not isinstance(answers, dict):  # one long frame for the basket: checked and adjusted at once
+                    try:
+                        long, answers = pipeline.finish_basket(provider, group, natives, answers, today)
+                    except ProviderError as e:
+                        long, answers = None, {q.ticker: e for q in group}
+                    except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
+                        log.debug("provider %s raised", name, exc_info=e)
+                        long, answers = None, {q.ticker: ProviderError(f"unexpected {type(e).__name__}: {e}",
+                                                                       provider=name) for q in group}
+                    if long is not None and len(long):
+                        answers.update(self._take_long(long, group, name, names[i + 1:], attempts, today, done,
+                                                       parts, record))
+                for q, nq in zip(group, natives):
+                    got = answers[q.ticker]
+                    if got is _TAKEN:
+                        continue
+                    try:
+                        if isinstance(got, BaseException):
+                            raise got
+                        df = got.frame if isinstance(got, pipeline.Finished) else pipeline.finish(provider, q, nq, got)
+                    except InvalidQuery as e:
+                        if not basket:
+                            raise
+                        record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                        continue  # the question itself is refused: no other provider is asked
+                    except ProviderError as e:
+                        record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                        still.append(q)
+                        continue
+                    except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
+                        log.debug("provider %s raised", name, exc_info=e)
+                        what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+                        record(q.ticker, name, "failed", f"unexpected {what}")
+                        still.append(q)
+                        continue
+                    if df.empty:
+                        record(q.ticker, name, "empty", f"no bars for {q.describe()}")
+                        still.append(q)
+                        continue
+                    used = df.attrs.get("actions", "")
+                    record(q.ticker, name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
+                           + (f" (adjusted with corporate actions from {used})" if used else ""))
+                    done[q.ticker] = self._stitch(q, df, name, used, names[i + 1:], attempts, today, basket)
             pending = still
         return done
 
@@ -333,6 +338,15 @@ class Chain:
 
 
 _TAKEN = object()  # a ticker of a long basket answer already done
+
+
+def _kinds(queries: list[PriceQuery]) -> list[list[PriceQuery]]:
+    """``queries`` as groups planned alike: the stocks and funds, then the indices."""
+    from .query import is_index
+
+    stocks = [q for q in queries if not is_index(q.ticker)]
+    indices = [q for q in queries if is_index(q.ticker)]
+    return [g for g in (stocks, indices) if g]
 
 
 def _call(provider: PriceProvider, natives: list[PriceQuery]) -> dict[str, Any] | pd.DataFrame:

@@ -70,7 +70,8 @@ def key_data(ticker: str, end_date: Any = None, config: Config | dict | None = N
         "currency": info.get("currency", "USD"),
         "last_close": prompt_price(close),
         "high_52w": prompt_price(year["high"].max()), "low_52w": prompt_price(year["low"].min()),
-        "avg_volume_6m": int(round(float(half["volume"].mean()))),
+        # an index has no volume: None, not a number made up
+        "avg_volume_6m": None if half["volume"].isna().all() else int(round(float(half["volume"].mean()))),
         "shares_outstanding": int(round(shares)) if shares else None,
         "market_cap": int(round(close * shares)) if shares else int(round(cap)) if cap else None,
         "provider": year.attrs["provider"],

@@ -57,8 +57,16 @@ def _config(config: Config | dict | None) -> Config:
 
 
 def _ticker_of(symbol: str) -> str:
-    """Yahoo's spelling -> ours: share classes with a dot (``BRK-B`` -> ``BRK.B``)."""
+    """Yahoo's spelling -> ours: share classes with a dot (``BRK-B`` -> ``BRK.B``), indices as
+    ``I:`` (``^GSPC`` -> ``I:SPX``)."""
     s = symbol.strip().upper()
+    if s.startswith(("^", "I:")):
+        from .query import normalize_ticker
+
+        try:
+            return normalize_ticker(s)
+        except InvalidQuery:
+            return s  # the chain's own error names it
     head, _, tail = s.rpartition("-")
     return f"{head}.{tail}" if head and len(tail) == 1 and tail.isalpha() else s
 
@@ -121,7 +129,8 @@ def _yahoo_frame(bars: pd.DataFrame, interval: str, adj_close: pd.Series | None,
                             "Low": bars["low"].to_numpy(), "Close": bars["close"].to_numpy()}
     if adj_close is not None:
         cols["Adj Close"] = adj_close.reindex(bars.index).to_numpy()
-    cols["Volume"] = np.rint(bars["volume"].to_numpy()).astype("int64")
+    # an index has no volume (NaN here): yfinance shows 0
+    cols["Volume"] = np.rint(np.nan_to_num(bars["volume"].to_numpy(), nan=0.0)).astype("int64")
     out = pd.DataFrame(cols, index=idx)
     if actions:
         div = np.zeros(len(out))

@@ -72,7 +72,7 @@ class FakeYahoo(FakeHTTPServer):
         if req.path.startswith("/ws/fundamentals-timeseries/v1/finance/timeseries/"):
             return self._timeseries(req.path.rsplit("/", 1)[-1], req.query.get("type", ""))
         if req.path.startswith("/v10/finance/quoteSummary/"):
-            return self._quote_summary(req.path.rsplit("/", 1)[-1])
+            return self._quote_summary(unquote(req.path.rsplit("/", 1)[-1]))
         if req.path == "/v7/finance/quote":
             return self._quote(req.query.get("symbols", ""))
         return Response.text("ok")  # fc.yahoo.com, consent pages...
@@ -105,15 +105,16 @@ class FakeYahoo(FakeHTTPServer):
         return Response.json({"timeseries": {"result": result, "error": None}})
 
     def _info(self, symbol: str) -> dict:
-        ticker = symbol.replace("-", ".")
+        ticker = _ours(symbol)
         close = float(self.market.daily(ticker)["close"].iloc[-1])
-        return {"symbol": symbol, "currency": "USD", "quoteType": "ETF" if ticker == "SPY" else "EQUITY",
+        kind = "INDEX" if ticker.startswith("I:") else "ETF" if ticker == "SPY" else "EQUITY"
+        return {"symbol": symbol, "currency": "USD", "quoteType": kind,
                 "exchangeTimezoneName": ET, "exchangeTimezoneShortName": "EDT", "exchange": "NMS",
                 "shortName": f"{ticker} (synthetic)", "longName": f"{ticker} synthetic test security",
                 "regularMarketPrice": close, "previousClose": close, "financialCurrency": "USD"}
 
     def _quote_summary(self, symbol: str) -> Response:
-        if symbol.replace("-", ".") not in self.market.specs:
+        if not self.market.knows(_ours(symbol)):
             return Response.json({"quoteSummary": {"result": None, "error": {
                 "code": "Not Found", "description": f"Quote not found for symbol: {symbol}"}}}, 404)
         info = self._info(symbol)
@@ -125,7 +126,7 @@ class FakeYahoo(FakeHTTPServer):
         }], "error": None}})
 
     def _quote(self, symbols: str) -> Response:
-        known = [s for s in symbols.split(",") if s.replace("-", ".") in self.market.specs]
+        known = [s for s in unquote(symbols).split(",") if self.market.knows(_ours(s))]
         return Response.json({"quoteResponse": {"result": [self._info(s) for s in known], "error": None}})
 
     @staticmethod
