@@ -317,6 +317,6 @@ def validate_bars(df: pd.DataFrame, query: PriceQuery | None = None, provider: s
         expect = Expect(EARLIEST_DATE, dt.date(9999, 12, 31), None)
         ticker = str(df.attrs.get("ticker") or "bars") if hasattr(df, "attrs") else "bars"
     else:
-        expect = Expect(query.start, query.end, query.interval)
+        expect = Expect(query.start, query.end, query.interval, regular=query.regular_only)
         ticker = query.ticker
     return check_bars(df, expect, ticker, provider)
