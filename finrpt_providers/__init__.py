@@ -7,6 +7,10 @@
 
 from __future__ import annotations
 
+from . import compat as _compat
+
+_compat.check()  # a broken numpy/pyarrow pair fails here, naming both and the fix (not deep in a fetch)
+
 from .actions import corporate_actions as get_actions
 from .company import get_info, get_statements
 from .chain import get_prices

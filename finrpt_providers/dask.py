@@ -302,6 +302,7 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     after it), as ``get_prices``. Runs on ``client`` (or
     the current default client; without one, dask's local scheduler)."""
     require()
+    import dask
     import dask.dataframe as dd
 
     from . import calendar
@@ -352,7 +353,10 @@ def read_bars(dataset: str, start: Any, end: Any, tickers: list[str] | None = No
     interval = "1d" if per_year else "1m"
     parts = [(name, source.name, dataset, ds, tickers, interval, adjustment, prepared, extended)
              for ds in groups.values()]
-    out = dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
+    # the partitions keep the core's own column types, as get_market's frame has them: dask would
+    # otherwise turn the object tickers of pandas 2 into string[pyarrow] (pandas 3's are str already)
+    with dask.config.set({"dataframe.convert-string": False}):
+        out = dd.from_map(_partition, parts, meta=_meta(), label=f"finrpt-read-{dataset}", enforce_metadata=False)
     # a dask DataFrame has no attrs of its own: these sit on the returned object (not on frames
     # derived from it), as get_market's do on its frame
     object.__setattr__(out, "attrs", {"adjustment": adjustment, "failed": failed, "actions": src,

@@ -11,7 +11,8 @@ Prices (``history``, ``download``, ``fast_info``'s prices) come from the configu
 from the corporate-actions sources, and what only some sources have (``info``, the
 statements) from the first provider in the chain that serves it, with a log line saying
 which. Frames have yfinance 1.x's exact shape: ``history``'s index ``Date`` (daily,
-seconds) or ``Datetime`` (intraday, microseconds) in New York time, columns
+seconds on pandas 3) or ``Datetime`` (intraday, microseconds on pandas 3; nanoseconds for
+both on pandas 2, as yfinance's there) in New York time, columns
 ``Open High Low Close Volume Dividends "Stock Splits"`` (``Adj Close`` with
 ``auto_adjust=False``), ``Volume`` int64 (rounded to whole shares, as Yahoo's),
 ``end`` exclusive. ``attrs`` carry our provenance (``provider``, ``sources``).
@@ -44,6 +45,18 @@ log = redact.logger(__name__)
 INTERVALS = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "60m": "1h", "1h": "1h", "1d": "1d",
              "1wk": "1wk", "1mo": "1mo", "3mo": "3mo"}
 PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
+
+
+def _unit(daily: bool) -> str:
+    """The datetime unit of yfinance's index under the installed pandas, made as yfinance
+    makes it: daily rows from dates (pandas 3: ``s``), intraday rows and dividend/split
+    events from Unix seconds (pandas 3: ``us``); pandas 2 gives ``ns`` to both."""
+    import numpy as np
+    import pandas as pd
+
+    if daily:
+        return pd.to_datetime([dt.date(2000, 1, 3)]).unit
+    return pd.to_datetime(np.array([0]), unit="s").unit
 
 
 def _not_implemented(what: str, instead: str) -> NotImplementedError:
@@ -124,7 +137,7 @@ def _yahoo_frame(bars: pd.DataFrame, interval: str, adj_close: pd.Series | None,
     import pandas as pd
 
     daily = interval not in MINUTE_INTERVALS
-    idx = pd.DatetimeIndex(bars.index).as_unit("s" if daily else "us").rename("Date" if daily else "Datetime")
+    idx = pd.DatetimeIndex(bars.index).as_unit(_unit(daily)).rename("Date" if daily else "Datetime")
     cols: dict[str, Any] = {"Open": bars["open"].to_numpy(), "High": bars["high"].to_numpy(),
                             "Low": bars["low"].to_numpy(), "Close": bars["close"].to_numpy()}
     if adj_close is not None:
@@ -183,7 +196,7 @@ def _empty_history(interval: str, auto_adjust: bool, actions: bool) -> pd.DataFr
     daily = INTERVALS.get(interval, interval) not in MINUTE_INTERVALS
     cols = ["Open", "High", "Low", "Close"] + ([] if auto_adjust else ["Adj Close"]) + ["Volume"]
     cols += ["Dividends", "Stock Splits"] if actions else []
-    idx = pd.DatetimeIndex([], dtype=f"datetime64[{'s' if daily else 'us'}, America/New_York]",
+    idx = pd.DatetimeIndex([], dtype=f"datetime64[{_unit(daily)}, America/New_York]",
                            name="Date" if daily else "Datetime")
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "Volume" else "float64") for c in cols}, index=idx)
 
@@ -343,7 +356,7 @@ class Ticker:
         idx = d.index.union(s.index)
         out = pd.DataFrame({"Dividends": d.reindex(idx, fill_value=0.0),
                             "Stock Splits": s.reindex(idx, fill_value=0.0)}, index=idx)
-        out.index = out.index.normalize().rename("Date")  # yfinance's actions sit on the session's row
+        out.index = out.index.normalize().as_unit(_unit(True)).rename("Date")  # on the session's row, as yfinance's
         return out
 
     @staticmethod
@@ -352,7 +365,7 @@ class Ticker:
 
         # yfinance 1.x keeps Yahoo's event time: the session's open, 09:30 New York
         idx = pd.DatetimeIndex(index).normalize() + pd.Timedelta(hours=9, minutes=30)
-        return pd.Series([float(v) for v in values], index=idx.as_unit("s").rename("Date"), name=name,
+        return pd.Series([float(v) for v in values], index=idx.as_unit(_unit(False)).rename("Date"), name=name,
                          dtype="float64")
 
     @property
@@ -441,7 +454,7 @@ def download(tickers: str | Sequence[str], start: Any = None, end: Any = None, a
     src = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
     stamps = long.index.get_level_values("timestamp")
     daily = ours not in MINUTE_INTERVALS
-    naive = pd.DatetimeIndex(stamps).tz_localize(None).as_unit("s" if daily else "us")
+    naive = pd.DatetimeIndex(stamps).tz_localize(None).as_unit(_unit(daily))
     index = pd.DatetimeIndex(sorted(set(naive)), name="Date" if daily else "Datetime")
     if start is None and (period or "1mo").lower() in ("1d", "5d"):  # the n most recent sessions, as history
         days = index.normalize()

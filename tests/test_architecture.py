@@ -27,7 +27,7 @@ PLUGIN_LIST = "finrpt_providers.plugins"  # loads the built-in providers by name
 PUBLIC = "finrpt_providers"  # __init__: re-exports the core (and the finrpt surface, lazily)
 # The bottom of the core: modules that import nothing of the package but each other.
 BASE = ("errors", "redact", "timebase", "calendar", "query", "frames", "adjust", "intervals", "deadline",
-        "hookspecs", "text")
+        "hookspecs", "text", "compat")
 
 
 def module_name(path: Path, root: Path) -> str:

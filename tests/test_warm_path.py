@@ -60,7 +60,7 @@ def test_merging_by_ticker_ranges_equals_a_full_sort(tmp_path, monkeypatch, step
     truth[replaced] = normalise(again, D)
     want = _sorted(pa.concat_tables(truth.values()))
     path = tmp_path / "p" / "_merged" / "d" / "year=2025" / "data.parquet"
-    got = pq.read_table(path).replace_schema_metadata(None)
+    got = pq.read_table(path, partitioning=None).replace_schema_metadata(None)  # the file (pyarrow < 25: +year=)
     assert got.num_rows == want.num_rows and got.equals(want)
     assert pq.ParquetFile(path).metadata.row_group(0).num_rows <= 1024
     # and the store answers from it

@@ -64,6 +64,7 @@ def test_actions_dividends_and_splits_equal_yfinance(ycfg, fake_yahoo):
     for attr in ("dividends", "splits", "actions"):
         want = real(fake_yahoo, lambda yf, _s, a=attr: getattr(yf.Ticker("NVDA"), a))
         got = getattr(t, attr)
+        assert got.index.dtype == want.index.dtype, attr  # the unit yfinance's pandas gives (s/us/ns)
         if isinstance(want, pd.Series):
             pdt.assert_series_equal(got, want, check_freq=False, check_index_type=False, rtol=1e-9)
         else:

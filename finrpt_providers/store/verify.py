@@ -225,7 +225,7 @@ def migrate_year(store: Engine, dataset: str, year: int) -> None:
         year_file = ydir / "data.parquet"
         if ds.per_year and year_file.exists():
             try:
-                t = pq.read_table(year_file)
+                t = pq.read_table(year_file, partitioning=None)  # the file alone (pyarrow < 25 adds year=)
                 local = session_dates(t, ds.time)
                 for d, r in sorted(days.items()):
                     rows = t.filter(pc.equal(local, pa.scalar(d, pa.date32())))
