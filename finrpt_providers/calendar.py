@@ -6,7 +6,7 @@ import bisect
 import datetime as dt
 from functools import lru_cache
 
-from .timebase import ET, wall_today as today_et  # noqa: F401 (the one ET, the one wall clock)
+from .timebase import DAY_NS, ET, from_ordinal, wall_today as today_et  # noqa: F401 (the one ET, the one wall clock)
 
 
 @lru_cache(maxsize=4)
@@ -59,7 +59,6 @@ def session_hours(day: dt.date):
     return cal.session_open(ts).tz_convert(ET), cal.session_close(ts).tz_convert(ET)
 
 
-
 @lru_cache(maxsize=4)
 def _hours_table(first_year: int):
     """(session day ordinals, regular open, regular close as New York wall-clock ns since
@@ -67,7 +66,7 @@ def _hours_table(first_year: int):
     import numpy as np
 
     cal = _calendar(first_year)
-    day = np.asarray(cal.sessions.asi8, dtype=np.int64) // (86_400 * 10**9)
+    day = np.asarray(cal.sessions.asi8, dtype=np.int64) // DAY_NS
     wall = lambda s: np.asarray(s.dt.tz_convert(ET).dt.tz_localize(None).astype("M8[ns]").astype(np.int64))  # noqa: E731
     return day, wall(cal.opens), wall(cal.closes)
 
@@ -82,12 +81,10 @@ def regular_hours(days):
     days = np.asarray(days, dtype=np.int64)
     if not len(days):
         return days.copy(), days.copy()
-    first = (EPOCH_DATE + dt.timedelta(days=int(days.min()))).year
+    first = from_ordinal(int(days.min())).year
     table, opens, closes = _hours_table(min(1990, first))
     at = np.clip(np.searchsorted(table, days), 0, max(len(table) - 1, 0))
     hit = table[at] == days if len(table) else np.zeros(len(days), dtype=bool)
-    start = days * (86_400 * 10**9)
+    start = days * DAY_NS
     return np.where(hit, opens[at], start), np.where(hit, closes[at], start)
 
-
-EPOCH_DATE = dt.date(1970, 1, 1)

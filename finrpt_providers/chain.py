@@ -99,7 +99,7 @@ class Chain:
     def _fetch_periods(self, query: PriceQuery, today: dt.date) -> pd.DataFrame:
         start, end = _widened(query)
         return resample_periods(self.fetch(query.replace(interval="1d", start=start, end=end)), query.interval,
-                                min(today, query.as_of) if query.as_of is not None else today)
+                                _known_day(query, today))
 
     # -- a basket ---------------------------------------------------------------------
     def fetch_many(self, queries: list[PriceQuery], errors: str = "raise") -> pd.DataFrame:
@@ -112,7 +112,7 @@ class Chain:
         if is_period(q0.interval):
             start, end = _widened(q0)
             daily = self.fetch_many([q.replace(interval="1d", start=start, end=end) for q in queries], errors)
-            return _periods_of_basket(daily, q0.interval, min(today, q0.as_of) if q0.as_of is not None else today)
+            return _periods_of_basket(daily, q0.interval, _known_day(q0, today))
         attempts: dict[str, list[dict[str, Any]]] = {q.ticker: [] for q in queries}
         ask = [q for q in queries if expected_sessions(q, today)]
         parts: list[pd.DataFrame] = []
@@ -203,67 +203,74 @@ class Chain:
             # a plan per kind of ticker (an index is not a stock: a provider may serve one and not
             # the other), each kind asked at once
             for group in _kinds(pending):
-                try:  # the pre-call checks are the plugin's code too: a bug there is its failure
-                    provider = guard(entry.provider, "configured()", entry.provider.configured, self.config)
-                    native, reason = guard(provider, "its capability checks", pipeline.plan, provider, group[0], today)
-                except ProviderError as e:
-                    for q in group:
-                        record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
-                    still.extend(group)  # the next provider is asked
-                    continue
-                if native is None:
-                    for q in group:
-                        record(q.ticker, name, "skipped", reason or "cannot serve")
-                    still.extend(group)
-                    continue
-                natives = [q.replace(interval=native.interval, adjustment=native.adjustment,
-                                     extended_hours=native.extended_hours) for q in group]
-                answers = _call(provider, natives)
-                if not isinstance(answers, dict):  # one long frame for the basket: checked and adjusted at once
-                    try:
-                        long, answers = pipeline.finish_basket(provider, group, natives, answers, today)
-                    except ProviderError as e:
-                        long, answers = None, {q.ticker: e for q in group}
-                    except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
-                        log.debug("provider %s raised", name, exc_info=e)
-                        long, answers = None, {q.ticker: ProviderError(f"unexpected {type(e).__name__}: {e}",
-                                                                       provider=name) for q in group}
-                    if long is not None and len(long):
-                        answers.update(self._take_long(long, group, name, names[i + 1:], attempts, today, done,
-                                                       parts, record))
-                for q, nq in zip(group, natives):
-                    got = answers[q.ticker]
-                    if got is _TAKEN:
-                        continue
-                    try:
-                        if isinstance(got, BaseException):
-                            raise got
-                        df = got.frame if isinstance(got, pipeline.Finished) else pipeline.finish(provider, q, nq, got)
-                    except InvalidQuery as e:
-                        if not basket:
-                            raise
-                        record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
-                        continue  # the question itself is refused: no other provider is asked
-                    except ProviderError as e:
-                        record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
-                        still.append(q)
-                        continue
-                    except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
-                        log.debug("provider %s raised", name, exc_info=e)
-                        what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
-                        record(q.ticker, name, "failed", f"unexpected {what}")
-                        still.append(q)
-                        continue
-                    if df.empty:
-                        record(q.ticker, name, "empty", f"no bars for {q.describe()}")
-                        still.append(q)
-                        continue
-                    used = df.attrs.get("actions", "")
-                    record(q.ticker, name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
-                           + (f" (adjusted with corporate actions from {used})" if used else ""))
-                    done[q.ticker] = self._stitch(q, df, name, used, names[i + 1:], attempts, today, basket)
+                self._ask(entry, name, names[i + 1:], group, still, attempts, today, done, parts, record, basket)
             pending = still
         return done
+
+    def _ask(self, entry, name: str, later: list[str], group: list[PriceQuery], still: list[PriceQuery],
+             attempts: dict[str, list[dict[str, Any]]], today: dt.date, done: dict, parts: list | None, record,
+             basket: bool) -> None:
+        """One provider asked for one kind of ticker (see :meth:`_run`): the answered go to
+        ``done`` (stitched from the ``later`` providers), the others to ``still``."""
+        try:  # the pre-call checks are the plugin's code too: a bug there is its failure
+            provider = guard(entry.provider, "configured()", entry.provider.configured, self.config)
+            native, reason = guard(provider, "its capability checks", pipeline.plan, provider, group[0], today)
+        except ProviderError as e:
+            for q in group:
+                record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+            still.extend(group)  # the next provider is asked
+            return
+        if native is None:
+            for q in group:
+                record(q.ticker, name, "skipped", reason or "cannot serve")
+            still.extend(group)
+            return
+        natives = [q.replace(interval=native.interval, adjustment=native.adjustment,
+                             extended_hours=native.extended_hours) for q in group]
+        answers = _call(provider, natives)
+        if not isinstance(answers, dict):  # one long frame for the basket: checked and adjusted at once
+            try:
+                long, answers = pipeline.finish_basket(provider, group, natives, answers, today)
+            except ProviderError as e:
+                long, answers = None, {q.ticker: e for q in group}
+            except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
+                log.debug("provider %s raised", name, exc_info=e)
+                long, answers = None, {q.ticker: ProviderError(f"unexpected {type(e).__name__}: {e}",
+                                                               provider=name) for q in group}
+            if long is not None and len(long):
+                answers.update(self._take_long(long, group, name, later, attempts, today, done,
+                                               parts, record))
+        for q, nq in zip(group, natives):
+            got = answers[q.ticker]
+            if got is _TAKEN:
+                continue
+            try:
+                if isinstance(got, BaseException):
+                    raise got
+                df = got.frame if isinstance(got, pipeline.Finished) else pipeline.finish(provider, q, nq, got)
+            except InvalidQuery as e:
+                if not basket:
+                    raise
+                record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                continue  # the question itself is refused: no other provider is asked
+            except ProviderError as e:
+                record(q.ticker, name, "failed", f"{type(e).__name__}: {e}")
+                still.append(q)
+                continue
+            except (Exception, SystemExit) as e:  # a provider bug (or exit) must not take the chain down
+                log.debug("provider %s raised", name, exc_info=e)
+                what = f"exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+                record(q.ticker, name, "failed", f"unexpected {what}")
+                still.append(q)
+                continue
+            if df.empty:
+                record(q.ticker, name, "empty", f"no bars for {q.describe()}")
+                still.append(q)
+                continue
+            used = df.attrs.get("actions", "")
+            record(q.ticker, name, "ok", f"{len(df)} bars {df.index[0]} .. {df.index[-1]}"
+                   + (f" (adjusted with corporate actions from {used})" if used else ""))
+            done[q.ticker] = self._stitch(q, df, name, used, later, attempts, today, basket)
 
     def _take_long(self, long: pd.DataFrame, pending: list[PriceQuery], name: str, later: list[str],
                    attempts: dict[str, list[dict[str, Any]]], today: dt.date, done: dict, parts: list | None,
@@ -496,6 +503,11 @@ def _periods_of_basket(daily: pd.DataFrame, interval: str, today: dt.date) -> pd
     return out
 
 
+def _known_day(query: PriceQuery, today: dt.date) -> dt.date:
+    """The day a period's ``partial_last`` is judged against: today, or the as-of date."""
+    return today if query.as_of is None else min(today, query.as_of)
+
+
 def _widened(query: PriceQuery) -> tuple[dt.date, dt.date]:
     """The range grown to whole periods, never past ``as_of`` (a period running on the as-of
     date ends at its last session then, as one running today does)."""
@@ -597,5 +609,5 @@ def _fetch_one(provider, query: PriceQuery, config: Config | None = None) -> pd.
     if is_period(query.interval):
         start, end = _widened(query)
         return resample_periods(_fetch_one(provider, query.replace(interval="1d", start=start, end=end), cfg),
-                                query.interval, min(today, query.as_of) if query.as_of is not None else today)
+                                query.interval, _known_day(query, today))
     return pipeline.fetch(provider, query, today)

@@ -121,7 +121,8 @@ def _when(value: Any, provider: str, what: str, *, optional: bool = False):
     if value is None and optional:
         return None
     try:
-        if isinstance(value, bool) or value is None or (isinstance(value, float) and not math.isfinite(value)):
+        # a number is no date (pandas would read 20240331 as nanoseconds after 1970)
+        if value is None or isinstance(value, numbers.Number):
             raise ValueError
         ts = pd.Timestamp(value)
         if ts is pd.NaT:
@@ -261,8 +262,8 @@ def _value(raw: Any, unit: Any, f: _Filing, frame_currency: str | None) -> tuple
 
     if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, numbers.Real):
         return None, f"not a number ({type(raw).__name__})", None
-    x = float(raw)
-    if not math.isfinite(x):
+    x = _finite(raw)
+    if x is None:
         return None, "not a finite number", None
     named = _currency(unit)
     if isinstance(unit, str) and unit.strip() and named is None:  # "shares", "pure": no currency
@@ -276,10 +277,19 @@ def _value(raw: Any, unit: Any, f: _Filing, frame_currency: str | None) -> tuple
     rate = f.fx.get(cur)
     if rate is None:
         return None, f"in {cur}, not USD, and the source gives no rate", None
-    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real) or not (
-            math.isfinite(float(rate)) and float(rate) > 0):
+    fx = None if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real) else _finite(rate)
+    if fx is None or fx <= 0:
         return None, f"in {cur}, and the source's rate {_shown(rate)} is not a positive number", None
-    return x * float(rate), "", cur
+    return x * fx, "", cur
+
+
+def _finite(v: Any) -> float | None:
+    """``v`` as a finite float, or None (inf, NaN, or an int too large for a float: 10**400)."""
+    try:
+        x = float(v)
+    except (OverflowError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def normalise_statements(got: Any, provider: str, frequency: str, *, ticker: str = "") -> dict[str, "pd.DataFrame"]:

@@ -257,8 +257,9 @@ def resample_long(long: pd.DataFrame, interval: str, regular: bool = False) -> p
     wall = np.asarray(stamps.tz_localize(None).asi8)
     if regular:
         from .calendar import regular_hours
+        from .timebase import DAY_NS
 
-        origin, _close = regular_hours(wall // (86_400 * 10**9))
+        origin, _close = regular_hours(wall // DAY_NS)
         bucket = origin + (wall - origin) // width * width
     else:
         bucket = wall - wall % width

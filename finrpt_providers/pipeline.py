@@ -94,9 +94,7 @@ def native_adjustment(provider: PriceProvider, interval: str, want: str, point_i
     (or splits, whose later splits the core undoes). The one place this choice is made (one
     ticker, baskets and markets)."""
     native = provider.native_adjustments(interval)
-    if point_in_time and want != "raw":
-        return next((a for a in ("raw", "splits") if a in native), None)
-    if want in native:
+    if want in native and not (point_in_time and want != "raw"):
         return want
     return next((a for a in ("raw", "splits") if a in native), None)
 
@@ -131,7 +129,7 @@ def finish(provider: PriceProvider, query: PriceQuery, native: PriceQuery, frame
     bars = check_bars(frame, expect(native, [query.ticker]), query.ticker, provider.name)
     if native.adjustment == query.adjustment and native.interval == query.interval \
             and native.extended_hours == query.extended_hours \
-            and known_until(query, provider.config.today() if provider.config else query.end) is None:
+            and known_until(query, provider.config.today()) is None:
         bars.attrs = {"actions": ""}
         return bars  # nothing to derive: the checked frame as it is (the warm path)
     long, failed, used = finish_long(provider, query, native, long_frame({query.ticker: bars}))
@@ -181,7 +179,7 @@ def finish_long(provider: PriceProvider, query: PriceQuery, native: PriceQuery, 
     used: dict[str, str] = {}
     if query.regular_only and native.extended_hours and len(long):
         long = regular_session(long)
-    point = known_until(query, provider.config.today()) if query.as_of is not None else None
+    point = known_until(query, provider.config.today())
     if (native.adjustment != query.adjustment or point is not None) and len(long):
         long, failed, used = _adjust_basket(provider, long, native, query.adjustment, point)
     if native.interval != query.interval and len(long):
@@ -249,15 +247,21 @@ def _adjust_basket(provider: PriceProvider, long: pd.DataFrame, native: PriceQue
     return out, failed, {t: s for t, s in used.items() if t not in failed}
 
 
+def _per_row(names, by: dict[str, float]):
+    """Each row's factor from ``by`` (ticker -> factor, 1 for the others): one lookup per
+    ticker, not per row (a market is millions of rows)."""
+    import numpy as np
+
+    codes, uniques = names.factorize()
+    return np.array([by.get(t, 1.0) for t in uniques], dtype="float64")[codes]
+
+
 def _scaled(long: pd.DataFrame, by: dict[str, float]) -> pd.DataFrame:
     """Split-adjusted bars with the splits after an as-of date undone: prices times the
     ticker's product of their ratios, volume divided by it."""
-    import numpy as np
-
     from .adjust import PRICE_COLUMNS
 
-    names = long.index.get_level_values(0)
-    factor = np.asarray(names.map(lambda t: by.get(t, 1.0)), dtype="float64")
+    factor = _per_row(long.index.get_level_values(0), by)
     cols = {c: long[c].to_numpy() * factor for c in PRICE_COLUMNS}
     cols["volume"] = long["volume"].to_numpy() / factor
     out = long.assign(**cols)
@@ -271,10 +275,7 @@ def _scaled_closes(more_closes, by: dict[str, float]):
         got = more_closes(wanted)
         if got is None or not len(got):
             return got
-        import numpy as np
-
-        factor = np.asarray(got.index.get_level_values(0).map(lambda t: by.get(t, 1.0)), dtype="float64")
-        return got * factor
+        return got * _per_row(got.index.get_level_values(0), by)
     return more
 
 

@@ -25,6 +25,8 @@ an empty frame and an ERROR log line (``raise_errors=True`` raises our error ins
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,7 @@ INTERVALS = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "60m": "1h", "1
 PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
 
 
+@functools.lru_cache(maxsize=2)
 def _unit(daily: bool) -> str:
     """The datetime unit of yfinance's index under the installed pandas, made as yfinance
     makes it: daily rows from dates (pandas 3: ``s``), intraday rows and dividend/split
@@ -560,7 +563,8 @@ def _adjustment(auto_adjust: bool, interval: str) -> str:
 
 def _prepost(prepost: Any) -> bool:
     """yfinance's ``prepost`` as our ``extended_hours`` (True, False, 0 or 1)."""
-    if isinstance(prepost, bool) or is_numpy_bool(prepost) or (isinstance(prepost, int) and prepost in (0, 1)):
+    if isinstance(prepost, bool) or is_numpy_bool(prepost) or (
+            isinstance(prepost, numbers.Integral) and prepost in (0, 1)):  # a NumPy int too
         return bool(prepost)
     raise InvalidQuery(f"prepost must be True or False, not {shown(prepost)}: False (the default) gives "
                        "the regular session 09:30-16:00 New York, True 04:00-20:00")
